@@ -1,0 +1,80 @@
+//! The `autoflow` command line: subcommands and their flags, each flag also readable from env.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+use secrecy::SecretString;
+
+use crate::config::{Config, Limits};
+
+/// Autoflow: serves HTTP routes and runs tasks from sandboxed wasm plugins.
+#[derive(Debug, Parser)]
+#[command(name = "autoflow", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Load the plugins and serve HTTP until interrupted.
+    Serve(ServeArgs),
+    /// Apply database migrations and exit.
+    Migrate(DatabaseArgs),
+}
+
+/// Where the database is.
+#[derive(Debug, Args)]
+pub struct DatabaseArgs {
+    /// Directory for local state (the embedded SQLite database lives here).
+    #[arg(long = "data", env = "AUTOFLOW_DATA", default_value = "data")]
+    pub data_dir: PathBuf,
+
+    /// PostgreSQL (`postgres://…`) or SQLite (`sqlite://…`) URL; unset = `<data>/autoflow.db`.
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<SecretString>,
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "AUTOFLOW_LISTEN", default_value = "127.0.0.1:3000")]
+    pub listen: SocketAddr,
+
+    /// Directory with one sub-directory per plugin, as `cargo xtask build-plugins` lays them out.
+    #[arg(long = "plugins", env = "AUTOFLOW_PLUGINS", default_value = "dist/plugins")]
+    pub plugins_dir: PathBuf,
+
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+
+    /// Largest request body accepted, in bytes.
+    #[arg(long, env = "AUTOFLOW_MAX_BODY_BYTES", default_value_t = Limits::default().max_body_bytes)]
+    pub max_body_bytes: usize,
+
+    /// Longest a plugin may run for one request, in milliseconds.
+    #[arg(long, env = "AUTOFLOW_REQUEST_TIMEOUT_MS", default_value_t = 30_000)]
+    pub request_timeout_ms: u64,
+
+    /// Most plugin instances alive at once (the instance pool's size).
+    #[arg(long, env = "AUTOFLOW_MAX_INSTANCES", default_value_t = Limits::default().max_instances)]
+    pub max_instances: u32,
+}
+
+impl From<ServeArgs> for Config {
+    fn from(args: ServeArgs) -> Self {
+        Config {
+            listen: args.listen,
+            plugins_dir: args.plugins_dir,
+            data_dir: args.database.data_dir,
+            database_url: args.database.database_url,
+            limits: Limits {
+                max_body_bytes: args.max_body_bytes,
+                request_timeout: Duration::from_millis(args.request_timeout_ms),
+                max_instances: args.max_instances,
+            },
+        }
+    }
+}

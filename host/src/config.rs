@@ -1,0 +1,56 @@
+//! Typed configuration of a host process: where it listens, where plugins and data live, which
+//! database it uses and the limits it enforces. Built from the command line and `AUTOFLOW_*` env.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use secrecy::SecretString;
+
+/// Everything `autoflow serve` needs to start.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Address the HTTP server binds; port 0 picks a free one.
+    pub listen: SocketAddr,
+    /// Directory holding one sub-directory per plugin (`plugin.toml` + `plugin.wasm`).
+    pub plugins_dir: PathBuf,
+    /// Directory for local state: the embedded SQLite database, later keys and caches.
+    pub data_dir: PathBuf,
+    /// The database to use; `None` selects the embedded SQLite file under `data_dir`.
+    pub database_url: Option<SecretString>,
+    pub limits: Limits,
+}
+
+/// Limits applied to every request and plugin call.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Largest request body accepted, in bytes; larger ones get `413`.
+    pub max_body_bytes: usize,
+    /// Longest a plugin may run for one request before it is stopped with `504`.
+    pub request_timeout: Duration,
+    /// Most plugin instances alive at once across all plugins (size of the instance pool).
+    pub max_instances: u32,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_body_bytes: 1024 * 1024,
+            request_timeout: Duration::from_secs(30),
+            max_instances: 1000,
+        }
+    }
+}
+
+impl Config {
+    /// The embedded defaults: loopback port 3000, `./dist/plugins`, `./data`, SQLite.
+    pub fn embedded() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 3000)),
+            plugins_dir: PathBuf::from("dist/plugins"),
+            data_dir: PathBuf::from("data"),
+            database_url: None,
+            limits: Limits::default(),
+        }
+    }
+}

@@ -1,0 +1,146 @@
+//! The database: PostgreSQL in production, an embedded SQLite file by default. Owns connecting,
+//! migrating (both dialects' migrations are compiled in) and the repositories built on it.
+
+mod plugins;
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use secrecy::{ExposeSecret, SecretString};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
+use sqlx::{PgPool, SqlitePool};
+
+pub use plugins::PluginRecord;
+
+/// Failures talking to the database.
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    #[error("DATABASE_URL must start with postgres://, postgresql:// or sqlite: (got a URL with scheme `{0}`)")]
+    UnsupportedUrl(String),
+    #[error("could not create the data directory {path}: {source}")]
+    DataDir { path: String, source: std::io::Error },
+    #[error("could not connect to the {backend} database: {source}")]
+    Connect { backend: Backend, source: sqlx::Error },
+    #[error("migrating the {backend} database failed: {source}")]
+    Migrate { backend: Backend, source: sqlx::migrate::MigrateError },
+    #[error("database query failed: {0}")]
+    Query(#[from] sqlx::Error),
+}
+
+/// Which database engine is behind a [`Database`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Postgres,
+    Sqlite,
+}
+
+impl std::fmt::Display for Backend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Backend::Postgres => "postgres",
+            Backend::Sqlite => "sqlite",
+        })
+    }
+}
+
+/// A connection pool to either backend. Cheap to clone.
+#[derive(Debug, Clone)]
+pub enum Database {
+    Postgres(PgPool),
+    Sqlite(SqlitePool),
+}
+
+static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/postgres");
+static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/sqlite");
+
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
+
+impl Database {
+    /// Connects to `url`, or with none to `<data_dir>/autoflow.db` (created if missing).
+    pub async fn connect(url: Option<&SecretString>, data_dir: &Path) -> Result<Self, DbError> {
+        match url.map(|u| u.expose_secret()) {
+            Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+                let options = PgConnectOptions::from_str(url)
+                    .map_err(|source| DbError::Connect { backend: Backend::Postgres, source })?;
+                let pool = PgPoolOptions::new()
+                    .acquire_timeout(ACQUIRE_TIMEOUT)
+                    .connect_with(options)
+                    .await
+                    .map_err(|source| DbError::Connect { backend: Backend::Postgres, source })?;
+                Ok(Database::Postgres(pool))
+            }
+            Some(url) if url.starts_with("sqlite:") => {
+                let options = SqliteConnectOptions::from_str(url)
+                    .map_err(|source| DbError::Connect { backend: Backend::Sqlite, source })?;
+                Self::connect_sqlite(options).await
+            }
+            Some(url) => {
+                let scheme = url.split(':').next().unwrap_or_default().to_owned();
+                Err(DbError::UnsupportedUrl(scheme))
+            }
+            None => {
+                std::fs::create_dir_all(data_dir).map_err(|source| DbError::DataDir {
+                    path: data_dir.display().to_string(),
+                    source,
+                })?;
+                let options = SqliteConnectOptions::new().filename(data_dir.join("autoflow.db"));
+                Self::connect_sqlite(options).await
+            }
+        }
+    }
+
+    async fn connect_sqlite(options: SqliteConnectOptions) -> Result<Self, DbError> {
+        let options = options
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .busy_timeout(ACQUIRE_TIMEOUT);
+        let pool = SqlitePoolOptions::new()
+            .acquire_timeout(ACQUIRE_TIMEOUT)
+            .connect_with(options)
+            .await
+            .map_err(|source| DbError::Connect { backend: Backend::Sqlite, source })?;
+        Ok(Database::Sqlite(pool))
+    }
+
+    /// Which engine this is.
+    pub fn backend(&self) -> Backend {
+        match self {
+            Database::Postgres(_) => Backend::Postgres,
+            Database::Sqlite(_) => Backend::Sqlite,
+        }
+    }
+
+    /// Applies every pending migration of this backend's dialect.
+    #[tracing::instrument(skip(self), fields(backend = %self.backend()))]
+    pub async fn migrate(&self) -> Result<(), DbError> {
+        let backend = self.backend();
+        let result = match self {
+            Database::Postgres(pool) => POSTGRES_MIGRATIONS.run(pool).await,
+            Database::Sqlite(pool) => SQLITE_MIGRATIONS.run(pool).await,
+        };
+        result.map_err(|source| DbError::Migrate { backend, source })
+    }
+
+    /// Round-trips a trivial query: is the database answering?
+    pub async fn ping(&self) -> Result<(), DbError> {
+        match self {
+            Database::Postgres(pool) => {
+                sqlx::query("SELECT 1").execute(pool).await?;
+            }
+            Database::Sqlite(pool) => {
+                sqlx::query("SELECT 1").execute(pool).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Closes every connection.
+    pub async fn close(&self) {
+        match self {
+            Database::Postgres(pool) => pool.close().await,
+            Database::Sqlite(pool) => pool.close().await,
+        }
+    }
+}

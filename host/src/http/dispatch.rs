@@ -1,0 +1,124 @@
+//! The path of a plugin request: match the route, read the body under the limit, hand the request
+//! to a fresh instance of the plugin, and turn its answer (or failure) into an HTTP response.
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, request::Parts};
+use axum::response::Response;
+use http_body_util::{BodyExt, LengthLimitError, Limited};
+use tower_http::request_id::RequestId;
+use tracing::Instrument;
+
+use super::AppState;
+use super::error::ApiError;
+use crate::plugins::routes::RouteMatch;
+use crate::runtime::{self, CallError};
+
+/// Response headers a plugin may not set: the host owns the connection and framing.
+const HOST_OWNED_HEADERS: &[&str] =
+    &["connection", "content-length", "keep-alive", "proxy-connection", "te", "trailer", "transfer-encoding", "upgrade"];
+
+/// Fallback handler: every request no host-native route matched.
+pub async fn dispatch(State(state): State<AppState>, request: Request) -> Result<Response, ApiError> {
+    let request_id = request
+        .extensions()
+        .get::<RequestId>()
+        .and_then(|id| id.header_value().to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    let (parts, body) = request.into_parts();
+    let method = parts.method.as_str();
+    let path = parts.uri.path();
+
+    let registry = state.registry.clone();
+    let (target, raw_params) = match registry.route(method, path) {
+        RouteMatch::Found { target, params } => (target, params),
+        RouteMatch::MethodNotAllowed { allowed } => {
+            return Err(ApiError::MethodNotAllowed { method: method.into(), path: path.into(), allowed });
+        }
+        RouteMatch::NotFound => return Err(ApiError::NotFound { method: method.into(), path: path.into() }),
+    };
+    let plugin = registry.plugin(target.plugin);
+    let body = read_body(&parts.headers, body, state.limits.max_body_bytes).await?;
+
+    let request = runtime::Request {
+        method: method.to_owned(),
+        path: path.to_owned(),
+        route: target.pattern.clone(),
+        params: decode_params(raw_params)?,
+        query: parts.uri.query().map(parse_query).unwrap_or_default(),
+        headers: header_pairs(&parts),
+        body,
+        principal: None,
+        request_id: request_id.clone(),
+    };
+    let name = plugin.manifest.name.to_string();
+    let span = tracing::info_span!("plugin", plugin = %name, request_id = %request_id);
+    match state.runtime.handle(&plugin.pre, &request).instrument(span).await {
+        Ok(Ok(response)) => into_http_response(&name, response),
+        Ok(Err(error)) => Err(ApiError::Plugin { plugin: name, error }),
+        Err(CallError::Timeout(timeout)) => Err(ApiError::PluginTimeout { plugin: name, timeout }),
+        Err(source) => Err(ApiError::PluginFailed { plugin: name, source }),
+    }
+}
+
+/// Reads the whole body, refusing it with `413` as soon as it is known to exceed `limit`.
+async fn read_body(headers: &HeaderMap, body: Body, limit: usize) -> Result<Vec<u8>, ApiError> {
+    let declared = headers
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|len| len > limit as u64) {
+        return Err(ApiError::PayloadTooLarge { limit });
+    }
+    match Limited::new(body, limit).collect().await {
+        Ok(collected) => Ok(collected.to_bytes().to_vec()),
+        Err(error) if error.downcast_ref::<LengthLimitError>().is_some() => Err(ApiError::PayloadTooLarge { limit }),
+        Err(error) => Err(ApiError::BadRequest(format!("the request body could not be read: {error}"))),
+    }
+}
+
+fn decode_params(params: Vec<(String, String)>) -> Result<Vec<(String, String)>, ApiError> {
+    params
+        .into_iter()
+        .map(|(name, raw)| {
+            percent_encoding::percent_decode_str(&raw)
+                .decode_utf8()
+                .map(|value| (name.clone(), value.into_owned()))
+                .map_err(|_| ApiError::BadRequest(format!("path parameter `{name}` is not valid UTF-8 once decoded")))
+        })
+        .collect()
+}
+
+fn parse_query(query: &str) -> Vec<(String, String)> {
+    form_urlencoded::parse(query.as_bytes()).into_owned().collect()
+}
+
+fn header_pairs(parts: &Parts) -> Vec<(String, String)> {
+    parts
+        .headers
+        .iter()
+        .map(|(name, value)| (name.as_str().to_owned(), String::from_utf8_lossy(value.as_bytes()).into_owned()))
+        .collect()
+}
+
+/// Checks and converts a plugin's response; anything HTTP cannot carry is a `502`.
+fn into_http_response(plugin: &str, response: runtime::Response) -> Result<Response, ApiError> {
+    let bad = |reason: String| ApiError::BadPluginResponse { plugin: plugin.to_owned(), reason };
+    let status = StatusCode::from_u16(response.status)
+        .ok()
+        .filter(|s| (200..=599).contains(&s.as_u16()))
+        .ok_or_else(|| bad(format!("status {} is not an HTTP status between 200 and 599", response.status)))?;
+    let mut http = Response::new(Body::from(response.body));
+    *http.status_mut() = status;
+    for (name, value) in response.headers {
+        let header_name = HeaderName::from_bytes(name.as_bytes())
+            .map_err(|_| bad(format!("header name {name:?} is not a valid HTTP header name")))?;
+        let header_value = HeaderValue::from_str(&value)
+            .map_err(|_| bad(format!("the value of header {name:?} is not a valid HTTP header value")))?;
+        if !HOST_OWNED_HEADERS.contains(&header_name.as_str()) {
+            http.headers_mut().append(header_name, header_value);
+        }
+    }
+    Ok(http)
+}

@@ -1,0 +1,129 @@
+//! The one error type of the HTTP layer and its mapping to responses:
+//! `{"error": {"code", "message", "fields"?}}` with the matching status. Internal causes are
+//! logged here and never sent to the client.
+
+use std::time::Duration;
+
+use axum::Json;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Map, Value, json};
+
+use crate::db::DbError;
+use crate::runtime::{CallError, PluginError};
+
+/// Everything a request can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("no route matches {method} {path}")]
+    NotFound { method: String, path: String },
+    #[error("method {method} is not allowed on {path}")]
+    MethodNotAllowed { method: String, path: String, allowed: Vec<String> },
+    #[error("request body is larger than the limit of {limit} bytes")]
+    PayloadTooLarge { limit: usize },
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("plugin '{plugin}' answered with an error")]
+    Plugin { plugin: String, error: PluginError },
+    #[error("plugin '{plugin}' failed while handling the request")]
+    PluginFailed {
+        plugin: String,
+        #[source]
+        source: CallError,
+    },
+    #[error("plugin '{plugin}' did not answer within {}ms", .timeout.as_millis())]
+    PluginTimeout { plugin: String, timeout: Duration },
+    #[error("plugin '{plugin}' returned an invalid response: {reason}")]
+    BadPluginResponse { plugin: String, reason: String },
+    #[error("the database is unavailable")]
+    DatabaseUnavailable(#[source] DbError),
+}
+
+/// The parts of an error response.
+struct ErrorBody {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+    fields: Option<Map<String, Value>>,
+}
+
+impl ErrorBody {
+    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self { status, code, message: message.into(), fields: None }
+    }
+}
+
+impl ApiError {
+    fn body(&self) -> ErrorBody {
+        use StatusCode as S;
+        match self {
+            ApiError::NotFound { .. } => ErrorBody::new(S::NOT_FOUND, "not_found", self.to_string()),
+            ApiError::MethodNotAllowed { .. } => {
+                ErrorBody::new(S::METHOD_NOT_ALLOWED, "method_not_allowed", self.to_string())
+            }
+            ApiError::PayloadTooLarge { .. } => {
+                ErrorBody::new(S::PAYLOAD_TOO_LARGE, "payload_too_large", self.to_string())
+            }
+            ApiError::BadRequest(message) => ErrorBody::new(S::BAD_REQUEST, "bad_request", message),
+            ApiError::Plugin { error, .. } => plugin_error_body(error),
+            ApiError::PluginFailed { .. } => ErrorBody::new(S::INTERNAL_SERVER_ERROR, "plugin_failed", self.to_string()),
+            ApiError::PluginTimeout { .. } => ErrorBody::new(S::GATEWAY_TIMEOUT, "plugin_timeout", self.to_string()),
+            ApiError::BadPluginResponse { .. } => {
+                ErrorBody::new(S::BAD_GATEWAY, "bad_plugin_response", self.to_string())
+            }
+            ApiError::DatabaseUnavailable(_) => {
+                ErrorBody::new(S::SERVICE_UNAVAILABLE, "database_unavailable", self.to_string())
+            }
+        }
+    }
+
+    fn log(&self, status: StatusCode) {
+        match self {
+            ApiError::Plugin { plugin, error: PluginError::Internal(message) } => {
+                tracing::error!(plugin, message, "plugin reported an internal error");
+            }
+            ApiError::PluginFailed { source, .. } => tracing::error!(error = %self, cause = %source),
+            ApiError::DatabaseUnavailable(source) => tracing::error!(error = %self, cause = %source),
+            _ if status.is_server_error() => tracing::error!(error = %self),
+            _ => tracing::debug!(error = %self, status = status.as_u16()),
+        }
+    }
+}
+
+fn plugin_error_body(error: &PluginError) -> ErrorBody {
+    use StatusCode as S;
+    match error {
+        PluginError::NotFound(m) => ErrorBody::new(S::NOT_FOUND, "not_found", m),
+        PluginError::Invalid(input) => {
+            let mut body = ErrorBody::new(S::BAD_REQUEST, "invalid", &input.message);
+            if !input.fields.is_empty() {
+                let fields = input.fields.iter().map(|f| (f.field.clone(), Value::from(f.message.clone())));
+                body.fields = Some(fields.collect());
+            }
+            body
+        }
+        PluginError::Conflict(m) => ErrorBody::new(S::CONFLICT, "conflict", m),
+        PluginError::Unauthorized(m) => ErrorBody::new(S::UNAUTHORIZED, "unauthorized", m),
+        PluginError::Forbidden(m) => ErrorBody::new(S::FORBIDDEN, "forbidden", m),
+        PluginError::Unavailable(m) => ErrorBody::new(S::SERVICE_UNAVAILABLE, "unavailable", m),
+        PluginError::Internal(_) => ErrorBody::new(S::INTERNAL_SERVER_ERROR, "internal", "internal error"),
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let ErrorBody { status, code, message, fields } = self.body();
+        self.log(status);
+        let mut error = json!({ "code": code, "message": message });
+        if let Some(fields) = fields {
+            error["fields"] = Value::Object(fields);
+        }
+        let mut response = (status, Json(json!({ "error": error }))).into_response();
+        if let ApiError::MethodNotAllowed { allowed, .. } = &self
+            && let Ok(allow) = HeaderValue::from_str(&allowed.join(", "))
+        {
+            response.headers_mut().insert(header::ALLOW, allow);
+        }
+        response
+    }
+}

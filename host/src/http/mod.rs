@@ -1,0 +1,68 @@
+//! The HTTP surface: host-native endpoints, the fallback that routes to plugins, and the
+//! middleware stack (request id → trace → propagate request id).
+
+mod dispatch;
+mod error;
+mod health;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::Request;
+use axum::http::{HeaderName, Method, Uri};
+use axum::routing::get;
+use tower::ServiceBuilder;
+use tower_http::request_id::{MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer};
+use tower_http::trace::TraceLayer;
+
+pub use error::ApiError;
+
+use crate::config::Limits;
+use crate::db::Database;
+use crate::plugins::Registry;
+use crate::runtime::Runtime;
+
+/// What every handler can reach. Cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    pub runtime: Runtime,
+    pub registry: Arc<Registry>,
+    pub db: Database,
+    pub limits: Limits,
+}
+
+const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// Builds the router with its middleware.
+pub fn router(state: AppState) -> Router {
+    let middleware = ServiceBuilder::new()
+        .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuidV7))
+        .layer(TraceLayer::new_for_http().make_span_with(request_span))
+        .layer(PropagateRequestIdLayer::new(REQUEST_ID));
+    Router::new()
+        .route("/health", get(health::health).fallback(host_method_not_allowed))
+        .fallback(dispatch::dispatch)
+        .with_state(state)
+        .layer(middleware)
+}
+
+fn request_span(request: &Request) -> tracing::Span {
+    let request_id = request.headers().get(REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or_default();
+    tracing::info_span!("request", method = %request.method(), path = %request.uri().path(), request_id = %request_id)
+}
+
+/// A JSON `405` for host-native routes called with the wrong method.
+async fn host_method_not_allowed(method: Method, uri: Uri) -> ApiError {
+    ApiError::MethodNotAllowed { method: method.to_string(), path: uri.path().to_owned(), allowed: vec!["GET".into()] }
+}
+
+/// Request ids are UUIDv7: unique and ordered by time.
+#[derive(Clone, Copy)]
+struct MakeRequestUuidV7;
+
+impl MakeRequestId for MakeRequestUuidV7 {
+    fn make_request_id<B>(&mut self, _: &axum::http::Request<B>) -> Option<RequestId> {
+        let id = uuid::Uuid::now_v7().to_string();
+        axum::http::HeaderValue::from_str(&id).ok().map(RequestId::new)
+    }
+}

@@ -1,0 +1,15 @@
+//! Autoflow host: serves HTTP routes from sandboxed wasm feature plugins and lends them the
+//! host's capabilities through the `autoflow:platform` WIT contract.
+//!
+//! Start at [`startup::Application`]; requests flow through [`http`] into [`runtime`], which runs
+//! the plugins [`plugins`] loaded.
+
+pub mod capabilities;
+pub mod cli;
+pub mod config;
+pub mod db;
+pub mod http;
+pub mod plugins;
+pub mod runtime;
+pub mod startup;
+pub mod telemetry;

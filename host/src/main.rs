@@ -1,0 +1,39 @@
+//! The `autoflow` binary: parses the command line and hands over to the library.
+
+use std::process::ExitCode;
+
+use autoflow_host::cli::{Cli, Command};
+use autoflow_host::config::Config;
+use autoflow_host::db::Database;
+use autoflow_host::startup::{Application, shutdown_signal};
+use autoflow_host::telemetry;
+use clap::Parser;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    telemetry::init();
+    match run(cli.command).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            tracing::error!("{error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(command: Command) -> anyhow::Result<()> {
+    match command {
+        Command::Serve(args) => {
+            let app = Application::build(Config::from(args)).await?;
+            app.run_until_stopped(shutdown_signal()).await?;
+        }
+        Command::Migrate(args) => {
+            let db = Database::connect(args.database_url.as_ref(), &args.data_dir).await?;
+            db.migrate().await?;
+            tracing::info!(database = %db.backend(), "migrations applied");
+            db.close().await;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,151 @@
+//! Loads every plugin in a directory: reads and validates its manifest, compiles its component
+//! once (off the async threads) and links it against the host, so a bad plugin is refused before
+//! anything is served. Every problem found is reported, each naming the file at fault.
+
+use std::fmt;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use chrono::{DateTime, Utc};
+use sha2::{Digest, Sha256};
+
+use super::manifest::{COMPONENT_FILE, MANIFEST_FILE, Manifest};
+use crate::runtime::{FeaturePre, InstanceState, Runtime};
+
+/// A plugin compiled, linked and ready to instantiate.
+pub struct LoadedPlugin {
+    pub manifest: Manifest,
+    /// The directory it was loaded from.
+    pub dir: PathBuf,
+    /// Hex SHA-256 of the component file.
+    pub content_hash: String,
+    pub loaded_at: DateTime<Utc>,
+    pub pre: FeaturePre<InstanceState>,
+}
+
+impl fmt::Debug for LoadedPlugin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LoadedPlugin")
+            .field("name", &self.manifest.name)
+            .field("version", &self.manifest.version)
+            .field("dir", &self.dir)
+            .field("content_hash", &self.content_hash)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Why a plugin (or the plugin set) could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error(
+        "plugins directory {} does not exist (build the plugins with `cargo xtask build-plugins`, or pass --plugins)",
+        .0.display()
+    )]
+    MissingDir(PathBuf),
+    #[error("cannot read {}: {source}", .path.display())]
+    Io { path: PathBuf, source: io::Error },
+    #[error("{}: invalid manifest: {reason}", .path.display())]
+    Manifest { path: PathBuf, reason: String },
+    #[error("{}: component file not found (each plugin directory needs {MANIFEST_FILE} and {COMPONENT_FILE})", .0.display())]
+    MissingComponent(PathBuf),
+    #[error("{}: not a valid wasm component: {reason}", .path.display())]
+    InvalidComponent { path: PathBuf, reason: String },
+    #[error("{}: plugin '{plugin}' cannot be linked against the host: {reason}", .path.display())]
+    Link { path: PathBuf, plugin: String, reason: String },
+    #[error("{0}")]
+    RouteConflict(String),
+}
+
+/// Every problem found while loading a set of plugins.
+#[derive(Debug)]
+pub struct LoadErrors(pub Vec<LoadError>);
+
+impl fmt::Display for LoadErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let count = self.0.len();
+        write!(f, "{count} plugin problem{}:", if count == 1 { "" } else { "s" })?;
+        for error in &self.0 {
+            write!(f, "\n  - {error}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for LoadErrors {}
+
+/// Loads every plugin directory under `dir` (hidden entries are skipped), in name order.
+pub async fn load_dir(runtime: &Runtime, dir: &Path) -> Result<Vec<LoadedPlugin>, LoadErrors> {
+    let plugin_dirs = list_plugin_dirs(dir).map_err(|e| LoadErrors(vec![e]))?;
+    let mut loaded = Vec::with_capacity(plugin_dirs.len());
+    let mut errors = Vec::new();
+    for plugin_dir in plugin_dirs {
+        match load_one(runtime, &plugin_dir).await {
+            Ok(plugin) => loaded.push(plugin),
+            Err(error) => errors.push(error),
+        }
+    }
+    if errors.is_empty() { Ok(loaded) } else { Err(LoadErrors(errors)) }
+}
+
+fn list_plugin_dirs(dir: &Path) -> Result<Vec<PathBuf>, LoadError> {
+    let entries = std::fs::read_dir(dir).map_err(|source| match source.kind() {
+        io::ErrorKind::NotFound => LoadError::MissingDir(dir.to_owned()),
+        _ => LoadError::Io { path: dir.to_owned(), source },
+    })?;
+    let mut dirs = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(|source| LoadError::Io { path: dir.to_owned(), source })?;
+        let hidden = entry.file_name().to_string_lossy().starts_with('.');
+        if !hidden && entry.path().is_dir() {
+            dirs.push(entry.path());
+        }
+    }
+    dirs.sort();
+    Ok(dirs)
+}
+
+/// Loads one plugin directory.
+#[tracing::instrument(skip(runtime), fields(dir = %dir.display()))]
+pub async fn load_one(runtime: &Runtime, dir: &Path) -> Result<LoadedPlugin, LoadError> {
+    let manifest_path = dir.join(MANIFEST_FILE);
+    let text = tokio::fs::read_to_string(&manifest_path).await.map_err(|source| match source.kind() {
+        io::ErrorKind::NotFound => {
+            LoadError::Manifest { path: manifest_path.clone(), reason: "file not found".into() }
+        }
+        _ => LoadError::Io { path: manifest_path.clone(), source },
+    })?;
+    let manifest =
+        Manifest::parse(&text).map_err(|reason| LoadError::Manifest { path: manifest_path.clone(), reason })?;
+    let dir_name = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    if dir_name != manifest.name.as_str() {
+        let reason = format!("the manifest names plugin '{}' but its directory is '{dir_name}'", manifest.name);
+        return Err(LoadError::Manifest { path: manifest_path, reason });
+    }
+
+    let component_path = dir.join(COMPONENT_FILE);
+    let bytes = tokio::fs::read(&component_path).await.map_err(|source| match source.kind() {
+        io::ErrorKind::NotFound => LoadError::MissingComponent(component_path.clone()),
+        _ => LoadError::Io { path: component_path.clone(), source },
+    })?;
+    let content_hash = hex::encode(Sha256::digest(&bytes));
+
+    let compiler = runtime.clone();
+    let started = std::time::Instant::now();
+    let component = tokio::task::spawn_blocking(move || compiler.compile(&bytes))
+        .await
+        .map_err(|e| LoadError::InvalidComponent { path: component_path.clone(), reason: e.to_string() })?
+        .map_err(|e| LoadError::InvalidComponent { path: component_path.clone(), reason: format!("{e:#}") })?;
+    let pre = runtime.prepare_feature(&component).map_err(|e| LoadError::Link {
+        path: component_path.clone(),
+        plugin: manifest.name.to_string(),
+        reason: format!("{e:#}"),
+    })?;
+    tracing::info!(
+        plugin = %manifest.name,
+        version = %manifest.version,
+        hash = &content_hash[..12],
+        compile_ms = started.elapsed().as_millis() as u64,
+        "plugin loaded"
+    );
+    Ok(LoadedPlugin { manifest, dir: dir.to_owned(), content_hash, loaded_at: Utc::now(), pre })
+}

@@ -1,0 +1,201 @@
+//! `plugin.toml`: a plugin's name, version, kind and routes, parsed and validated at the edge.
+
+use std::fmt;
+
+use serde::Deserialize;
+
+/// The file name of a plugin's manifest inside its directory.
+pub const MANIFEST_FILE: &str = "plugin.toml";
+/// The file name of a plugin's component inside its directory.
+pub const COMPONENT_FILE: &str = "plugin.wasm";
+
+/// Path prefixes the host serves itself; no plugin route may start with one.
+pub const RESERVED_PREFIXES: &[&str] = &["/health", "/admin", "/auth", "/.well-known", "/metrics"];
+
+/// Methods a route may declare.
+const METHODS: &[&str] = &["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"];
+
+/// A plugin's validated manifest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Manifest {
+    pub name: PluginName,
+    pub version: String,
+    pub kind: PluginKind,
+    pub description: Option<String>,
+    pub routes: Vec<RouteSpec>,
+}
+
+/// A plugin name: 1–63 characters of `a-z`, `0-9` and `-`, starting with a letter.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct PluginName(String);
+
+impl PluginName {
+    pub fn parse(name: &str) -> Result<Self, String> {
+        let valid = (1..=63).contains(&name.len())
+            && name.starts_with(|c: char| c.is_ascii_lowercase())
+            && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+        if valid {
+            Ok(Self(name.to_owned()))
+        } else {
+            Err(format!(
+                "plugin name `{name}` must be 1-63 characters of a-z, 0-9 and '-', starting with a letter"
+            ))
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for PluginName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// What a plugin exports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PluginKind {
+    /// Serves HTTP routes through the `handler` export.
+    Feature,
+}
+
+/// Who may call a route. Only `public` exists until the host has identity.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Access {
+    #[default]
+    Public,
+}
+
+/// One route a feature serves.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteSpec {
+    /// Upper-case HTTP method.
+    pub method: String,
+    /// Path pattern with `{param}` segments (and optionally a trailing `{*rest}`).
+    pub path: String,
+    #[serde(default)]
+    pub access: Access,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawManifest {
+    name: String,
+    version: String,
+    kind: PluginKind,
+    #[serde(default)]
+    description: Option<String>,
+    #[serde(default)]
+    routes: Vec<RouteSpec>,
+}
+
+impl Manifest {
+    /// Parses and validates a manifest's text; the error says what is wrong and where.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let raw: RawManifest = toml::from_str(text).map_err(|e| e.to_string().trim_end().to_owned())?;
+        let name = PluginName::parse(&raw.name)?;
+        if raw.version.trim().is_empty() {
+            return Err("`version` must not be empty".into());
+        }
+        if raw.kind == PluginKind::Feature && raw.routes.is_empty() {
+            return Err("a feature plugin must declare at least one [[routes]] entry".into());
+        }
+        let mut routes: Vec<RouteSpec> = Vec::with_capacity(raw.routes.len());
+        for mut route in raw.routes {
+            route.method = route.method.to_ascii_uppercase();
+            validate_route(&route)?;
+            if routes.iter().any(|r| r.method == route.method && r.path == route.path) {
+                return Err(format!("route {} {} is declared twice", route.method, route.path));
+            }
+            routes.push(route);
+        }
+        Ok(Self { name, version: raw.version, kind: raw.kind, description: raw.description, routes })
+    }
+}
+
+fn validate_route(route: &RouteSpec) -> Result<(), String> {
+    if !METHODS.contains(&route.method.as_str()) {
+        return Err(format!("route {}: method `{}` is not one of {}", route.path, route.method, METHODS.join(", ")));
+    }
+    if !route.path.starts_with('/') {
+        return Err(format!("route path `{}` must start with '/'", route.path));
+    }
+    if let Some(prefix) = RESERVED_PREFIXES.iter().find(|p| is_under(&route.path, p)) {
+        return Err(format!("route path `{}` is under `{prefix}`, which the host reserves", route.path));
+    }
+    Ok(())
+}
+
+/// Whether `path` is `prefix` itself or below it.
+fn is_under(path: &str, prefix: &str) -> bool {
+    path.strip_prefix(prefix).is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const VALID: &str = r#"
+        name = "hello"
+        version = "0.1.0"
+        kind = "feature"
+
+        [[routes]]
+        method = "get"
+        path = "/api/hello/{name}"
+    "#;
+
+    #[test]
+    fn parses_a_valid_manifest_and_normalises_methods() {
+        let manifest = Manifest::parse(VALID).unwrap();
+        assert_eq!(manifest.name.as_str(), "hello");
+        assert_eq!(manifest.routes[0].method, "GET");
+        assert_eq!(manifest.routes[0].access, Access::Public);
+    }
+
+    #[test]
+    fn rejects_unknown_fields() {
+        let err = Manifest::parse(&format!("{VALID}\nflavour = \"x\"")).unwrap_err();
+        assert!(err.contains("flavour"), "{err}");
+    }
+
+    #[test]
+    fn rejects_access_levels_the_host_cannot_enforce_yet() {
+        let err = Manifest::parse(&VALID.replace("path =", "access = \"authenticated\"\npath =")).unwrap_err();
+        assert!(err.contains("authenticated"), "{err}");
+    }
+
+    #[test]
+    fn rejects_bad_names_methods_paths_and_duplicates() {
+        for (from, to, expected) in [
+            ("\"hello\"", "\"Hello\"", "plugin name"),
+            ("\"get\"", "\"FETCH\"", "method `FETCH`"),
+            ("\"/api/hello/{name}\"", "\"api\"", "must start with '/'"),
+            ("\"/api/hello/{name}\"", "\"/admin/x\"", "reserves"),
+            ("\"0.1.0\"", "\" \"", "version"),
+        ] {
+            let err = Manifest::parse(&VALID.replace(from, to)).unwrap_err();
+            assert!(err.contains(expected), "{to}: {err}");
+        }
+        let twice = format!("{VALID}\n[[routes]]\nmethod = \"GET\"\npath = \"/api/hello/{{name}}\"");
+        assert!(Manifest::parse(&twice).unwrap_err().contains("declared twice"));
+    }
+
+    #[test]
+    fn a_feature_needs_routes() {
+        let err = Manifest::parse("name = \"a\"\nversion = \"1\"\nkind = \"feature\"").unwrap_err();
+        assert!(err.contains("at least one"), "{err}");
+    }
+
+    #[test]
+    fn reserved_prefixes_match_whole_segments() {
+        assert!(is_under("/health", "/health"));
+        assert!(is_under("/admin/plugins", "/admin"));
+        assert!(!is_under("/healthy", "/health"));
+    }
+}

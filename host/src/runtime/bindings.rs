@@ -1,0 +1,8 @@
+//! The one `bindgen!` for the `autoflow:platform` contract: host-side types and traits for every
+//! interface plugins import or export.
+
+wasmtime::component::bindgen!({
+    path: "../wit",
+    world: "autoflow:platform/feature",
+    exports: { default: async },
+});

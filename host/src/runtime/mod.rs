@@ -1,0 +1,153 @@
+//! The wasm runtime: one wasmtime [`Engine`] for every plugin, the [`Linker`] holding the host's
+//! imports, and the call path that runs a request in a fresh instance under a deadline.
+
+mod bindings;
+mod engine;
+mod state;
+mod stdio;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use wasmtime::component::{Component, HasSelf, Linker};
+use wasmtime::{Engine, Store, Trap, UpdateDeadline};
+
+pub use bindings::exports::autoflow::platform::handler::{Request, Response};
+pub use bindings::autoflow::platform::types::{Error as PluginError, FieldError, InvalidInput, Principal};
+pub use bindings::FeaturePre;
+pub(crate) use bindings::autoflow::platform::log as bindings_log;
+pub(crate) use bindings::autoflow::platform::types as bindings_types;
+pub use engine::AllocatorKind;
+pub use state::InstanceState;
+
+use crate::config::Limits;
+
+/// How often the epoch advances; deadlines are measured in these ticks and a running plugin yields
+/// to other tasks at each one.
+pub const EPOCH_TICK: Duration = Duration::from_millis(10);
+
+/// Why a plugin call did not produce an answer.
+#[derive(Debug, thiserror::Error)]
+pub enum CallError {
+    /// The plugin ran past its deadline and was stopped.
+    #[error("the plugin ran past its deadline of {0:?}")]
+    Timeout(Duration),
+    /// The plugin trapped (a panic, an out-of-bounds access, `unreachable`, …).
+    #[error("the plugin trapped: {0:#}")]
+    Trap(wasmtime::Error),
+    /// A fresh instance could not be created (pool exhausted, start function failed, …).
+    #[error("the plugin could not be instantiated: {0:#}")]
+    Instantiate(wasmtime::Error),
+}
+
+/// The shared engine and linker plus the epoch ticker. Cheap to clone.
+#[derive(Clone)]
+pub struct Runtime {
+    inner: Arc<RuntimeInner>,
+}
+
+struct RuntimeInner {
+    engine: Engine,
+    linker: Linker<InstanceState>,
+    allocator: AllocatorKind,
+    request_timeout: Duration,
+    ticker_stop: Arc<AtomicBool>,
+}
+
+impl Drop for RuntimeInner {
+    fn drop(&mut self) {
+        self.ticker_stop.store(true, Ordering::Relaxed);
+    }
+}
+
+impl Runtime {
+    /// Creates the engine (pooling allocator if the machine allows it), links the host's imports
+    /// and starts the epoch ticker.
+    pub fn new(limits: &Limits) -> wasmtime::Result<Self> {
+        let (engine, allocator) = engine::build(limits)?;
+        let mut linker = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+        bindings::Feature::add_to_linker::<_, HasSelf<InstanceState>>(&mut linker, |state| state)?;
+        let ticker_stop = Arc::new(AtomicBool::new(false));
+        spawn_epoch_ticker(engine.clone(), ticker_stop.clone());
+        Ok(Self {
+            inner: Arc::new(RuntimeInner {
+                engine,
+                linker,
+                allocator,
+                request_timeout: limits.request_timeout,
+                ticker_stop,
+            }),
+        })
+    }
+
+    pub fn engine(&self) -> &Engine {
+        &self.inner.engine
+    }
+
+    /// Which instance allocator the engine ended up with.
+    pub fn allocator(&self) -> AllocatorKind {
+        self.inner.allocator
+    }
+
+    /// Compiles a component (CPU-heavy: call it off the async threads).
+    pub fn compile(&self, bytes: &[u8]) -> wasmtime::Result<Component> {
+        Component::new(&self.inner.engine, bytes)
+    }
+
+    /// Resolves every import of `component` against the host and checks it exports a `handler`.
+    pub fn prepare_feature(&self, component: &Component) -> wasmtime::Result<FeaturePre<InstanceState>> {
+        let pre = self.inner.linker.instantiate_pre(component)?;
+        FeaturePre::new(pre)
+    }
+
+    /// Runs one request in a fresh instance of a feature plugin, under the request deadline.
+    /// Must be called inside the tracing span that names the plugin and request: the plugin's logs
+    /// and stdio are emitted under it.
+    pub async fn handle(
+        &self,
+        pre: &FeaturePre<InstanceState>,
+        request: &Request,
+    ) -> Result<Result<Response, PluginError>, CallError> {
+        let timeout = self.inner.request_timeout;
+        let mut store = Store::new(&self.inner.engine, InstanceState::new(tracing::Span::current()));
+        let deadline = Instant::now() + timeout;
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_callback(move |_| {
+            if Instant::now() >= deadline {
+                Ok(UpdateDeadline::Interrupt)
+            } else {
+                Ok(UpdateDeadline::Yield(1))
+            }
+        });
+
+        let classify = |error: wasmtime::Error| match error.downcast_ref::<Trap>() {
+            Some(Trap::Interrupt) => CallError::Timeout(timeout),
+            _ => CallError::Trap(error),
+        };
+        let feature = pre.instantiate_async(&mut store).await.map_err(|e| match classify(e) {
+            CallError::Trap(e) => CallError::Instantiate(e),
+            other => other,
+        })?;
+        feature.autoflow_platform_handler().call_handle(&mut store, request).await.map_err(classify)
+    }
+}
+
+/// Advances the engine's epoch every [`EPOCH_TICK`] until `stop` is set.
+fn spawn_epoch_ticker(engine: Engine, stop: Arc<AtomicBool>) {
+    let weak = engine.weak();
+    drop(engine);
+    std::thread::Builder::new()
+        .name("autoflow-epoch".into())
+        .spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                std::thread::sleep(EPOCH_TICK);
+                match weak.upgrade() {
+                    Some(engine) => engine.increment_epoch(),
+                    None => break,
+                }
+            }
+        })
+        .expect("spawning the epoch ticker thread");
+}

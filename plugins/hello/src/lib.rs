@@ -1,0 +1,29 @@
+//! Example feature plugin: `GET /api/hello/{name}` greets, `POST /api/echo` echoes JSON.
+
+use autoflow_sdk::{Request, Response, Result, Router, log};
+use serde_json::{Map, Value, json};
+
+/// `GET /api/hello/{name}?greeting=Hi` → `{"message": "Hi, {name}!", "requestId": …}`.
+fn hello(req: &Request) -> Result<Response> {
+    let name = req.param("name")?;
+    let greeting = req.query("greeting").unwrap_or("Hello");
+    log::event(log::LogLevel::Info, "greeting", &[("name", name)]);
+    Response::json(&json!({
+        "message": format!("{greeting}, {name}!"),
+        "requestId": req.request_id(),
+    }))
+}
+
+/// `POST /api/echo` → the JSON body back, with the query and the `x-*` request headers it came with.
+fn echo(req: &Request) -> Result<Response> {
+    let body: Value = req.json()?;
+    let query: Map<String, Value> =
+        req.query_pairs().map(|(k, v)| (k.to_owned(), Value::from(v))).collect();
+    let headers: Map<String, Value> = ["x-echo", "content-type"]
+        .into_iter()
+        .filter_map(|name| req.header(name).map(|v| (name.to_owned(), Value::from(v))))
+        .collect();
+    Response::json(&json!({ "echo": body, "query": query, "headers": headers }))
+}
+
+autoflow_sdk::feature!(Router::new().get("/api/hello/{name}", hello).post("/api/echo", echo));

@@ -1,0 +1,107 @@
+//! The error a handler returns; each kind maps to one HTTP status on the host.
+
+use crate::bindings::autoflow::platform::types as wit;
+
+/// The result of a handler or helper.
+pub type Result<T, E = Error> = core::result::Result<T, E>;
+
+/// One field of the input that failed validation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldError {
+    pub field: String,
+    pub message: String,
+}
+
+/// A failure that ends the request with the platform's JSON error body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Error {
+    /// 404.
+    NotFound(String),
+    /// 400, with the fields at fault if known.
+    Invalid { message: String, fields: Vec<FieldError> },
+    /// 409.
+    Conflict(String),
+    /// 401.
+    Unauthorized(String),
+    /// 403.
+    Forbidden(String),
+    /// 503.
+    Unavailable(String),
+    /// 500; the message is logged by the host and never shown to the client.
+    Internal(String),
+}
+
+impl Error {
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self::NotFound(message.into())
+    }
+
+    pub fn invalid(message: impl Into<String>) -> Self {
+        Self::Invalid { message: message.into(), fields: Vec::new() }
+    }
+
+    /// A 400 naming one field and what is wrong with it.
+    pub fn invalid_field(field: impl Into<String>, message: impl Into<String>) -> Self {
+        let (field, message) = (field.into(), message.into());
+        Self::Invalid {
+            message: format!("{field}: {message}"),
+            fields: vec![FieldError { field, message }],
+        }
+    }
+
+    pub fn conflict(message: impl Into<String>) -> Self {
+        Self::Conflict(message.into())
+    }
+
+    pub fn unauthorized(message: impl Into<String>) -> Self {
+        Self::Unauthorized(message.into())
+    }
+
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        Self::Forbidden(message.into())
+    }
+
+    pub fn unavailable(message: impl Into<String>) -> Self {
+        Self::Unavailable(message.into())
+    }
+
+    pub fn internal(message: impl Into<String>) -> Self {
+        Self::Internal(message.into())
+    }
+}
+
+impl core::fmt::Display for Error {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Self::NotFound(m)
+            | Self::Conflict(m)
+            | Self::Unauthorized(m)
+            | Self::Forbidden(m)
+            | Self::Unavailable(m)
+            | Self::Internal(m) => f.write_str(m),
+            Self::Invalid { message, .. } => f.write_str(message),
+        }
+    }
+}
+
+impl std::error::Error for Error {}
+
+impl From<Error> for wit::Error {
+    fn from(error: Error) -> Self {
+        match error {
+            Error::NotFound(m) => wit::Error::NotFound(m),
+            Error::Invalid { message, fields } => wit::Error::Invalid(wit::InvalidInput {
+                message,
+                fields: fields
+                    .into_iter()
+                    .map(|f| wit::FieldError { field: f.field, message: f.message })
+                    .collect(),
+            }),
+            Error::Conflict(m) => wit::Error::Conflict(m),
+            Error::Unauthorized(m) => wit::Error::Unauthorized(m),
+            Error::Forbidden(m) => wit::Error::Forbidden(m),
+            Error::Unavailable(m) => wit::Error::Unavailable(m),
+            Error::Internal(m) => wit::Error::Internal(m),
+        }
+    }
+}

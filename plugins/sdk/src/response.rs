@@ -1,0 +1,61 @@
+//! Responses a handler returns.
+
+use serde::Serialize;
+
+use crate::bindings::exports::autoflow::platform::handler as wit;
+use crate::{Error, Result};
+
+/// An HTTP response, sent to the client as is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Response {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Response {
+    /// `200` with a JSON body.
+    pub fn json<T: Serialize + ?Sized>(value: &T) -> Result<Self> {
+        Self::json_with_status(200, value)
+    }
+
+    /// A JSON body with the given status.
+    pub fn json_with_status<T: Serialize + ?Sized>(status: u16, value: &T) -> Result<Self> {
+        let body = serde_json::to_vec(value)
+            .map_err(|e| Error::internal(format!("response could not be encoded as JSON: {e}")))?;
+        Ok(Self::new(status, body).with_header("content-type", "application/json"))
+    }
+
+    /// `200` with a plain-text body.
+    pub fn text(body: impl Into<String>) -> Self {
+        Self::new(200, body.into().into_bytes()).with_header("content-type", "text/plain; charset=utf-8")
+    }
+
+    /// A body-less response, e.g. `204`.
+    pub fn empty(status: u16) -> Self {
+        Self::new(status, Vec::new())
+    }
+
+    /// Any status and body.
+    pub fn new(status: u16, body: Vec<u8>) -> Self {
+        Self { status, headers: Vec::new(), body }
+    }
+
+    /// Adds a header.
+    pub fn with_header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.headers.push((name.into(), value.into()));
+        self
+    }
+
+    /// Sets the status.
+    pub fn with_status(mut self, status: u16) -> Self {
+        self.status = status;
+        self
+    }
+}
+
+impl From<Response> for wit::Response {
+    fn from(r: Response) -> Self {
+        wit::Response { status: r.status, headers: r.headers, body: r.body }
+    }
+}

@@ -1,0 +1,161 @@
+//! `cargo xtask build-plugins`: finds every plugin under `plugins/` (a directory with both
+//! `Cargo.toml` and `plugin.toml`), builds it for wasm32-wasip2, and publishes each build as a unit:
+//! `plugin.toml` and `plugin.wasm` are written to a hidden temporary directory which then replaces
+//! `dist/plugins/<name>` (test plugins, named `test-*`, go to `dist/test-plugins/`).
+
+use std::fs;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use anyhow::{Context, Result, bail};
+
+const TARGET: &str = "wasm32-wasip2";
+
+/// One plugin crate found in the source tree.
+struct PluginSource {
+    /// The plugin's name from its `plugin.toml`.
+    name: String,
+    /// The Cargo package name.
+    package: String,
+    dir: PathBuf,
+}
+
+/// Builds and publishes every plugin; fails naming each plugin that did not build.
+pub fn build_all(root: &Path, release: bool) -> Result<()> {
+    ensure_wasm_target()?;
+    let sources = discover(&root.join("plugins"))?;
+    let mut published = 0;
+    let mut failed = Vec::new();
+    for source in &sources {
+        eprintln!("xtask: building plugin `{}` ({})", source.name, source.dir.display());
+        match build_one(root, source, release) {
+            Ok(artifact) => {
+                let dist = root.join("dist").join(if source.name.starts_with("test-") { "test-plugins" } else { "plugins" });
+                let dir = publish(&dist, source, &artifact)?;
+                let size = fs::metadata(dir.join("plugin.wasm")).map(|m| m.len()).unwrap_or(0);
+                eprintln!("xtask: plugin `{}` → {} ({} KiB)", source.name, dir.display(), size / 1024);
+                published += 1;
+            }
+            Err(error) => {
+                eprintln!("xtask: plugin `{}` failed to build: {error:#}", source.name);
+                failed.push(source.name.clone());
+            }
+        }
+    }
+    if !failed.is_empty() {
+        bail!("{} plugin(s) failed to build: {} (the compiler's messages are above)", failed.len(), failed.join(", "));
+    }
+    eprintln!("xtask: {published} plugin(s) built");
+    Ok(())
+}
+
+fn ensure_wasm_target() -> Result<()> {
+    let installed = Command::new("rustup").args(["target", "list", "--installed"]).output();
+    match installed {
+        Ok(out) if String::from_utf8_lossy(&out.stdout).lines().any(|l| l.trim() == TARGET) => Ok(()),
+        Ok(_) => {
+            eprintln!("xtask: adding the {TARGET} target (rustup target add {TARGET})");
+            let status = Command::new("rustup").args(["target", "add", TARGET]).status()?;
+            if !status.success() {
+                bail!("`rustup target add {TARGET}` failed ({status})");
+            }
+            Ok(())
+        }
+        Err(_) => {
+            eprintln!("xtask: rustup not found; assuming the {TARGET} standard library is installed");
+            Ok(())
+        }
+    }
+}
+
+fn discover(plugins_dir: &Path) -> Result<Vec<PluginSource>> {
+    let mut sources = Vec::new();
+    let entries = fs::read_dir(plugins_dir).with_context(|| format!("reading {}", plugins_dir.display()))?;
+    for entry in entries {
+        let dir = entry?.path();
+        let (cargo_toml, plugin_toml) = (dir.join("Cargo.toml"), dir.join("plugin.toml"));
+        if !cargo_toml.is_file() || !plugin_toml.is_file() {
+            continue;
+        }
+        let package = toml_string(&cargo_toml, &["package", "name"])?;
+        let name = toml_string(&plugin_toml, &["name"])?;
+        sources.push(PluginSource { name, package, dir });
+    }
+    sources.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(sources)
+}
+
+fn toml_string(path: &Path, keys: &[&str]) -> Result<String> {
+    let text = fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let mut value: toml::Value = toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
+    for key in keys {
+        value = value
+            .get(key)
+            .cloned()
+            .with_context(|| format!("{}: missing `{}`", path.display(), keys.join(".")))?;
+    }
+    value.as_str().map(str::to_owned).with_context(|| format!("{}: `{}` is not a string", path.display(), keys.join(".")))
+}
+
+/// Runs cargo for one plugin and returns the path of the component it produced.
+fn build_one(root: &Path, source: &PluginSource, release: bool) -> Result<PathBuf> {
+    let mut command = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+    // Run inside plugins/ so its .cargo/config.toml (the wasm target) applies.
+    command
+        .current_dir(root.join("plugins"))
+        .args(["build", "--target", TARGET, "--package", &source.package, "--message-format=json-render-diagnostics"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit());
+    if release {
+        command.arg("--release");
+    }
+    let mut child = command.spawn().context("could not start cargo")?;
+    let stdout = child.stdout.take().context("cargo's stdout was not captured")?;
+    let mut artifact = None;
+    for line in BufReader::new(stdout).lines() {
+        let line = line?;
+        let Ok(message) = serde_json::from_str::<serde_json::Value>(&line) else { continue };
+        if message["reason"] == "compiler-artifact" && message["target"]["kind"].as_array().is_some_and(|k| k.iter().any(|k| k == "cdylib")) {
+            let wasm = message["filenames"].as_array().into_iter().flatten().filter_map(|f| f.as_str()).find(|f| f.ends_with(".wasm"));
+            if let Some(wasm) = wasm {
+                artifact = Some(PathBuf::from(wasm));
+            }
+        }
+    }
+    let status = child.wait()?;
+    if !status.success() {
+        bail!("cargo build exited with {status}");
+    }
+    artifact.with_context(|| format!("cargo built `{}` but produced no .wasm (is its crate-type cdylib?)", source.package))
+}
+
+/// Publishes manifest and component together: both are written to a hidden directory that then
+/// takes the place of the old build, so the host never pairs a manifest with another build.
+/// An unchanged build is left in place.
+fn publish(dist: &Path, source: &PluginSource, artifact: &Path) -> Result<PathBuf> {
+    let dest = dist.join(&source.name);
+    let manifest = fs::read(source.dir.join("plugin.toml"))?;
+    let component = fs::read(artifact).with_context(|| format!("reading {}", artifact.display()))?;
+    let unchanged = fs::read(dest.join("plugin.toml")).is_ok_and(|m| m == manifest)
+        && fs::read(dest.join("plugin.wasm")).is_ok_and(|c| c == component);
+    if unchanged {
+        return Ok(dest);
+    }
+    fs::create_dir_all(dist)?;
+    let staging = dist.join(format!(".{}.staging", source.name));
+    let _ = fs::remove_dir_all(&staging);
+    fs::create_dir_all(&staging)?;
+    fs::write(staging.join("plugin.toml"), manifest)?;
+    fs::write(staging.join("plugin.wasm"), component)?;
+    if dest.exists() {
+        let retired = dist.join(format!(".{}.retired", source.name));
+        let _ = fs::remove_dir_all(&retired);
+        fs::rename(&dest, &retired)?;
+        fs::rename(&staging, &dest)?;
+        fs::remove_dir_all(&retired)?;
+    } else {
+        fs::rename(&staging, &dest)?;
+    }
+    Ok(dest)
+}
