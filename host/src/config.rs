@@ -34,11 +34,7 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Self {
-        Self {
-            max_body_bytes: 1024 * 1024,
-            request_timeout: Duration::from_secs(30),
-            max_instances: 1000,
-        }
+        Self { max_body_bytes: 1024 * 1024, request_timeout: Duration::from_secs(30), max_instances: 1000 }
     }
 }
 

@@ -31,7 +31,8 @@ pub fn build_all(root: &Path, release: bool) -> Result<()> {
         eprintln!("xtask: building plugin `{}` ({})", source.name, source.dir.display());
         match build_one(root, source, release) {
             Ok(artifact) => {
-                let dist = root.join("dist").join(if source.name.starts_with("test-") { "test-plugins" } else { "plugins" });
+                let dist =
+                    root.join("dist").join(if source.name.starts_with("test-") { "test-plugins" } else { "plugins" });
                 let dir = publish(&dist, source, &artifact)?;
                 let size = fs::metadata(dir.join("plugin.wasm")).map(|m| m.len()).unwrap_or(0);
                 eprintln!("xtask: plugin `{}` → {} ({} KiB)", source.name, dir.display(), size / 1024);
@@ -90,12 +91,12 @@ fn toml_string(path: &Path, keys: &[&str]) -> Result<String> {
     let text = fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     let mut value: toml::Value = toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
     for key in keys {
-        value = value
-            .get(key)
-            .cloned()
-            .with_context(|| format!("{}: missing `{}`", path.display(), keys.join(".")))?;
+        value = value.get(key).cloned().with_context(|| format!("{}: missing `{}`", path.display(), keys.join(".")))?;
     }
-    value.as_str().map(str::to_owned).with_context(|| format!("{}: `{}` is not a string", path.display(), keys.join(".")))
+    value
+        .as_str()
+        .map(str::to_owned)
+        .with_context(|| format!("{}: `{}` is not a string", path.display(), keys.join(".")))
 }
 
 /// Runs cargo for one plugin and returns the path of the component it produced.
@@ -116,8 +117,15 @@ fn build_one(root: &Path, source: &PluginSource, release: bool) -> Result<PathBu
     for line in BufReader::new(stdout).lines() {
         let line = line?;
         let Ok(message) = serde_json::from_str::<serde_json::Value>(&line) else { continue };
-        if message["reason"] == "compiler-artifact" && message["target"]["kind"].as_array().is_some_and(|k| k.iter().any(|k| k == "cdylib")) {
-            let wasm = message["filenames"].as_array().into_iter().flatten().filter_map(|f| f.as_str()).find(|f| f.ends_with(".wasm"));
+        if message["reason"] == "compiler-artifact"
+            && message["target"]["kind"].as_array().is_some_and(|k| k.iter().any(|k| k == "cdylib"))
+        {
+            let wasm = message["filenames"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|f| f.as_str())
+                .find(|f| f.ends_with(".wasm"));
             if let Some(wasm) = wasm {
                 artifact = Some(PathBuf::from(wasm));
             }
@@ -127,7 +135,8 @@ fn build_one(root: &Path, source: &PluginSource, release: bool) -> Result<PathBu
     if !status.success() {
         bail!("cargo build exited with {status}");
     }
-    artifact.with_context(|| format!("cargo built `{}` but produced no .wasm (is its crate-type cdylib?)", source.package))
+    artifact
+        .with_context(|| format!("cargo built `{}` but produced no .wasm (is its crate-type cdylib?)", source.package))
 }
 
 /// Publishes manifest and component together: both are written to a hidden directory that then

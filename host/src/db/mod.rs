@@ -81,10 +81,8 @@ impl Database {
                 Err(DbError::UnsupportedUrl(scheme))
             }
             None => {
-                std::fs::create_dir_all(data_dir).map_err(|source| DbError::DataDir {
-                    path: data_dir.display().to_string(),
-                    source,
-                })?;
+                std::fs::create_dir_all(data_dir)
+                    .map_err(|source| DbError::DataDir { path: data_dir.display().to_string(), source })?;
                 let options = SqliteConnectOptions::new().filename(data_dir.join("autoflow.db"));
                 Self::connect_sqlite(options).await
             }
@@ -92,10 +90,8 @@ impl Database {
     }
 
     async fn connect_sqlite(options: SqliteConnectOptions) -> Result<Self, DbError> {
-        let options = options
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .busy_timeout(ACQUIRE_TIMEOUT);
+        let options =
+            options.create_if_missing(true).journal_mode(SqliteJournalMode::Wal).busy_timeout(ACQUIRE_TIMEOUT);
         let pool = SqlitePoolOptions::new()
             .acquire_timeout(ACQUIRE_TIMEOUT)
             .connect_with(options)

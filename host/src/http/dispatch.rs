@@ -15,8 +15,16 @@ use crate::plugins::routes::RouteMatch;
 use crate::runtime::{self, CallError};
 
 /// Response headers a plugin may not set: the host owns the connection and framing.
-const HOST_OWNED_HEADERS: &[&str] =
-    &["connection", "content-length", "keep-alive", "proxy-connection", "te", "trailer", "transfer-encoding", "upgrade"];
+const HOST_OWNED_HEADERS: &[&str] = &[
+    "connection",
+    "content-length",
+    "keep-alive",
+    "proxy-connection",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+];
 
 /// Fallback handler: every request no host-native route matched.
 pub async fn dispatch(State(state): State<AppState>, request: Request) -> Result<Response, ApiError> {

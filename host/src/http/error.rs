@@ -66,7 +66,9 @@ impl ApiError {
             }
             ApiError::BadRequest(message) => ErrorBody::new(S::BAD_REQUEST, "bad_request", message),
             ApiError::Plugin { error, .. } => plugin_error_body(error),
-            ApiError::PluginFailed { .. } => ErrorBody::new(S::INTERNAL_SERVER_ERROR, "plugin_failed", self.to_string()),
+            ApiError::PluginFailed { .. } => {
+                ErrorBody::new(S::INTERNAL_SERVER_ERROR, "plugin_failed", self.to_string())
+            }
             ApiError::PluginTimeout { .. } => ErrorBody::new(S::GATEWAY_TIMEOUT, "plugin_timeout", self.to_string()),
             ApiError::BadPluginResponse { .. } => {
                 ErrorBody::new(S::BAD_GATEWAY, "bad_plugin_response", self.to_string())

@@ -109,9 +109,7 @@ fn list_plugin_dirs(dir: &Path) -> Result<Vec<PathBuf>, LoadError> {
 pub async fn load_one(runtime: &Runtime, dir: &Path) -> Result<LoadedPlugin, LoadError> {
     let manifest_path = dir.join(MANIFEST_FILE);
     let text = tokio::fs::read_to_string(&manifest_path).await.map_err(|source| match source.kind() {
-        io::ErrorKind::NotFound => {
-            LoadError::Manifest { path: manifest_path.clone(), reason: "file not found".into() }
-        }
+        io::ErrorKind::NotFound => LoadError::Manifest { path: manifest_path.clone(), reason: "file not found".into() },
         _ => LoadError::Io { path: manifest_path.clone(), source },
     })?;
     let manifest =

@@ -37,9 +37,7 @@ impl PluginName {
         if valid {
             Ok(Self(name.to_owned()))
         } else {
-            Err(format!(
-                "plugin name `{name}` must be 1-63 characters of a-z, 0-9 and '-', starting with a letter"
-            ))
+            Err(format!("plugin name `{name}` must be 1-63 characters of a-z, 0-9 and '-', starting with a letter"))
         }
     }
 

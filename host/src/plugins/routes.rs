@@ -18,9 +18,14 @@ pub struct RouteTarget {
 /// The outcome of matching a request.
 #[derive(Debug, PartialEq, Eq)]
 pub enum RouteMatch<'a> {
-    Found { target: &'a RouteTarget, params: Vec<(String, String)> },
+    Found {
+        target: &'a RouteTarget,
+        params: Vec<(String, String)>,
+    },
     /// The path exists but not for this method; `allowed` lists the methods that are.
-    MethodNotAllowed { allowed: Vec<String> },
+    MethodNotAllowed {
+        allowed: Vec<String>,
+    },
     NotFound,
 }
 

@@ -2,7 +2,7 @@
 //! pooling instance allocator (falling back to on-demand allocation where the machine refuses
 //! the pool's virtual-memory reservation).
 
-use wasmtime::{Config, Engine, Enabled, InstanceAllocationStrategy, PoolingAllocationConfig};
+use wasmtime::{Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
 use crate::config::Limits;
 

@@ -13,11 +13,11 @@ use std::time::{Duration, Instant};
 use wasmtime::component::{Component, HasSelf, Linker};
 use wasmtime::{Engine, Store, Trap, UpdateDeadline};
 
-pub use bindings::exports::autoflow::platform::handler::{Request, Response};
-pub use bindings::autoflow::platform::types::{Error as PluginError, FieldError, InvalidInput, Principal};
 pub use bindings::FeaturePre;
 pub(crate) use bindings::autoflow::platform::log as bindings_log;
 pub(crate) use bindings::autoflow::platform::types as bindings_types;
+pub use bindings::autoflow::platform::types::{Error as PluginError, FieldError, InvalidInput, Principal};
+pub use bindings::exports::autoflow::platform::handler::{Request, Response};
 pub use engine::AllocatorKind;
 pub use state::InstanceState;
 
@@ -115,11 +115,7 @@ impl Runtime {
         let deadline = Instant::now() + timeout;
         store.set_epoch_deadline(1);
         store.epoch_deadline_callback(move |_| {
-            if Instant::now() >= deadline {
-                Ok(UpdateDeadline::Interrupt)
-            } else {
-                Ok(UpdateDeadline::Yield(1))
-            }
+            if Instant::now() >= deadline { Ok(UpdateDeadline::Interrupt) } else { Ok(UpdateDeadline::Yield(1)) }
         });
 
         let classify = |error: wasmtime::Error| match error.downcast_ref::<Trap>() {

@@ -91,9 +91,9 @@ impl Drop for LineLogger {
         self.emit();
         if self.dropped > 0 {
             let (stream, dropped) = (self.stream, self.dropped);
-            self.span.in_scope(|| {
-                tracing::warn!(target: "autoflow::plugin", stream, dropped, "plugin output over budget was dropped")
-            });
+            self.span.in_scope(
+                || tracing::warn!(target: "autoflow::plugin", stream, dropped, "plugin output over budget was dropped"),
+            );
         }
     }
 }

@@ -17,8 +17,7 @@ fn hello(req: &Request) -> Result<Response> {
 /// `POST /api/echo` → the JSON body back, with the query and the `x-*` request headers it came with.
 fn echo(req: &Request) -> Result<Response> {
     let body: Value = req.json()?;
-    let query: Map<String, Value> =
-        req.query_pairs().map(|(k, v)| (k.to_owned(), Value::from(v))).collect();
+    let query: Map<String, Value> = req.query_pairs().map(|(k, v)| (k.to_owned(), Value::from(v))).collect();
     let headers: Map<String, Value> = ["x-echo", "content-type"]
         .into_iter()
         .filter_map(|name| req.header(name).map(|v| (name.to_owned(), Value::from(v))))

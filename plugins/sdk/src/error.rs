@@ -43,10 +43,7 @@ impl Error {
     /// A 400 naming one field and what is wrong with it.
     pub fn invalid_field(field: impl Into<String>, message: impl Into<String>) -> Self {
         let (field, message) = (field.into(), message.into());
-        Self::Invalid {
-            message: format!("{field}: {message}"),
-            fields: vec![FieldError { field, message }],
-        }
+        Self::Invalid { message: format!("{field}: {message}"), fields: vec![FieldError { field, message }] }
     }
 
     pub fn conflict(message: impl Into<String>) -> Self {
@@ -92,10 +89,7 @@ impl From<Error> for wit::Error {
             Error::NotFound(m) => wit::Error::NotFound(m),
             Error::Invalid { message, fields } => wit::Error::Invalid(wit::InvalidInput {
                 message,
-                fields: fields
-                    .into_iter()
-                    .map(|f| wit::FieldError { field: f.field, message: f.message })
-                    .collect(),
+                fields: fields.into_iter().map(|f| wit::FieldError { field: f.field, message: f.message }).collect(),
             }),
             Error::Conflict(m) => wit::Error::Conflict(m),
             Error::Unauthorized(m) => wit::Error::Unauthorized(m),

@@ -4,8 +4,7 @@ use crate::bindings::autoflow::platform::log::{self as wit, Level};
 
 /// Logs a message with key/value fields at the given level.
 pub fn event(level: Level, message: &str, fields: &[(&str, &str)]) {
-    let fields: Vec<(String, String)> =
-        fields.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+    let fields: Vec<(String, String)> = fields.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
     wit::log(level, message, &fields);
 }
 

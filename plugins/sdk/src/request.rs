@@ -45,9 +45,8 @@ impl Request {
 
     /// A path parameter of the matched route; a missing one is a bug in the route table (`500`).
     pub fn param(&self, name: &str) -> Result<&str> {
-        lookup(&self.inner.params, name).ok_or_else(|| {
-            Error::internal(format!("route {} has no path parameter `{name}`", self.inner.route))
-        })
+        lookup(&self.inner.params, name)
+            .ok_or_else(|| Error::internal(format!("route {} has no path parameter `{name}`", self.inner.route)))
     }
 
     /// The first query parameter with this name.
@@ -62,11 +61,7 @@ impl Request {
 
     /// The first header with this name (case-insensitive).
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.inner
-            .headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+        self.inner.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
     }
 
     /// The raw body.
@@ -85,10 +80,10 @@ impl Request {
 
     /// The authenticated caller, if the route had one.
     pub fn principal(&self) -> Option<Principal> {
-        self.inner.principal.as_ref().map(|p| Principal {
-            user_id: p.user_id.clone(),
-            permissions: p.permissions.clone(),
-        })
+        self.inner
+            .principal
+            .as_ref()
+            .map(|p| Principal { user_id: p.user_id.clone(), permissions: p.permissions.clone() })
     }
 }
 

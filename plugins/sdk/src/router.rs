@@ -49,10 +49,7 @@ impl Router {
 
     /// Finds the handler for this method and route.
     pub fn find(&self, method: &str, route: &str) -> Option<Handler> {
-        self.routes
-            .iter()
-            .find(|(m, r, _)| m == method && r == route)
-            .map(|(_, _, handler)| *handler)
+        self.routes.iter().find(|(m, r, _)| m == method && r == route).map(|(_, _, handler)| *handler)
     }
 
     /// Runs the handler for a request from the host.
@@ -60,11 +57,7 @@ impl Router {
     pub fn dispatch(&self, request: wit::Request) -> Result<wit::Response, wit_types::Error> {
         let request = Request::new(request);
         let handler = self.find(request.method(), request.route()).ok_or_else(|| {
-            Error::not_found(format!(
-                "this plugin has no handler for {} {}",
-                request.method(),
-                request.route()
-            ))
+            Error::not_found(format!("this plugin has no handler for {} {}", request.method(), request.route()))
         })?;
         handler(&request).map(Into::into).map_err(Into::into)
     }

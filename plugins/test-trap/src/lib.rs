@@ -3,6 +3,7 @@
 use autoflow_sdk::{Error, Request, Response, Result, Router};
 
 fn ok(_: &Request) -> Result<Response> {
+    println!("test-trap was asked how it is");
     Ok(Response::text("still standing"))
 }
 

@@ -1,0 +1,220 @@
+//! Spawning a real host for a test: the built plugin components, a fresh database (a new schema on
+//! `DATABASE_URL`'s PostgreSQL, else a new SQLite file), port 0, and captured logs.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, OnceLock};
+
+use autoflow_host::config::{Config, Limits};
+use autoflow_host::db::Database;
+use autoflow_host::startup::{Application, StartupError};
+use secrecy::SecretString;
+use tempfile::TempDir;
+
+/// The backend the suite runs on: PostgreSQL when `DATABASE_URL` is set, else SQLite.
+pub fn expected_backend() -> &'static str {
+    if postgres_url().is_some() { "postgres" } else { "sqlite" }
+}
+
+fn postgres_url() -> Option<String> {
+    std::env::var("DATABASE_URL").ok().filter(|u| !u.is_empty())
+}
+
+/// The directory of a plugin built by `cargo xtask build-plugins`.
+pub fn built_plugin(name: &str) -> PathBuf {
+    let dist = Path::new(env!("CARGO_MANIFEST_DIR")).join("../dist");
+    let kind = if name.starts_with("test-") { "test-plugins" } else { "plugins" };
+    let dir = dist.join(kind).join(name);
+    assert!(
+        dir.join("plugin.wasm").is_file(),
+        "plugin `{name}` is not built at {}: run `cargo xtask build-plugins` (or `cargo xtask test`)",
+        dir.display()
+    );
+    dir
+}
+
+/// A plugins directory being assembled for one test.
+pub struct PluginsDir {
+    pub dir: TempDir,
+}
+
+impl PluginsDir {
+    pub fn new() -> Self {
+        Self { dir: TempDir::new().unwrap() }
+    }
+
+    /// Copies built plugins in.
+    pub fn with(names: &[&str]) -> Self {
+        let plugins = Self::new();
+        for name in names {
+            plugins.copy_built(name, name);
+        }
+        plugins
+    }
+
+    /// Copies the built plugin `name` in under directory `as_dir`; returns that directory.
+    pub fn copy_built(&self, name: &str, as_dir: &str) -> PathBuf {
+        let from = built_plugin(name);
+        let to = self.path().join(as_dir);
+        std::fs::create_dir_all(&to).unwrap();
+        for file in ["plugin.toml", "plugin.wasm"] {
+            std::fs::copy(from.join(file), to.join(file)).unwrap();
+        }
+        to
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+/// A fresh, empty database for one test; dropped with it.
+pub struct TestDatabase {
+    pub url: Option<SecretString>,
+    schema: Option<(String, String)>,
+}
+
+impl TestDatabase {
+    pub async fn create() -> Self {
+        let Some(base) = postgres_url() else {
+            return Self { url: None, schema: None };
+        };
+        let schema = format!("test_{}", uuid::Uuid::new_v4().simple());
+        let pool = sqlx::PgPool::connect(&base).await.expect("DATABASE_URL must reach PostgreSQL");
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}"))).execute(&pool).await.unwrap();
+        pool.close().await;
+        let separator = if base.contains('?') { '&' } else { '?' };
+        let url = format!("{base}{separator}options[search_path]={schema}");
+        Self { url: Some(SecretString::from(url)), schema: Some((base, schema)) }
+    }
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        let Some((base, schema)) = self.schema.take() else { return };
+        // Drop runs outside async code; use a thread with its own runtime to clean up.
+        let _ = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            runtime.block_on(async {
+                if let Ok(pool) = sqlx::PgPool::connect(&base).await {
+                    let drop = format!("DROP SCHEMA IF EXISTS {schema} CASCADE");
+                    let _ = sqlx::query(sqlx::AssertSqlSafe(drop)).execute(&pool).await;
+                    pool.close().await;
+                }
+            });
+        })
+        .join();
+    }
+}
+
+/// A config for a test host: port 0, a temporary data dir, the test database.
+pub fn test_config(plugins_dir: &Path, data_dir: &Path, database: &TestDatabase) -> Config {
+    Config {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        plugins_dir: plugins_dir.to_owned(),
+        data_dir: data_dir.to_owned(),
+        database_url: database.url.clone(),
+        limits: Limits { max_instances: 50, ..Limits::default() },
+    }
+}
+
+/// A running host.
+pub struct TestApp {
+    pub address: String,
+    pub client: reqwest::Client,
+    pub db: Database,
+    pub plugins: PluginsDir,
+    _data: TempDir,
+    _database: TestDatabase,
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.address)
+    }
+
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.client.get(self.url(path)).send().await.expect("request failed")
+    }
+}
+
+/// Builds a host from `plugins` with a config adjusted by `configure`, returning the startup result.
+pub async fn try_spawn(
+    plugins: PluginsDir,
+    configure: impl FnOnce(&mut Config),
+) -> Result<TestApp, (StartupError, PluginsDir)> {
+    capture_logs();
+    let data = TempDir::new().unwrap();
+    let database = TestDatabase::create().await;
+    let mut config = test_config(plugins.path(), data.path(), &database);
+    configure(&mut config);
+    let app = match Application::build(config).await {
+        Ok(app) => app,
+        Err(error) => return Err((error, plugins)),
+    };
+    let address = format!("http://{}", app.local_addr());
+    let db = app.database().clone();
+    tokio::spawn(app.run_until_stopped(std::future::pending()));
+    Ok(TestApp { address, client: reqwest::Client::new(), db, plugins, _data: data, _database: database })
+}
+
+/// A host serving the given built plugins with default limits.
+pub async fn spawn_app_with(plugins: &[&str]) -> TestApp {
+    spawn_configured(plugins, |_| {}).await
+}
+
+/// A host serving the given built plugins with a config adjusted by `configure`.
+pub async fn spawn_configured(plugins: &[&str], configure: impl FnOnce(&mut Config)) -> TestApp {
+    match try_spawn(PluginsDir::with(plugins), configure).await {
+        Ok(app) => app,
+        Err((error, _)) => panic!("the host failed to start: {error}"),
+    }
+}
+
+/// A host serving the `hello` example plugin.
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(&["hello"]).await
+}
+
+/// The startup error for a plugins directory that should be refused.
+pub async fn startup_error(plugins: PluginsDir) -> String {
+    match try_spawn(plugins, |_| {}).await {
+        Ok(_) => panic!("the host started although its plugins directory is broken"),
+        Err((error, _)) => error.to_string(),
+    }
+}
+
+/// Everything logged by any test in this binary, for tests that look for their own lines.
+pub fn captured_logs() -> String {
+    let buffer = LOGS.get().expect("capture_logs was called").lock().unwrap();
+    String::from_utf8_lossy(&buffer).into_owned()
+}
+
+static LOGS: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
+
+fn capture_logs() {
+    LOGS.get_or_init(|| {
+        let buffer = Arc::new(Mutex::new(Vec::new()));
+        let writer = CaptureWriter(buffer.clone());
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter("info")
+            .with_ansi(false)
+            .with_writer(move || writer.clone())
+            .try_init();
+        buffer
+    });
+}
+
+#[derive(Clone)]
+struct CaptureWriter(Arc<Mutex<Vec<u8>>>);
+
+impl Write for CaptureWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}

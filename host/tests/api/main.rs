@@ -1,0 +1,13 @@
+//! Black-box tests of the host: real servers on random ports, real built plugin components, a
+//! fresh database per test (PostgreSQL when `DATABASE_URL` is set, else SQLite).
+
+mod helpers;
+
+mod cli;
+mod database;
+mod faults;
+mod health;
+mod logs;
+mod requests;
+mod routing;
+mod startup;

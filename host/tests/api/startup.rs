@@ -1,0 +1,112 @@
+//! A broken plugin set refuses to start, naming the file and the problem.
+
+use std::fs;
+
+use crate::helpers::{PluginsDir, startup_error, try_spawn};
+
+#[tokio::test]
+async fn a_malformed_manifest_is_refused_naming_the_file() {
+    let plugins = PluginsDir::with(&["hello"]);
+    let manifest = plugins.path().join("hello/plugin.toml");
+    fs::write(&manifest, "name = \"hello\"\nversion = ").unwrap();
+
+    let error = startup_error(plugins).await;
+
+    assert!(error.contains(&manifest.display().to_string()), "{error}");
+    assert!(error.contains("invalid manifest"), "{error}");
+}
+
+#[tokio::test]
+async fn a_manifest_with_an_unknown_field_is_refused_naming_the_field() {
+    let plugins = PluginsDir::with(&["hello"]);
+    let manifest = plugins.path().join("hello/plugin.toml");
+    let text = fs::read_to_string(&manifest).unwrap();
+    fs::write(&manifest, text.replace("kind = \"feature\"", "kind = \"feature\"\ncolour = \"blue\"")).unwrap();
+
+    let error = startup_error(plugins).await;
+
+    assert!(error.contains("colour"), "{error}");
+}
+
+#[tokio::test]
+async fn a_missing_component_file_is_refused() {
+    let plugins = PluginsDir::with(&["hello"]);
+    let component = plugins.path().join("hello/plugin.wasm");
+    fs::remove_file(&component).unwrap();
+
+    let error = startup_error(plugins).await;
+
+    assert!(error.contains(&component.display().to_string()), "{error}");
+    assert!(error.contains("component file not found"), "{error}");
+}
+
+#[tokio::test]
+async fn a_file_that_is_not_a_component_is_refused() {
+    for (what, bytes) in
+        [("garbage", b"this is not wasm at all".to_vec()), ("a core module", b"\0asm\x01\0\0\0".to_vec())]
+    {
+        let plugins = PluginsDir::with(&["hello"]);
+        let component = plugins.path().join("hello/plugin.wasm");
+        fs::write(&component, bytes).unwrap();
+
+        let error = startup_error(plugins).await;
+
+        assert!(error.contains(&component.display().to_string()), "{what}: {error}");
+        assert!(error.contains("not a valid wasm component"), "{what}: {error}");
+    }
+}
+
+#[tokio::test]
+async fn two_plugins_claiming_the_same_route_are_refused_naming_both() {
+    let plugins = PluginsDir::with(&["hello"]);
+    let twin = plugins.copy_built("hello", "hello-twin");
+    let manifest = fs::read_to_string(twin.join("plugin.toml")).unwrap();
+    fs::write(twin.join("plugin.toml"), manifest.replace("name = \"hello\"", "name = \"hello-twin\"")).unwrap();
+
+    let error = startup_error(plugins).await;
+
+    assert!(
+        error.contains("route GET /api/hello/{name} is claimed by both plugin 'hello' and plugin 'hello-twin'"),
+        "{error}"
+    );
+}
+
+#[tokio::test]
+async fn a_directory_not_named_after_its_plugin_is_refused() {
+    let plugins = PluginsDir::new();
+    plugins.copy_built("hello", "greeter");
+
+    let error = startup_error(plugins).await;
+
+    assert!(error.contains("names plugin 'hello' but its directory is 'greeter'"), "{error}");
+}
+
+#[tokio::test]
+async fn every_broken_plugin_is_reported_at_once() {
+    let plugins = PluginsDir::with(&["hello", "test-trap"]);
+    fs::write(plugins.path().join("hello/plugin.toml"), "nonsense").unwrap();
+    fs::write(plugins.path().join("test-trap/plugin.wasm"), "nonsense").unwrap();
+
+    let error = startup_error(plugins).await;
+
+    assert!(error.starts_with("2 plugin problems:"), "{error}");
+    assert!(error.contains("hello/plugin.toml") && error.contains("test-trap/plugin.wasm"), "{error}");
+}
+
+#[tokio::test]
+async fn a_missing_plugins_directory_says_how_to_build_the_plugins() {
+    let result = try_spawn(PluginsDir::new(), |config| config.plugins_dir.push("does-not-exist")).await;
+
+    let error = result.err().expect("the host started without a plugins directory").0.to_string();
+    assert!(error.contains("does-not-exist") && error.contains("cargo xtask build-plugins"), "{error}");
+}
+
+#[tokio::test]
+async fn hidden_staging_directories_are_ignored() {
+    let plugins = PluginsDir::with(&["hello"]);
+    fs::create_dir_all(plugins.path().join(".hello.staging")).unwrap();
+
+    let app = try_spawn(plugins, |_| {}).await.unwrap_or_else(|(e, _)| panic!("{e}"));
+
+    assert_eq!(app.get("/api/hello/world").await.status(), 200);
+}
