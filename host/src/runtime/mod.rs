@@ -115,7 +115,13 @@ impl Runtime {
         let deadline = Instant::now() + timeout;
         store.set_epoch_deadline(1);
         store.epoch_deadline_callback(move |_| {
-            if Instant::now() >= deadline { Ok(UpdateDeadline::Interrupt) } else { Ok(UpdateDeadline::Yield(1)) }
+            if Instant::now() >= deadline {
+                Ok(UpdateDeadline::Interrupt)
+            } else {
+                // tokio's yield defers the wake until the runtime has polled its timers and I/O;
+                // a plain wake-up could be re-polled at once and starve them.
+                Ok(UpdateDeadline::YieldCustom(1, Box::pin(tokio::task::yield_now())))
+            }
         });
 
         let classify = |error: wasmtime::Error| match error.downcast_ref::<Trap>() {

@@ -2,7 +2,9 @@
 
 use serde_json::Value;
 
-use crate::helpers::{TestApp, spawn_app_with};
+use std::time::Duration;
+
+use crate::helpers::{TestApp, spawn_app_with, spawn_configured};
 
 async fn spawn() -> TestApp {
     spawn_app_with(&["hello", "test-trap"]).await
@@ -43,6 +45,33 @@ async fn panics_served_concurrently_with_good_requests_do_not_disturb_them() {
         let expected = if path == "/api/trap/panic" { 500 } else { 200 };
         assert_eq!(status, expected, "{path}");
     }
+}
+
+// One thread runs both the server and this client: the neighbour is only served if the loop yields.
+#[tokio::test]
+async fn an_infinite_loop_is_stopped_at_the_deadline_while_other_requests_are_served() {
+    let app = spawn_configured(&["hello", "test-trap"], |config| {
+        config.limits.request_timeout = Duration::from_millis(500);
+    })
+    .await;
+
+    let looping = tokio::spawn({
+        let (client, url) = (app.client.clone(), app.url("/api/trap/loop"));
+        async move { client.get(url).send().await.unwrap() }
+    });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    // Served while the loop is still spinning: a running plugin yields instead of holding its thread.
+    for _ in 0..5 {
+        assert_eq!(app.get("/api/hello/world").await.status(), 200);
+    }
+    assert!(!looping.is_finished(), "the neighbour's requests finished before the loop's deadline");
+
+    let response = looping.await.unwrap();
+    assert_eq!(response.status(), 504);
+    let error = error_of(response).await;
+    assert_eq!(error["code"], "plugin_timeout");
+    assert_eq!(error["message"], "plugin 'test-trap' did not answer within 500ms");
+    assert_eq!(app.get("/api/trap/ok").await.status(), 200, "the plugin serves its next request");
 }
 
 #[tokio::test]

@@ -11,6 +11,13 @@ fn panic(_: &Request) -> Result<Response> {
     panic!("test-trap panics on purpose");
 }
 
+fn spin(_: &Request) -> Result<Response> {
+    let mut counter = 0u64;
+    loop {
+        counter = std::hint::black_box(counter.wrapping_add(1));
+    }
+}
+
 fn bad_status(_: &Request) -> Result<Response> {
     Ok(Response::empty(42))
 }
@@ -28,6 +35,7 @@ autoflow_sdk::feature!(
     Router::new()
         .get("/api/trap/ok", ok)
         .get("/api/trap/panic", panic)
+        .get("/api/trap/loop", spin)
         .get("/api/trap/bad-status", bad_status)
         .get("/api/trap/bad-header", bad_header)
         .get("/api/trap/internal", internal)
