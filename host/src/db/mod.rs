@@ -1,6 +1,16 @@
 //! The database: PostgreSQL in production, an embedded SQLite file by default. Owns connecting,
 //! migrating (both dialects' migrations are compiled in) and the repositories built on it.
 
+/// Runs one body against whichever pool `db` holds; the body is type-checked once per backend.
+macro_rules! on_pool {
+    ($db:expr, $pool:ident => $body:expr) => {
+        match $db {
+            $crate::db::Database::Postgres($pool) => $body,
+            $crate::db::Database::Sqlite($pool) => $body,
+        }
+    };
+}
+
 mod plugins;
 
 use std::path::Path;
@@ -119,24 +129,22 @@ impl Database {
         result.map_err(|source| DbError::Migrate { backend, source })
     }
 
+    /// Picks the statement written for this backend's dialect.
+    fn sql(&self, postgres: &'static str, sqlite: &'static str) -> &'static str {
+        match self.backend() {
+            Backend::Postgres => postgres,
+            Backend::Sqlite => sqlite,
+        }
+    }
+
     /// Round-trips a trivial query: is the database answering?
     pub async fn ping(&self) -> Result<(), DbError> {
-        match self {
-            Database::Postgres(pool) => {
-                sqlx::query("SELECT 1").execute(pool).await?;
-            }
-            Database::Sqlite(pool) => {
-                sqlx::query("SELECT 1").execute(pool).await?;
-            }
-        }
+        on_pool!(self, pool => sqlx::query("SELECT 1").execute(pool).await.map(drop))?;
         Ok(())
     }
 
     /// Closes every connection.
     pub async fn close(&self) {
-        match self {
-            Database::Postgres(pool) => pool.close().await,
-            Database::Sqlite(pool) => pool.close().await,
-        }
+        on_pool!(self, pool => pool.close().await)
     }
 }

@@ -25,34 +25,20 @@ impl Database {
     /// Records that `record.name` now serves the build `record.content_hash`.
     #[tracing::instrument(skip(self, record), fields(plugin = %record.name))]
     pub async fn record_plugin_loaded(&self, record: &PluginRecord) -> Result<(), DbError> {
-        match self {
-            Database::Postgres(pool) => {
-                sqlx::query(UPSERT_POSTGRES)
-                    .bind(&record.name)
-                    .bind(&record.version)
-                    .bind(&record.content_hash)
-                    .bind(record.loaded_at)
-                    .execute(pool)
-                    .await?;
-            }
-            Database::Sqlite(pool) => {
-                sqlx::query(UPSERT_SQLITE)
-                    .bind(&record.name)
-                    .bind(&record.version)
-                    .bind(&record.content_hash)
-                    .bind(record.loaded_at)
-                    .execute(pool)
-                    .await?;
-            }
-        }
+        let sql = self.sql(UPSERT_POSTGRES, UPSERT_SQLITE);
+        on_pool!(self, pool => sqlx::query(sql)
+            .bind(&record.name)
+            .bind(&record.version)
+            .bind(&record.content_hash)
+            .bind(record.loaded_at)
+            .execute(pool)
+            .await
+            .map(drop))?;
         Ok(())
     }
 
     /// Every recorded plugin build, by name.
     pub async fn loaded_plugins(&self) -> Result<Vec<PluginRecord>, DbError> {
-        Ok(match self {
-            Database::Postgres(pool) => sqlx::query_as(SELECT_ALL).fetch_all(pool).await?,
-            Database::Sqlite(pool) => sqlx::query_as(SELECT_ALL).fetch_all(pool).await?,
-        })
+        Ok(on_pool!(self, pool => sqlx::query_as(SELECT_ALL).fetch_all(pool).await)?)
     }
 }
