@@ -61,6 +61,14 @@ pub struct ServeArgs {
     /// Most plugin instances alive at once (the instance pool's size).
     #[arg(long, env = "AUTOFLOW_MAX_INSTANCES", default_value_t = Limits::default().max_instances)]
     pub max_instances: u32,
+
+    /// Reload plugins when their files change (`false` to load them once).
+    #[arg(long, env = "AUTOFLOW_WATCH", default_value_t = true, action = clap::ArgAction::Set)]
+    pub watch: bool,
+
+    /// Bearer token for the /admin API; unset disables it.
+    #[arg(long, env = "AUTOFLOW_ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<SecretString>,
 }
 
 impl From<ServeArgs> for Config {
@@ -75,6 +83,8 @@ impl From<ServeArgs> for Config {
                 request_timeout: Duration::from_millis(args.request_timeout_ms),
                 max_instances: args.max_instances,
             },
+            watch: args.watch,
+            admin_token: args.admin_token,
         }
     }
 }

@@ -14,11 +14,15 @@ pub struct Config {
     pub listen: SocketAddr,
     /// Directory holding one sub-directory per plugin (`plugin.toml` + `plugin.wasm`).
     pub plugins_dir: PathBuf,
-    /// Directory for local state: the embedded SQLite database, later keys and caches.
+    /// Directory for local state: the embedded SQLite database, compiled-component cache, later keys.
     pub data_dir: PathBuf,
     /// The database to use; `None` selects the embedded SQLite file under `data_dir`.
     pub database_url: Option<SecretString>,
     pub limits: Limits,
+    /// Reload plugins when their files change.
+    pub watch: bool,
+    /// Bearer token guarding `/admin`; `None` disables the admin API.
+    pub admin_token: Option<SecretString>,
 }
 
 /// Limits applied to every request and plugin call.
@@ -47,6 +51,8 @@ impl Config {
             data_dir: PathBuf::from("data"),
             database_url: None,
             limits: Limits::default(),
+            watch: true,
+            admin_token: None,
         }
     }
 }

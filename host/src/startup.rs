@@ -9,9 +9,9 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 
 use crate::config::Config;
-use crate::db::{Database, DbError, PluginRecord};
+use crate::db::{Database, DbError};
 use crate::http::{self, AppState};
-use crate::plugins::{self, LoadErrors, Registry};
+use crate::plugins::{LivePlugins, LoadErrors, PluginWatcher};
 use crate::runtime::Runtime;
 
 /// Why the host could not start.
@@ -25,6 +25,8 @@ pub enum StartupError {
     Plugins(#[from] LoadErrors),
     #[error("could not listen on {addr}: {source}")]
     Bind { addr: SocketAddr, source: io::Error },
+    #[error("could not watch the plugins directory: {0}")]
+    Watch(#[from] notify_debouncer_full::notify::Error),
 }
 
 /// A host with its database migrated, plugins loaded and socket bound, not yet serving.
@@ -32,6 +34,7 @@ pub struct Application {
     listener: TcpListener,
     local_addr: SocketAddr,
     state: AppState,
+    watcher: Option<PluginWatcher>,
 }
 
 impl Application {
@@ -39,18 +42,12 @@ impl Application {
     pub async fn build(config: Config) -> Result<Self, StartupError> {
         let db = Database::connect(config.database_url.as_ref(), &config.data_dir).await?;
         db.migrate().await?;
-        let runtime = Runtime::new(&config.limits).map_err(StartupError::Runtime)?;
-        let registry = Registry::new(plugins::load_dir(&runtime, &config.plugins_dir).await?)?;
-        for plugin in registry.plugins() {
-            db.record_plugin_loaded(&PluginRecord {
-                name: plugin.manifest.name.to_string(),
-                version: plugin.manifest.version.clone(),
-                content_hash: plugin.content_hash.clone(),
-                loaded_at: plugin.loaded_at,
-            })
-            .await?;
-        }
-        if registry.plugins().is_empty() {
+        let cache_dir = config.data_dir.join("cache").join("components");
+        let runtime = Runtime::new(&config.limits, Some(&cache_dir)).map_err(StartupError::Runtime)?;
+        let plugins = Arc::new(LivePlugins::load(runtime.clone(), &config.plugins_dir, db.clone()).await?);
+        let watcher = if config.watch { Some(PluginWatcher::start(plugins.clone())?) } else { None };
+        let plugin_count = plugins.registry().plugins().len();
+        if plugin_count == 0 {
             tracing::warn!(dir = %config.plugins_dir.display(), "no plugins found; only host routes are served");
         }
 
@@ -62,11 +59,11 @@ impl Application {
             address = %local_addr,
             database = %db.backend(),
             allocator = ?runtime.allocator(),
-            plugins = registry.plugins().len(),
+            plugins = plugin_count,
             "listening"
         );
-        let state = AppState { runtime, registry: Arc::new(registry), db, limits: config.limits };
-        Ok(Self { listener, local_addr, state })
+        let state = AppState { runtime, plugins, db, limits: config.limits, admin_token: config.admin_token };
+        Ok(Self { listener, local_addr, state, watcher })
     }
 
     /// The address actually bound (useful with port 0).
@@ -79,10 +76,16 @@ impl Application {
         &self.state.db
     }
 
+    /// The live plugin set.
+    pub fn plugins(&self) -> &Arc<LivePlugins> {
+        &self.state.plugins
+    }
+
     /// Serves until `shutdown` completes, then lets in-flight requests finish.
     pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) -> io::Result<()> {
         let db = self.state.db.clone();
         let result = axum::serve(self.listener, http::router(self.state)).with_graceful_shutdown(shutdown).await;
+        drop(self.watcher);
         db.close().await;
         result
     }

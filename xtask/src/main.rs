@@ -3,6 +3,9 @@
 //! `run` builds plugins then serves them, `test` builds plugins then runs every test.
 
 mod plugins;
+#[allow(dead_code, reason = "the build tool publishes but never unpublishes")]
+#[path = "../../host/src/plugins/publish.rs"]
+mod publish;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};

@@ -1,7 +1,7 @@
 //! `cargo xtask build-plugins`: finds every plugin under `plugins/` (a directory with both
-//! `Cargo.toml` and `plugin.toml`), builds it for wasm32-wasip2, and publishes each build as a unit:
-//! `plugin.toml` and `plugin.wasm` are written to a hidden temporary directory which then replaces
-//! `dist/plugins/<name>` (test plugins, named `test-*`, go to `dist/test-plugins/`).
+//! `Cargo.toml` and `plugin.toml`), builds it for wasm32-wasip2, and publishes each build as a unit
+//! by the host's own rule (`host/src/plugins/publish.rs`) into `dist/plugins/<name>` (test plugins,
+//! named `test-*`, into `dist/test-plugins/`). A running host watching `dist/plugins` reloads it.
 
 use std::fs;
 use std::io::{BufRead, BufReader};
@@ -33,7 +33,7 @@ pub fn build_all(root: &Path, release: bool) -> Result<()> {
             Ok(artifact) => {
                 let dist =
                     root.join("dist").join(if source.name.starts_with("test-") { "test-plugins" } else { "plugins" });
-                let dir = publish(&dist, source, &artifact)?;
+                let dir = publish_build(&dist, source, &artifact)?;
                 let size = fs::metadata(dir.join("plugin.wasm")).map(|m| m.len()).unwrap_or(0);
                 eprintln!("xtask: plugin `{}` → {} ({} KiB)", source.name, dir.display(), size / 1024);
                 published += 1;
@@ -139,32 +139,17 @@ fn build_one(root: &Path, source: &PluginSource, release: bool) -> Result<PathBu
         .with_context(|| format!("cargo built `{}` but produced no .wasm (is its crate-type cdylib?)", source.package))
 }
 
-/// Publishes manifest and component together: both are written to a hidden directory that then
-/// takes the place of the old build, so the host never pairs a manifest with another build.
-/// An unchanged build is left in place.
-fn publish(dist: &Path, source: &PluginSource, artifact: &Path) -> Result<PathBuf> {
+/// Publishes the plugin's manifest and the built component together; an unchanged build is left as is.
+fn publish_build(dist: &Path, source: &PluginSource, artifact: &Path) -> Result<PathBuf> {
     let dest = dist.join(&source.name);
     let manifest = fs::read(source.dir.join("plugin.toml"))?;
     let component = fs::read(artifact).with_context(|| format!("reading {}", artifact.display()))?;
     let unchanged = fs::read(dest.join("plugin.toml")).is_ok_and(|m| m == manifest)
         && fs::read(dest.join("plugin.wasm")).is_ok_and(|c| c == component);
-    if unchanged {
-        return Ok(dest);
-    }
-    fs::create_dir_all(dist)?;
-    let staging = dist.join(format!(".{}.staging", source.name));
-    let _ = fs::remove_dir_all(&staging);
-    fs::create_dir_all(&staging)?;
-    fs::write(staging.join("plugin.toml"), manifest)?;
-    fs::write(staging.join("plugin.wasm"), component)?;
-    if dest.exists() {
-        let retired = dist.join(format!(".{}.retired", source.name));
-        let _ = fs::remove_dir_all(&retired);
-        fs::rename(&dest, &retired)?;
-        fs::rename(&staging, &dest)?;
-        fs::remove_dir_all(&retired)?;
-    } else {
-        fs::rename(&staging, &dest)?;
+    if !unchanged {
+        fs::create_dir_all(dist)?;
+        crate::publish::publish(dist, &source.name, &manifest, &component)
+            .with_context(|| format!("publishing {} into {}", source.name, dist.display()))?;
     }
     Ok(dest)
 }

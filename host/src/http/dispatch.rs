@@ -38,7 +38,9 @@ pub async fn dispatch(State(state): State<AppState>, request: Request) -> Result
     let method = parts.method.as_str();
     let path = parts.uri.path();
 
-    let registry = state.registry.clone();
+    // This snapshot keeps the plugin's current build alive until the request is done, even if a
+    // reload swaps in another build meanwhile.
+    let registry = state.plugins.registry();
     let (target, raw_params) = match registry.route(method, path) {
         RouteMatch::Found { target, params } => (target, params),
         RouteMatch::MethodNotAllowed { allowed } => {

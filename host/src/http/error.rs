@@ -37,6 +37,12 @@ pub enum ApiError {
     BadPluginResponse { plugin: String, reason: String },
     #[error("the database is unavailable")]
     DatabaseUnavailable(#[source] DbError),
+    #[error("{0}")]
+    Unauthorized(String),
+    #[error("{0}")]
+    ResourceNotFound(String),
+    #[error("the reload of plugin '{plugin}' failed and the previous build keeps serving: {reason}")]
+    ReloadFailed { plugin: String, reason: String },
 }
 
 /// The parts of an error response.
@@ -76,6 +82,9 @@ impl ApiError {
             ApiError::DatabaseUnavailable(_) => {
                 ErrorBody::new(S::SERVICE_UNAVAILABLE, "database_unavailable", self.to_string())
             }
+            ApiError::Unauthorized(message) => ErrorBody::new(S::UNAUTHORIZED, "unauthorized", message),
+            ApiError::ResourceNotFound(message) => ErrorBody::new(S::NOT_FOUND, "not_found", message),
+            ApiError::ReloadFailed { .. } => ErrorBody::new(S::UNPROCESSABLE_ENTITY, "reload_failed", self.to_string()),
         }
     }
 
@@ -125,6 +134,9 @@ impl IntoResponse for ApiError {
             && let Ok(allow) = HeaderValue::from_str(&allowed.join(", "))
         {
             response.headers_mut().insert(header::ALLOW, allow);
+        }
+        if let ApiError::Unauthorized(_) = &self {
+            response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
         response
     }

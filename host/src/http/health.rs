@@ -12,6 +12,6 @@ pub async fn health(State(state): State<AppState>) -> Result<Json<Value>, ApiErr
     Ok(Json(json!({
         "status": "ok",
         "database": state.db.backend().to_string(),
-        "plugins": state.registry.plugins().len(),
+        "plugins": state.plugins.registry().plugins().len(),
     })))
 }

@@ -1,11 +1,14 @@
 //! The HTTP surface: host-native endpoints, the fallback that routes to plugins, and the
 //! middleware stack (request id → trace → propagate request id).
 
+mod admin;
 mod dispatch;
 mod error;
 mod health;
 
 use std::sync::Arc;
+
+use secrecy::SecretString;
 
 use axum::Router;
 use axum::extract::Request;
@@ -19,16 +22,18 @@ pub use error::ApiError;
 
 use crate::config::Limits;
 use crate::db::Database;
-use crate::plugins::Registry;
+use crate::plugins::LivePlugins;
 use crate::runtime::Runtime;
 
 /// What every handler can reach. Cheap to clone.
 #[derive(Clone)]
 pub struct AppState {
     pub runtime: Runtime,
-    pub registry: Arc<Registry>,
+    pub plugins: Arc<LivePlugins>,
     pub db: Database,
     pub limits: Limits,
+    /// Guards `/admin`; `None` disables it.
+    pub admin_token: Option<SecretString>,
 }
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -41,6 +46,7 @@ pub fn router(state: AppState) -> Router {
         .layer(PropagateRequestIdLayer::new(REQUEST_ID));
     Router::new()
         .route("/health", get(health::health).fallback(host_method_not_allowed))
+        .nest("/admin", admin::router(state.clone()))
         .fallback(dispatch::dispatch)
         .with_state(state)
         .layer(middleware)

@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
 
 use super::manifest::{COMPONENT_FILE, MANIFEST_FILE, Manifest};
-use crate::runtime::{FeaturePre, InstanceState, Runtime};
+use crate::runtime::{ArtifactSource, FeaturePre, InstanceState, Runtime};
 
 /// A plugin compiled, linked and ready to instantiate.
 pub struct LoadedPlugin {
@@ -20,6 +20,8 @@ pub struct LoadedPlugin {
     /// Hex SHA-256 of the component file.
     pub content_hash: String,
     pub loaded_at: DateTime<Utc>,
+    /// Whether its machine code was compiled for this load or read from the artifact cache.
+    pub artifact: ArtifactSource,
     pub pre: FeaturePre<InstanceState>,
 }
 
@@ -107,11 +109,16 @@ fn list_plugin_dirs(dir: &Path) -> Result<Vec<PathBuf>, LoadError> {
 /// Loads one plugin directory.
 #[tracing::instrument(skip(runtime), fields(dir = %dir.display()))]
 pub async fn load_one(runtime: &Runtime, dir: &Path) -> Result<LoadedPlugin, LoadError> {
+    // Resolve a published symlink once: manifest and component are read from the same build.
+    let build_dir = tokio::fs::canonicalize(dir).await.unwrap_or_else(|_| dir.to_owned());
     let manifest_path = dir.join(MANIFEST_FILE);
-    let text = tokio::fs::read_to_string(&manifest_path).await.map_err(|source| match source.kind() {
-        io::ErrorKind::NotFound => LoadError::Manifest { path: manifest_path.clone(), reason: "file not found".into() },
-        _ => LoadError::Io { path: manifest_path.clone(), source },
-    })?;
+    let text =
+        tokio::fs::read_to_string(build_dir.join(MANIFEST_FILE)).await.map_err(|source| match source.kind() {
+            io::ErrorKind::NotFound => {
+                LoadError::Manifest { path: manifest_path.clone(), reason: "file not found".into() }
+            }
+            _ => LoadError::Io { path: manifest_path.clone(), source },
+        })?;
     let manifest =
         Manifest::parse(&text).map_err(|reason| LoadError::Manifest { path: manifest_path.clone(), reason })?;
     let dir_name = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
@@ -121,7 +128,7 @@ pub async fn load_one(runtime: &Runtime, dir: &Path) -> Result<LoadedPlugin, Loa
     }
 
     let component_path = dir.join(COMPONENT_FILE);
-    let bytes = tokio::fs::read(&component_path).await.map_err(|source| match source.kind() {
+    let bytes = tokio::fs::read(build_dir.join(COMPONENT_FILE)).await.map_err(|source| match source.kind() {
         io::ErrorKind::NotFound => LoadError::MissingComponent(component_path.clone()),
         _ => LoadError::Io { path: component_path.clone(), source },
     })?;
@@ -129,7 +136,8 @@ pub async fn load_one(runtime: &Runtime, dir: &Path) -> Result<LoadedPlugin, Loa
 
     let compiler = runtime.clone();
     let started = std::time::Instant::now();
-    let component = tokio::task::spawn_blocking(move || compiler.compile(&bytes))
+    let hash = content_hash.clone();
+    let (component, artifact) = tokio::task::spawn_blocking(move || compiler.load_component(&bytes, &hash))
         .await
         .map_err(|e| LoadError::InvalidComponent { path: component_path.clone(), reason: e.to_string() })?
         .map_err(|e| LoadError::InvalidComponent { path: component_path.clone(), reason: format!("{e:#}") })?;
@@ -142,8 +150,9 @@ pub async fn load_one(runtime: &Runtime, dir: &Path) -> Result<LoadedPlugin, Loa
         plugin = %manifest.name,
         version = %manifest.version,
         hash = &content_hash[..12],
-        compile_ms = started.elapsed().as_millis() as u64,
+        artifact = artifact.as_str(),
+        load_ms = started.elapsed().as_millis() as u64,
         "plugin loaded"
     );
-    Ok(LoadedPlugin { manifest, dir: dir.to_owned(), content_hash, loaded_at: Utc::now(), pre })
+    Ok(LoadedPlugin { manifest, dir: dir.to_owned(), content_hash, loaded_at: Utc::now(), artifact, pre })
 }

@@ -191,6 +191,14 @@ mod tests {
     }
 
     #[test]
+    fn publishing_uses_the_file_names_the_loader_reads() {
+        let dir = tempfile::TempDir::new().unwrap();
+        crate::plugins::publish::publish(dir.path(), "hello", b"m", b"c").unwrap();
+        assert_eq!(std::fs::read(dir.path().join("hello").join(MANIFEST_FILE)).unwrap(), b"m");
+        assert_eq!(std::fs::read(dir.path().join("hello").join(COMPONENT_FILE)).unwrap(), b"c");
+    }
+
+    #[test]
     fn reserved_prefixes_match_whole_segments() {
         assert!(is_under("/health", "/health"));
         assert!(is_under("/admin/plugins", "/admin"));

@@ -14,7 +14,7 @@ pub struct Registry {
 
 impl Registry {
     /// Builds the registry, refusing route conflicts between plugins.
-    pub fn new(plugins: Vec<LoadedPlugin>) -> Result<Self, LoadErrors> {
+    pub fn new(plugins: Vec<Arc<LoadedPlugin>>) -> Result<Self, LoadErrors> {
         let declared = plugins.iter().enumerate().flat_map(|(index, plugin)| {
             plugin.manifest.routes.iter().map(move |route| DeclaredRoute {
                 plugin: index,
@@ -26,7 +26,7 @@ impl Registry {
         });
         let routes = RouteTable::build(declared)
             .map_err(|conflicts| LoadErrors(conflicts.into_iter().map(LoadError::RouteConflict).collect()))?;
-        Ok(Self { plugins: plugins.into_iter().map(Arc::new).collect(), routes })
+        Ok(Self { plugins, routes })
     }
 
     /// Matches a request to a plugin route.
@@ -37,6 +37,11 @@ impl Registry {
     /// The plugin at `index` (as given in a [`RouteMatch`]).
     pub fn plugin(&self, index: usize) -> &Arc<LoadedPlugin> {
         &self.plugins[index]
+    }
+
+    /// The plugin called `name`, if it is serving.
+    pub fn find(&self, name: &str) -> Option<&Arc<LoadedPlugin>> {
+        self.plugins.iter().find(|p| p.manifest.name.as_str() == name)
     }
 
     pub fn plugins(&self) -> &[Arc<LoadedPlugin>] {

@@ -2,6 +2,7 @@
 //! imports, and the call path that runs a request in a fresh instance under a deadline.
 
 mod bindings;
+mod cache;
 mod engine;
 mod state;
 mod stdio;
@@ -18,6 +19,7 @@ pub(crate) use bindings::autoflow::platform::log as bindings_log;
 pub(crate) use bindings::autoflow::platform::types as bindings_types;
 pub use bindings::autoflow::platform::types::{Error as PluginError, FieldError, InvalidInput, Principal};
 pub use bindings::exports::autoflow::platform::handler::{Request, Response};
+pub use cache::{ArtifactCache, ArtifactSource};
 pub use engine::AllocatorKind;
 pub use state::InstanceState;
 
@@ -51,6 +53,7 @@ struct RuntimeInner {
     engine: Engine,
     linker: Linker<InstanceState>,
     allocator: AllocatorKind,
+    cache: Option<ArtifactCache>,
     request_timeout: Duration,
     ticker_stop: Arc<AtomicBool>,
 }
@@ -63,9 +66,10 @@ impl Drop for RuntimeInner {
 
 impl Runtime {
     /// Creates the engine (pooling allocator if the machine allows it), links the host's imports
-    /// and starts the epoch ticker.
-    pub fn new(limits: &Limits) -> wasmtime::Result<Self> {
+    /// and starts the epoch ticker. With `cache_dir`, compiled components are kept there.
+    pub fn new(limits: &Limits, cache_dir: Option<&std::path::Path>) -> wasmtime::Result<Self> {
         let (engine, allocator) = engine::build(limits)?;
+        let cache = cache_dir.map(|dir| ArtifactCache::open(dir, &engine)).transpose()?;
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
         bindings::Feature::add_to_linker::<_, HasSelf<InstanceState>>(&mut linker, |state| state)?;
@@ -76,6 +80,7 @@ impl Runtime {
                 engine,
                 linker,
                 allocator,
+                cache,
                 request_timeout: limits.request_timeout,
                 ticker_stop,
             }),
@@ -91,9 +96,13 @@ impl Runtime {
         self.inner.allocator
     }
 
-    /// Compiles a component (CPU-heavy: call it off the async threads).
-    pub fn compile(&self, bytes: &[u8]) -> wasmtime::Result<Component> {
-        Component::new(&self.inner.engine, bytes)
+    /// Compiles a component, or reads its precompiled form from the cache (CPU-heavy on a miss:
+    /// call it off the async threads).
+    pub fn load_component(&self, bytes: &[u8], content_hash: &str) -> wasmtime::Result<(Component, ArtifactSource)> {
+        match &self.inner.cache {
+            Some(cache) => cache.load_or_compile(&self.inner.engine, bytes, content_hash),
+            None => Ok((Component::new(&self.inner.engine, bytes)?, ArtifactSource::Compiled)),
+        }
     }
 
     /// Resolves every import of `component` against the host and checks it exports a `handler`.

@@ -1,12 +1,16 @@
 //! Spawning a real host for a test: the built plugin components, a fresh database (a new schema on
 //! `DATABASE_URL`'s PostgreSQL, else a new SQLite file), port 0, and captured logs.
 
+use std::future::Future;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
 
 use autoflow_host::config::{Config, Limits};
 use autoflow_host::db::Database;
+use autoflow_host::plugins::LivePlugins;
+use autoflow_host::plugins::publish::{publish, unpublish};
 use autoflow_host::startup::{Application, StartupError};
 use secrecy::SecretString;
 use tempfile::TempDir;
@@ -63,8 +67,46 @@ impl PluginsDir {
         to
     }
 
+    /// Publishes the built plugin `name` as plugin `as_name` (the manifest's name rewritten), the
+    /// way builds are published to a running host: as one unit, swapped in atomically.
+    pub fn publish_built(&self, name: &str, as_name: &str) {
+        let from = built_plugin(name);
+        let manifest = std::fs::read_to_string(from.join("plugin.toml")).unwrap();
+        let manifest = manifest.replace(&format!("name = \"{name}\""), &format!("name = \"{as_name}\""));
+        self.publish_raw(as_name, manifest.as_bytes(), &std::fs::read(from.join("plugin.wasm")).unwrap());
+    }
+
+    /// Publishes arbitrary manifest and component bytes as plugin `name`.
+    pub fn publish_raw(&self, name: &str, manifest: &[u8], component: &[u8]) {
+        publish(self.path(), name, manifest, component).unwrap();
+    }
+
+    /// Removes plugin `name`.
+    pub fn unpublish(&self, name: &str) {
+        unpublish(self.path(), name).unwrap();
+    }
+
     pub fn path(&self) -> &Path {
         self.dir.path()
+    }
+}
+
+/// The admin token test hosts are configured with.
+pub const ADMIN_TOKEN: &str = "test-admin-token";
+
+/// Polls `check` until it returns `Some`, failing after `within`.
+pub async fn eventually<T, F, Fut>(within: Duration, what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + within;
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(Instant::now() < deadline, "timed out after {within:?} waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 
@@ -115,6 +157,8 @@ pub fn test_config(plugins_dir: &Path, data_dir: &Path, database: &TestDatabase)
         data_dir: data_dir.to_owned(),
         database_url: database.url.clone(),
         limits: Limits { max_instances: 50, ..Limits::default() },
+        watch: false,
+        admin_token: Some(ADMIN_TOKEN.into()),
     }
 }
 
@@ -123,6 +167,7 @@ pub struct TestApp {
     pub address: String,
     pub client: reqwest::Client,
     pub db: Database,
+    pub live: Arc<LivePlugins>,
     pub plugins: PluginsDir,
     _data: TempDir,
     _database: TestDatabase,
@@ -135,6 +180,28 @@ impl TestApp {
 
     pub async fn get(&self, path: &str) -> reqwest::Response {
         self.client.get(self.url(path)).send().await.expect("request failed")
+    }
+
+    /// A request to the admin API with the admin token.
+    pub fn admin(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        self.client.request(method, self.url(path)).bearer_auth(ADMIN_TOKEN)
+    }
+
+    /// The admin API's view of plugin `name` (JSON null if it has none).
+    pub async fn admin_plugin(&self, name: &str) -> serde_json::Value {
+        let list: serde_json::Value =
+            self.admin(reqwest::Method::GET, "/admin/plugins").send().await.unwrap().json().await.unwrap();
+        list["items"].as_array().unwrap().iter().find(|p| p["name"] == name).cloned().unwrap_or_default()
+    }
+
+    /// The `message` field `GET /api/hello/{name}` answers with, or the status if not 200.
+    pub async fn greeting(&self, name: &str) -> Result<String, u16> {
+        let response = self.get(&format!("/api/hello/{name}")).await;
+        if response.status() != 200 {
+            return Err(response.status().as_u16());
+        }
+        let body: serde_json::Value = response.json().await.unwrap();
+        Ok(body["message"].as_str().unwrap_or_default().to_owned())
     }
 }
 
@@ -154,8 +221,9 @@ pub async fn try_spawn(
     };
     let address = format!("http://{}", app.local_addr());
     let db = app.database().clone();
+    let live = app.plugins().clone();
     tokio::spawn(app.run_until_stopped(std::future::pending()));
-    Ok(TestApp { address, client: reqwest::Client::new(), db, plugins, _data: data, _database: database })
+    Ok(TestApp { address, client: reqwest::Client::new(), db, live, plugins, _data: data, _database: database })
 }
 
 /// A host serving the given built plugins with default limits.

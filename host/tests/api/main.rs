@@ -3,11 +3,13 @@
 
 mod helpers;
 
+mod admin;
 mod cli;
 mod database;
 mod faults;
 mod health;
 mod logs;
+mod reload;
 mod requests;
 mod routing;
 mod startup;

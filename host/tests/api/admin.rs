@@ -1,0 +1,77 @@
+//! The admin API: token guard, plugin listing, explicit reloads.
+
+use reqwest::Method;
+use serde_json::Value;
+
+use crate::helpers::{spawn_app, spawn_configured};
+
+#[tokio::test]
+async fn without_a_configured_token_the_admin_api_is_disabled() {
+    let app = spawn_configured(&["hello"], |config| config.admin_token = None).await;
+
+    let response = app.admin(Method::GET, "/admin/plugins").send().await.unwrap();
+
+    assert_eq!(response.status(), 404);
+    let body: Value = response.json().await.unwrap();
+    assert!(body["error"]["message"].as_str().unwrap().contains("AUTOFLOW_ADMIN_TOKEN"), "{body}");
+}
+
+#[tokio::test]
+async fn a_missing_or_wrong_token_is_a_401_with_www_authenticate() {
+    let app = spawn_app().await;
+
+    for request in [
+        app.client.get(app.url("/admin/plugins")),
+        app.client.get(app.url("/admin/plugins")).bearer_auth("wrong"),
+        app.client.post(app.url("/admin/plugins/hello/reload")).bearer_auth("test-admin-toke"),
+    ] {
+        let response = request.send().await.unwrap();
+        assert_eq!(response.status(), 401);
+        assert_eq!(response.headers()["www-authenticate"], "Bearer");
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body["error"]["code"], "unauthorized");
+    }
+}
+
+#[tokio::test]
+async fn the_listing_shows_each_plugins_build_routes_and_status() {
+    let app = spawn_app().await;
+
+    let response = app.admin(Method::GET, "/admin/plugins").send().await.unwrap();
+
+    assert_eq!(response.status(), 200);
+    let body: Value = response.json().await.unwrap();
+    let hello = &body["items"][0];
+    assert_eq!(hello["name"], "hello");
+    assert_eq!(hello["status"], "serving");
+    assert_eq!(hello["version"], "0.1.0");
+    assert_eq!(hello["contentHash"].as_str().unwrap().len(), 64);
+    assert_eq!(hello["routes"][0], serde_json::json!({ "method": "GET", "path": "/api/hello/{name}" }));
+    assert_eq!(hello["lastError"], Value::Null);
+    assert!(hello["loadedAt"].as_str().is_some());
+}
+
+#[tokio::test]
+async fn a_plugin_name_that_is_not_a_name_is_a_400() {
+    let app = spawn_app().await;
+
+    let response = app.admin(Method::POST, "/admin/plugins/..%2Fetc/reload").send().await.unwrap();
+
+    assert_eq!(response.status(), 400);
+    let body: Value = response.json().await.unwrap();
+    assert!(body["error"]["message"].as_str().unwrap().contains("plugin name"), "{body}");
+}
+
+#[tokio::test]
+async fn reloading_an_unknown_plugin_is_a_404_and_an_unchanged_one_says_so() {
+    let app = spawn_app().await;
+
+    let unknown = app.admin(Method::POST, "/admin/plugins/nothing/reload").send().await.unwrap();
+    assert_eq!(unknown.status(), 404);
+
+    let unchanged = app.admin(Method::POST, "/admin/plugins/hello/reload").send().await.unwrap();
+    assert_eq!(unchanged.status(), 200);
+    let body: Value = unchanged.json().await.unwrap();
+    assert_eq!(body["outcome"], "unchanged");
+    assert_eq!(body["plugin"]["status"], "serving");
+}
