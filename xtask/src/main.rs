@@ -27,6 +27,10 @@ enum Task {
         /// Optimised, size-reduced components.
         #[arg(long)]
         release: bool,
+        /// Keep running and rebuild whenever plugin sources (or the WIT contract) change; a host
+        /// running with `cargo xtask run` picks each new build up by itself.
+        #[arg(long)]
+        watch: bool,
     },
     /// Build the plugins, then run `autoflow serve` with them (embedded database unless DATABASE_URL is set).
     Run {
@@ -44,7 +48,8 @@ enum Task {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.task {
-        Task::BuildPlugins { release } => plugins::build_all(&repo_root(), release),
+        Task::BuildPlugins { release, watch: false } => plugins::build_all(&repo_root(), release),
+        Task::BuildPlugins { release, watch: true } => plugins::watch(&repo_root(), release),
         Task::Run { release, serve_args } => run(release, &serve_args),
         Task::Test => test(),
     };

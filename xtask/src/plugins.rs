@@ -7,6 +7,8 @@ use std::fs;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 
@@ -48,6 +50,40 @@ pub fn build_all(root: &Path, release: bool) -> Result<()> {
         bail!("{} plugin(s) failed to build: {} (the compiler's messages are above)", failed.len(), failed.join(", "));
     }
     eprintln!("xtask: {published} plugin(s) built");
+    Ok(())
+}
+
+/// Builds every plugin now and again after each settled change to `plugins/` or `wit/`, until
+/// interrupted. A failed build is reported and the previous one stays published.
+pub fn watch(root: &Path, release: bool) -> Result<()> {
+    use notify_debouncer_full::new_debouncer;
+    use notify_debouncer_full::notify::RecursiveMode;
+    use notify_debouncer_full::notify::event::{EventKind, ModifyKind};
+
+    let build = || {
+        let started = Instant::now();
+        match build_all(root, release) {
+            Ok(()) => eprintln!("xtask: built in {:.1}s; watching for changes", started.elapsed().as_secs_f64()),
+            Err(error) => eprintln!("xtask: error: {error:#}; watching for changes"),
+        }
+    };
+    build();
+    let (tx, rx) = mpsc::channel();
+    let mut debouncer = new_debouncer(Duration::from_millis(300), None, tx)?;
+    debouncer.watch(&root.join("plugins"), RecursiveMode::Recursive)?;
+    debouncer.watch(&root.join("wit"), RecursiveMode::Recursive)?;
+    for result in rx {
+        let Ok(events) = result else { continue };
+        // Only writes count: the build itself opens and reads these files.
+        let is_write = |kind: &EventKind| {
+            matches!(kind, EventKind::Create(_) | EventKind::Remove(_))
+                || matches!(kind, EventKind::Modify(m) if !matches!(m, ModifyKind::Metadata(_)))
+        };
+        let is_source = |path: &Path| !path.components().any(|c| c.as_os_str() == "target");
+        if events.iter().filter(|e| is_write(&e.kind)).flat_map(|e| e.paths.iter()).any(|p| is_source(p)) {
+            build();
+        }
+    }
     Ok(())
 }
 
