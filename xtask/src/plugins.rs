@@ -70,8 +70,8 @@ pub fn watch(root: &Path, release: bool) -> Result<()> {
     build();
     let (tx, rx) = mpsc::channel();
     let mut debouncer = new_debouncer(Duration::from_millis(300), None, tx)?;
-    debouncer.watch(&root.join("plugins"), RecursiveMode::Recursive)?;
-    debouncer.watch(&root.join("wit"), RecursiveMode::Recursive)?;
+    debouncer.watch(root.join("plugins"), RecursiveMode::Recursive)?;
+    debouncer.watch(root.join("wit"), RecursiveMode::Recursive)?;
     for result in rx {
         let Ok(events) = result else { continue };
         // Only writes count: the build itself opens and reads these files.
