@@ -50,6 +50,10 @@ pub struct ServeArgs {
     #[command(flatten)]
     pub database: DatabaseArgs,
 
+    /// Redis shared by every host on the database (plugin changes reach them all); unset = one process.
+    #[arg(long, env = "REDIS_URL", hide_env_values = true)]
+    pub redis_url: Option<SecretString>,
+
     /// Largest request body accepted, in bytes.
     #[arg(long, env = "AUTOFLOW_MAX_BODY_BYTES", default_value_t = Limits::default().max_body_bytes)]
     pub max_body_bytes: usize,
@@ -61,6 +65,10 @@ pub struct ServeArgs {
     /// Most plugin instances alive at once (the instance pool's size).
     #[arg(long, env = "AUTOFLOW_MAX_INSTANCES", default_value_t = Limits::default().max_instances)]
     pub max_instances: u32,
+
+    /// Largest plugin build accepted by the admin API's upload, in bytes.
+    #[arg(long, env = "AUTOFLOW_MAX_UPLOAD_BYTES", default_value_t = Limits::default().max_upload_bytes)]
+    pub max_upload_bytes: usize,
 
     /// Reload plugins when their files change (`false` to load them once).
     #[arg(long, env = "AUTOFLOW_WATCH", default_value_t = true, action = clap::ArgAction::Set)]
@@ -78,10 +86,12 @@ impl From<ServeArgs> for Config {
             plugins_dir: args.plugins_dir,
             data_dir: args.database.data_dir,
             database_url: args.database.database_url,
+            redis_url: args.redis_url,
             limits: Limits {
                 max_body_bytes: args.max_body_bytes,
                 request_timeout: Duration::from_millis(args.request_timeout_ms),
                 max_instances: args.max_instances,
+                max_upload_bytes: args.max_upload_bytes,
             },
             watch: args.watch,
             admin_token: args.admin_token,

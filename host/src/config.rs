@@ -18,6 +18,8 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// The database to use; `None` selects the embedded SQLite file under `data_dir`.
     pub database_url: Option<SecretString>,
+    /// Redis, shared by every host on the database; `None` runs as a single process.
+    pub redis_url: Option<SecretString>,
     pub limits: Limits,
     /// Reload plugins when their files change.
     pub watch: bool,
@@ -34,11 +36,18 @@ pub struct Limits {
     pub request_timeout: Duration,
     /// Most plugin instances alive at once across all plugins (size of the instance pool).
     pub max_instances: u32,
+    /// Largest plugin build accepted by `PUT /admin/plugins/{name}`, in bytes.
+    pub max_upload_bytes: usize,
 }
 
 impl Default for Limits {
     fn default() -> Self {
-        Self { max_body_bytes: 1024 * 1024, request_timeout: Duration::from_secs(30), max_instances: 1000 }
+        Self {
+            max_body_bytes: 1024 * 1024,
+            request_timeout: Duration::from_secs(30),
+            max_instances: 1000,
+            max_upload_bytes: 32 * 1024 * 1024,
+        }
     }
 }
 
@@ -50,6 +59,7 @@ impl Config {
             plugins_dir: PathBuf::from("dist/plugins"),
             data_dir: PathBuf::from("data"),
             database_url: None,
+            redis_url: None,
             limits: Limits::default(),
             watch: true,
             admin_token: None,

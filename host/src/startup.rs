@@ -6,12 +6,14 @@ use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use secrecy::ExposeSecret;
 use tokio::net::TcpListener;
 
 use crate::config::Config;
 use crate::db::{Database, DbError};
 use crate::http::{self, AppState};
-use crate::plugins::{LivePlugins, LoadErrors, PluginWatcher};
+use crate::plugins::fanout::{self, Fanout};
+use crate::plugins::{InstallError, LivePlugins, LoadErrors, PluginWatcher, sync_dir_from_db};
 use crate::runtime::Runtime;
 
 /// Why the host could not start.
@@ -27,6 +29,10 @@ pub enum StartupError {
     Bind { addr: SocketAddr, source: io::Error },
     #[error("could not watch the plugins directory: {0}")]
     Watch(#[from] notify_debouncer_full::notify::Error),
+    #[error("could not bring uploaded plugin builds into the plugins directory: {0}")]
+    Uploads(#[from] InstallError),
+    #[error("REDIS_URL is not a valid Redis URL: {0}")]
+    RedisUrl(redis::RedisError),
 }
 
 /// A host with its database migrated, plugins loaded and socket bound, not yet serving.
@@ -35,6 +41,7 @@ pub struct Application {
     local_addr: SocketAddr,
     state: AppState,
     watcher: Option<PluginWatcher>,
+    listener_task: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl Application {
@@ -44,7 +51,16 @@ impl Application {
         db.migrate().await?;
         let cache_dir = config.data_dir.join("cache").join("components");
         let runtime = Runtime::new(&config.limits, Some(&cache_dir)).map_err(StartupError::Runtime)?;
+        sync_dir_from_db(&db, &config.plugins_dir).await?;
         let plugins = Arc::new(LivePlugins::load(runtime.clone(), &config.plugins_dir, db.clone()).await?);
+        let redis = config
+            .redis_url
+            .as_ref()
+            .map(|url| redis::Client::open(url.expose_secret()))
+            .transpose()
+            .map_err(StartupError::RedisUrl)?;
+        let listener_task = redis.clone().map(|client| fanout::spawn_listener(client, plugins.clone()));
+        let fanout = redis.map(Fanout::new);
         let watcher = if config.watch { Some(PluginWatcher::start(plugins.clone())?) } else { None };
         let plugin_count = plugins.registry().plugins().len();
         if plugin_count == 0 {
@@ -62,8 +78,8 @@ impl Application {
             plugins = plugin_count,
             "listening"
         );
-        let state = AppState { runtime, plugins, db, limits: config.limits, admin_token: config.admin_token };
-        Ok(Self { listener, local_addr, state, watcher })
+        let state = AppState { runtime, plugins, db, limits: config.limits, admin_token: config.admin_token, fanout };
+        Ok(Self { listener, local_addr, state, watcher, listener_task })
     }
 
     /// The address actually bound (useful with port 0).
@@ -86,6 +102,9 @@ impl Application {
         let db = self.state.db.clone();
         let result = axum::serve(self.listener, http::router(self.state)).with_graceful_shutdown(shutdown).await;
         drop(self.watcher);
+        if let Some(task) = self.listener_task {
+            task.abort();
+        }
         db.close().await;
         result
     }

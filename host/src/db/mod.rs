@@ -11,6 +11,7 @@ macro_rules! on_pool {
     };
 }
 
+mod plugin_builds;
 mod plugins;
 
 use std::path::Path;
@@ -22,6 +23,7 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
 use sqlx::{PgPool, SqlitePool};
 
+pub use plugin_builds::PluginBuild;
 pub use plugins::PluginRecord;
 
 /// Failures talking to the database.

@@ -4,10 +4,16 @@
 //! - `GET /admin/plugins` — every plugin: build, routes, status and the last failed reload.
 //! - `GET /admin/plugins/{name}` — one of them.
 //! - `POST /admin/plugins/{name}/reload` — reload it from the plugins directory now.
+//! - `PUT /admin/plugins/{name}` — upload a build (`multipart/form-data` with parts `manifest` and
+//!   `component`): validated, stored for every host sharing the database, swapped in everywhere.
+//! - `DELETE /admin/plugins/{name}` — delete an uploaded build everywhere.
 
-use axum::extract::{Path, Request, State};
-use axum::http::header::AUTHORIZATION;
+use axum::extract::multipart::{Multipart, MultipartRejection};
+use axum::extract::{DefaultBodyLimit, Path, Request, State};
+use axum::http::StatusCode;
+use axum::http::header::{AUTHORIZATION, LOCATION};
 use axum::middleware::{self, Next};
+use axum::response::IntoResponse;
 use axum::response::Response;
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -17,13 +23,14 @@ use serde::Serialize;
 use subtle::ConstantTimeEq;
 
 use super::{ApiError, AppState};
-use crate::plugins::{LoadedPlugin, PluginName, ReloadFailure, ReloadOutcome};
+use crate::plugins::{InstallError, LoadedPlugin, PluginName, ReloadFailure, ReloadOutcome};
 
 pub fn router(state: AppState) -> Router<AppState> {
     Router::new()
         .route("/plugins", get(list_plugins))
-        .route("/plugins/{name}", get(get_plugin))
+        .route("/plugins/{name}", get(get_plugin).put(upload_plugin).delete(delete_plugin))
         .route("/plugins/{name}/reload", post(reload_plugin))
+        .layer(DefaultBodyLimit::max(state.limits.max_upload_bytes))
         .route_layer(middleware::from_fn_with_state(state, require_admin_token))
 }
 
@@ -156,4 +163,85 @@ async fn reload_plugin(
     };
     let plugin = view_of(&state, &name).ok();
     Ok(Json(serde_json::json!({ "outcome": outcome, "plugin": plugin })))
+}
+
+/// Maps a multipart failure: over the upload limit is a 413, anything else a 400.
+fn multipart_error(status: StatusCode, text: String, limit: usize) -> ApiError {
+    if status == StatusCode::PAYLOAD_TOO_LARGE {
+        ApiError::PayloadTooLarge { limit }
+    } else {
+        ApiError::BadRequest(text)
+    }
+}
+
+/// The manifest and component of an upload.
+async fn read_upload(
+    multipart: Result<Multipart, MultipartRejection>,
+    limit: usize,
+) -> Result<(String, Vec<u8>), ApiError> {
+    let mut multipart = multipart.map_err(|rejection| ApiError::BadRequest(rejection.body_text()))?;
+    let (mut manifest, mut component) = (None, None);
+    while let Some(field) =
+        multipart.next_field().await.map_err(|e| multipart_error(e.status(), e.body_text(), limit))?
+    {
+        let part = field.name().unwrap_or_default().to_owned();
+        let bytes = field.bytes().await.map_err(|e| multipart_error(e.status(), e.body_text(), limit))?;
+        match part.as_str() {
+            "manifest" => {
+                let text = String::from_utf8(bytes.to_vec())
+                    .map_err(|_| ApiError::InvalidPlugin("the manifest is not UTF-8 text".into()))?;
+                manifest = Some(text);
+            }
+            "component" => component = Some(bytes.to_vec()),
+            other => {
+                return Err(ApiError::BadRequest(format!(
+                    "unexpected part `{other}`: send `manifest` and `component`"
+                )));
+            }
+        }
+    }
+    match (manifest, component) {
+        (Some(manifest), Some(component)) => Ok((manifest, component)),
+        _ => Err(ApiError::BadRequest(
+            "an upload needs two parts: `manifest` (plugin.toml) and `component` (plugin.wasm)".into(),
+        )),
+    }
+}
+
+fn install_error(name: &PluginName, error: InstallError) -> ApiError {
+    match error {
+        InstallError::Invalid(message) => ApiError::InvalidPlugin(message),
+        InstallError::Conflict(message) => ApiError::Conflict(message),
+        InstallError::Database(source) => ApiError::DatabaseUnavailable(source),
+        InstallError::Reload(errors) => ApiError::ReloadFailed { plugin: name.to_string(), reason: errors.to_string() },
+        InstallError::Io(source) => ApiError::Internal(format!("writing the build of '{name}': {source}")),
+    }
+}
+
+async fn upload_plugin(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    multipart: Result<Multipart, MultipartRejection>,
+) -> Result<impl IntoResponse, ApiError> {
+    let name = parse_name(&name)?;
+    let (manifest, component) = read_upload(multipart, state.limits.max_upload_bytes).await?;
+    let was_serving = state.plugins.registry().find(name.as_str()).is_some();
+    state.plugins.install(&name, manifest, component).await.map_err(|e| install_error(&name, e))?;
+    if let Some(fanout) = &state.fanout {
+        fanout.announce(name.as_str()).await;
+    }
+    let view = view_of(&state, &name)?;
+    let status = if was_serving { StatusCode::OK } else { StatusCode::CREATED };
+    Ok((status, [(LOCATION, format!("/admin/plugins/{name}"))], Json(view)))
+}
+
+async fn delete_plugin(State(state): State<AppState>, Path(name): Path<String>) -> Result<StatusCode, ApiError> {
+    let name = parse_name(&name)?;
+    if !state.plugins.uninstall(&name).await.map_err(|e| install_error(&name, e))? {
+        return Err(ApiError::ResourceNotFound(format!("there is no uploaded build of plugin '{name}'")));
+    }
+    if let Some(fanout) = &state.fanout {
+        fanout.announce(name.as_str()).await;
+    }
+    Ok(StatusCode::NO_CONTENT)
 }

@@ -43,6 +43,12 @@ pub enum ApiError {
     ResourceNotFound(String),
     #[error("the reload of plugin '{plugin}' failed and the previous build keeps serving: {reason}")]
     ReloadFailed { plugin: String, reason: String },
+    #[error("the uploaded build is not a valid plugin: {0}")]
+    InvalidPlugin(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
+    Internal(String),
 }
 
 /// The parts of an error response.
@@ -85,6 +91,9 @@ impl ApiError {
             ApiError::Unauthorized(message) => ErrorBody::new(S::UNAUTHORIZED, "unauthorized", message),
             ApiError::ResourceNotFound(message) => ErrorBody::new(S::NOT_FOUND, "not_found", message),
             ApiError::ReloadFailed { .. } => ErrorBody::new(S::UNPROCESSABLE_ENTITY, "reload_failed", self.to_string()),
+            ApiError::InvalidPlugin(_) => ErrorBody::new(S::BAD_REQUEST, "invalid_plugin", self.to_string()),
+            ApiError::Conflict(message) => ErrorBody::new(S::CONFLICT, "conflict", message),
+            ApiError::Internal(_) => ErrorBody::new(S::INTERNAL_SERVER_ERROR, "internal", "internal error"),
         }
     }
 
@@ -95,6 +104,7 @@ impl ApiError {
             }
             ApiError::PluginFailed { source, .. } => tracing::error!(error = %self, cause = %source),
             ApiError::DatabaseUnavailable(source) => tracing::error!(error = %self, cause = %source),
+            ApiError::Internal(cause) => tracing::error!(%cause, "internal error"),
             _ if status.is_server_error() => tracing::error!(error = %self),
             _ => tracing::debug!(error = %self, status = status.as_u16()),
         }

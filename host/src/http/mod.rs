@@ -23,6 +23,7 @@ pub use error::ApiError;
 use crate::config::Limits;
 use crate::db::Database;
 use crate::plugins::LivePlugins;
+use crate::plugins::fanout::Fanout;
 use crate::runtime::Runtime;
 
 /// What every handler can reach. Cheap to clone.
@@ -34,6 +35,8 @@ pub struct AppState {
     pub limits: Limits,
     /// Guards `/admin`; `None` disables it.
     pub admin_token: Option<SecretString>,
+    /// Announces plugin changes to the other hosts; `None` when running alone.
+    pub fanout: Option<Fanout>,
 }
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");

@@ -76,6 +76,14 @@ impl LivePlugins {
         &self.dir
     }
 
+    pub(super) fn runtime(&self) -> &Runtime {
+        &self.runtime
+    }
+
+    pub(super) fn db(&self) -> &Database {
+        &self.db
+    }
+
     /// A snapshot of the current plugin set; hold it for the whole request.
     pub fn registry(&self) -> Arc<Registry> {
         self.registry.load_full()

@@ -119,25 +119,39 @@ pub async fn load_one(runtime: &Runtime, dir: &Path) -> Result<LoadedPlugin, Loa
             }
             _ => LoadError::Io { path: manifest_path.clone(), source },
         })?;
-    let manifest =
-        Manifest::parse(&text).map_err(|reason| LoadError::Manifest { path: manifest_path.clone(), reason })?;
-    let dir_name = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    if dir_name != manifest.name.as_str() {
-        let reason = format!("the manifest names plugin '{}' but its directory is '{dir_name}'", manifest.name);
-        return Err(LoadError::Manifest { path: manifest_path, reason });
-    }
-
     let component_path = dir.join(COMPONENT_FILE);
     let bytes = tokio::fs::read(build_dir.join(COMPONENT_FILE)).await.map_err(|source| match source.kind() {
         io::ErrorKind::NotFound => LoadError::MissingComponent(component_path.clone()),
         _ => LoadError::Io { path: component_path.clone(), source },
     })?;
-    let content_hash = hex::encode(Sha256::digest(&bytes));
+    let dir_name = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let mut plugin = prepare(runtime, &dir_name, &dir.join(MANIFEST_FILE), &text, bytes).await?;
+    plugin.dir = dir.to_owned();
+    Ok(plugin)
+}
+
+/// Validates and compiles a build given as bytes, expected to be plugin `name`; `manifest_path`
+/// names the build in errors (its component is the file beside it).
+pub async fn prepare(
+    runtime: &Runtime,
+    name: &str,
+    manifest_path: &Path,
+    manifest_text: &str,
+    component: Vec<u8>,
+) -> Result<LoadedPlugin, LoadError> {
+    let manifest = Manifest::parse(manifest_text)
+        .map_err(|reason| LoadError::Manifest { path: manifest_path.to_owned(), reason })?;
+    if name != manifest.name.as_str() {
+        let reason = format!("the manifest names plugin '{}' but its directory is '{name}'", manifest.name);
+        return Err(LoadError::Manifest { path: manifest_path.to_owned(), reason });
+    }
+    let component_path = manifest_path.with_file_name(COMPONENT_FILE);
+    let content_hash = hex::encode(Sha256::digest(&component));
 
     let compiler = runtime.clone();
     let started = std::time::Instant::now();
     let hash = content_hash.clone();
-    let (component, artifact) = tokio::task::spawn_blocking(move || compiler.load_component(&bytes, &hash))
+    let (component, artifact) = tokio::task::spawn_blocking(move || compiler.load_component(&component, &hash))
         .await
         .map_err(|e| LoadError::InvalidComponent { path: component_path.clone(), reason: e.to_string() })?
         .map_err(|e| LoadError::InvalidComponent { path: component_path.clone(), reason: format!("{e:#}") })?;
@@ -154,5 +168,6 @@ pub async fn load_one(runtime: &Runtime, dir: &Path) -> Result<LoadedPlugin, Loa
         load_ms = started.elapsed().as_millis() as u64,
         "plugin loaded"
     );
-    Ok(LoadedPlugin { manifest, dir: dir.to_owned(), content_hash, loaded_at: Utc::now(), artifact, pre })
+    let dir = manifest_path.parent().map(Path::to_owned).unwrap_or_default();
+    Ok(LoadedPlugin { manifest, dir, content_hash, loaded_at: Utc::now(), artifact, pre })
 }

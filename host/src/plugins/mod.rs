@@ -1,16 +1,19 @@
 //! Plugins: their manifests, loading them from a directory into compiled, linked components,
 //! and the registry that maps each request to the plugin serving it.
 
+pub mod fanout;
 mod live;
 mod loader;
 pub mod manifest;
 pub mod publish;
 mod registry;
 pub mod routes;
+mod uploads;
 mod watcher;
 
 pub use live::{LivePlugins, ReloadFailure, ReloadOutcome};
 pub use loader::{LoadError, LoadErrors, LoadedPlugin, load_dir};
 pub use manifest::{Manifest, PluginName};
 pub use registry::Registry;
+pub use uploads::{InstallError, sync_dir_from_db};
 pub use watcher::PluginWatcher;

@@ -20,6 +20,11 @@ pub fn expected_backend() -> &'static str {
     if postgres_url().is_some() { "postgres" } else { "sqlite" }
 }
 
+/// Redis, when the suite runs against the production backends.
+pub fn redis_url() -> Option<String> {
+    std::env::var("REDIS_URL").ok().filter(|u| !u.is_empty())
+}
+
 fn postgres_url() -> Option<String> {
     std::env::var("DATABASE_URL").ok().filter(|u| !u.is_empty())
 }
@@ -70,10 +75,8 @@ impl PluginsDir {
     /// Publishes the built plugin `name` as plugin `as_name` (the manifest's name rewritten), the
     /// way builds are published to a running host: as one unit, swapped in atomically.
     pub fn publish_built(&self, name: &str, as_name: &str) {
-        let from = built_plugin(name);
-        let manifest = std::fs::read_to_string(from.join("plugin.toml")).unwrap();
-        let manifest = manifest.replace(&format!("name = \"{name}\""), &format!("name = \"{as_name}\""));
-        self.publish_raw(as_name, manifest.as_bytes(), &std::fs::read(from.join("plugin.wasm")).unwrap());
+        let (manifest, component) = built_files(name, as_name);
+        self.publish_raw(as_name, &manifest, &component);
     }
 
     /// Publishes arbitrary manifest and component bytes as plugin `name`.
@@ -89,6 +92,14 @@ impl PluginsDir {
     pub fn path(&self) -> &Path {
         self.dir.path()
     }
+}
+
+/// Manifest and component of the built plugin `name`, the manifest renamed to `as_name`.
+pub fn built_files(name: &str, as_name: &str) -> (Vec<u8>, Vec<u8>) {
+    let from = built_plugin(name);
+    let manifest = std::fs::read_to_string(from.join("plugin.toml")).unwrap();
+    let manifest = manifest.replace(&format!("name = \"{name}\""), &format!("name = \"{as_name}\""));
+    (manifest.into_bytes(), std::fs::read(from.join("plugin.wasm")).unwrap())
 }
 
 /// The admin token test hosts are configured with.
@@ -156,6 +167,7 @@ pub fn test_config(plugins_dir: &Path, data_dir: &Path, database: &TestDatabase)
         plugins_dir: plugins_dir.to_owned(),
         data_dir: data_dir.to_owned(),
         database_url: database.url.clone(),
+        redis_url: redis_url().map(Into::into),
         limits: Limits { max_instances: 50, ..Limits::default() },
         watch: false,
         admin_token: Some(ADMIN_TOKEN.into()),
@@ -192,6 +204,20 @@ impl TestApp {
         let list: serde_json::Value =
             self.admin(reqwest::Method::GET, "/admin/plugins").send().await.unwrap().json().await.unwrap();
         list["items"].as_array().unwrap().iter().find(|p| p["name"] == name).cloned().unwrap_or_default()
+    }
+
+    /// Uploads a build through `PUT /admin/plugins/{name}`.
+    pub async fn upload(&self, name: &str, manifest: Vec<u8>, component: Vec<u8>) -> reqwest::Response {
+        let form = reqwest::multipart::Form::new()
+            .part("manifest", reqwest::multipart::Part::bytes(manifest).file_name("plugin.toml"))
+            .part("component", reqwest::multipart::Part::bytes(component).file_name("plugin.wasm"));
+        self.admin(reqwest::Method::PUT, &format!("/admin/plugins/{name}")).multipart(form).send().await.unwrap()
+    }
+
+    /// Uploads the built plugin `built` as plugin `name` (the manifest's name rewritten).
+    pub async fn upload_built(&self, built: &str, name: &str) -> reqwest::Response {
+        let (manifest, component) = built_files(built, name);
+        self.upload(name, manifest, component).await
     }
 
     /// The `message` field `GET /api/hello/{name}` answers with, or the status if not 200.

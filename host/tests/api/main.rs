@@ -13,3 +13,4 @@ mod reload;
 mod requests;
 mod routing;
 mod startup;
+mod uploads;
