@@ -23,6 +23,35 @@ pub enum Command {
     Serve(ServeArgs),
     /// Apply database migrations and exit.
     Migrate(DatabaseArgs),
+    /// Inspect and deploy plugins on a running host through its admin API.
+    #[command(subcommand)]
+    Plugins(PluginsCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PluginsCommand {
+    /// List the host's plugins: version, status, build hash, last reload error.
+    List(AdminArgs),
+    /// Upload a built plugin (a directory with plugin.toml and plugin.wasm) to the host, which
+    /// stores it for every host sharing its database and swaps it in.
+    Push {
+        /// The plugin's build directory, e.g. dist/plugins/hello.
+        dir: PathBuf,
+        #[command(flatten)]
+        admin: AdminArgs,
+    },
+}
+
+/// How to reach a host's admin API.
+#[derive(Debug, Args)]
+pub struct AdminArgs {
+    /// Base URL of the host.
+    #[arg(long, env = "AUTOFLOW_URL", default_value = "http://127.0.0.1:3000")]
+    pub url: String,
+
+    /// The host's admin token.
+    #[arg(long, env = "AUTOFLOW_ADMIN_TOKEN", hide_env_values = true)]
+    pub token: SecretString,
 }
 
 /// Where the database is.

@@ -4,6 +4,7 @@
 //! Start at [`startup::Application`]; requests flow through [`http`] into [`runtime`], which runs
 //! the plugins [`plugins`] loaded.
 
+pub mod admin_client;
 pub mod capabilities;
 pub mod cli;
 pub mod config;

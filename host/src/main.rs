@@ -2,7 +2,8 @@
 
 use std::process::ExitCode;
 
-use autoflow_host::cli::{Cli, Command};
+use autoflow_host::admin_client;
+use autoflow_host::cli::{Cli, Command, PluginsCommand};
 use autoflow_host::config::Config;
 use autoflow_host::db::Database;
 use autoflow_host::startup::{Application, shutdown_signal};
@@ -33,6 +34,10 @@ async fn run(command: Command) -> anyhow::Result<()> {
             db.migrate().await?;
             tracing::info!(database = %db.backend(), "migrations applied");
             db.close().await;
+        }
+        Command::Plugins(PluginsCommand::List(admin)) => print!("{}", admin_client::list(&admin).await?),
+        Command::Plugins(PluginsCommand::Push { dir, admin }) => {
+            println!("{}", admin_client::push(&dir, &admin).await?)
         }
     }
     Ok(())

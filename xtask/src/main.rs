@@ -93,7 +93,9 @@ fn test() -> Result<()> {
 
     match std::env::var("DATABASE_URL") {
         Ok(url) if !url.is_empty() => {
-            eprintln!("xtask: running the host's behavioural suite on DATABASE_URL (PostgreSQL), with REDIS_URL if set");
+            eprintln!(
+                "xtask: running the host's behavioural suite on DATABASE_URL (PostgreSQL), with REDIS_URL if set"
+            );
             let mut postgres = cargo();
             postgres.current_dir(&root).args(["test", "--package", "autoflow-host", "--test", "api"]);
             status(&mut postgres, "tests on PostgreSQL")

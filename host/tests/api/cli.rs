@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use secrecy::ExposeSecret;
 
-use crate::helpers::{PluginsDir, TestDatabase, expected_backend};
+use crate::helpers::{ADMIN_TOKEN, PluginsDir, TestDatabase, built_files, eventually, expected_backend, redis_url};
 
 fn autoflow(database: &TestDatabase, data: &std::path::Path) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_autoflow"));
@@ -103,4 +103,71 @@ async fn an_unsupported_database_url_is_named_in_the_error() {
     let stderr = stderr_of(&output);
     assert!(!output.status.success());
     assert!(stderr.contains("DATABASE_URL must start with") && stderr.contains("`mysql`"), "{stderr}");
+}
+
+fn kill(mut child: Child) {
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+#[tokio::test]
+async fn plugins_push_deploys_to_every_serve_process_and_plugins_list_shows_it() {
+    let (database, data) = (TestDatabase::create().await, tempfile::TempDir::new().unwrap());
+    let serve = |plugins: &PluginsDir| {
+        let mut command = autoflow(&database, data.path());
+        command.args(["serve", "--listen", "127.0.0.1:0", "--plugins"]).arg(plugins.path());
+        command.env("AUTOFLOW_ADMIN_TOKEN", ADMIN_TOKEN);
+        start_serving(command)
+    };
+    let (first_plugins, second_plugins) = (PluginsDir::with(&["hello"]), PluginsDir::with(&["hello"]));
+    let (first, first_address) = serve(&first_plugins);
+    // Two processes only meet through Redis; without it (the embedded pass) one process is checked.
+    let second = redis_url().map(|_| serve(&second_plugins));
+    let cli = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_autoflow"))
+            .args(args)
+            .env("AUTOFLOW_URL", format!("http://{first_address}"))
+            .env("AUTOFLOW_ADMIN_TOKEN", ADMIN_TOKEN)
+            .output()
+            .unwrap()
+    };
+    let build = tempfile::TempDir::new().unwrap();
+    let (manifest, component) = built_files("test-hello-v2", "hello");
+    std::fs::write(build.path().join("plugin.toml"), manifest).unwrap();
+    std::fs::write(build.path().join("plugin.wasm"), component).unwrap();
+
+    let pushed = cli(&["plugins", "push", build.path().to_str().unwrap()]);
+    let listed = cli(&["plugins", "list"]);
+    std::fs::write(build.path().join("plugin.wasm"), "broken").unwrap();
+    let refused = cli(&["plugins", "push", build.path().to_str().unwrap()]);
+    let greeting_on = |address: String| async move {
+        let body: serde_json::Value =
+            reqwest::get(format!("http://{address}/api/hello/x")).await.ok()?.json().await.ok()?;
+        (body["message"] == "Howdy, x!").then_some(())
+    };
+    eventually(Duration::from_secs(10), "the pushing host to serve the build", || greeting_on(first_address.clone()))
+        .await;
+    if let Some((_, second_address)) = &second {
+        eventually(Duration::from_secs(10), "the other host to serve the build", || {
+            greeting_on(second_address.clone())
+        })
+        .await;
+    }
+    kill(first);
+    if let Some((child, _)) = second {
+        kill(child);
+    }
+
+    let stdout = |o: &Output| String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(pushed.status.success(), "{}", stderr_of(&pushed));
+    assert!(stdout(&pushed).starts_with("hello 2.0.0 is serving"), "{}", stdout(&pushed));
+    assert!(listed.status.success(), "{}", stderr_of(&listed));
+    let line = stdout(&listed).lines().find(|l| l.starts_with("hello ")).unwrap_or_default().to_owned();
+    assert!(line.contains("2.0.0") && line.contains("serving"), "{}", stdout(&listed));
+    assert!(!refused.status.success());
+    assert!(
+        stderr_of(&refused).contains("400") && stderr_of(&refused).contains("not a valid wasm component"),
+        "{}",
+        stderr_of(&refused)
+    );
 }
