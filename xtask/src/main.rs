@@ -86,7 +86,7 @@ fn test() -> Result<()> {
     let root = repo_root();
     plugins::build_all(&root, false)?;
 
-    eprintln!("xtask: running every test on the embedded backend (SQLite, in-process cache)");
+    eprintln!("xtask: running every test on the embedded backend (SQLite, no Redis)");
     let mut embedded = cargo();
     embedded.current_dir(&root).args(["test", "--workspace"]).env_remove("DATABASE_URL").env_remove("REDIS_URL");
     status(&mut embedded, "tests on the embedded backend")?;
