@@ -99,6 +99,22 @@ pub struct ServeArgs {
     #[arg(long, env = "AUTOFLOW_MAX_UPLOAD_BYTES", default_value_t = Limits::default().max_upload_bytes)]
     pub max_upload_bytes: usize,
 
+    /// Largest response body a plugin may return, in bytes (larger → 502).
+    #[arg(long, env = "AUTOFLOW_MAX_RESPONSE_BYTES", default_value_t = Limits::default().max_response_bytes)]
+    pub max_response_bytes: usize,
+
+    /// Linear memory per plugin instance, in MiB (default and ceiling for manifests).
+    #[arg(long, env = "AUTOFLOW_PLUGIN_MEMORY_MB", default_value_t = Limits::default().plugin_memory_bytes / (1024 * 1024))]
+    pub plugin_memory_mb: usize,
+
+    /// Instances of one plugin at once (default and ceiling for manifests).
+    #[arg(long, env = "AUTOFLOW_PLUGIN_CONCURRENCY", default_value_t = Limits::default().plugin_concurrency)]
+    pub plugin_concurrency: u32,
+
+    /// How long a request waits for a busy plugin before `503`, in milliseconds.
+    #[arg(long, env = "AUTOFLOW_QUEUE_TIMEOUT_MS", default_value_t = 1_000)]
+    pub queue_timeout_ms: u64,
+
     /// Reload plugins when their files change (`false` to load them once).
     #[arg(long, env = "AUTOFLOW_WATCH", default_value_t = true, action = clap::ArgAction::Set)]
     pub watch: bool,
@@ -121,6 +137,10 @@ impl From<ServeArgs> for Config {
                 request_timeout: Duration::from_millis(args.request_timeout_ms),
                 max_instances: args.max_instances,
                 max_upload_bytes: args.max_upload_bytes,
+                max_response_bytes: args.max_response_bytes,
+                plugin_memory_bytes: args.plugin_memory_mb.saturating_mul(1024 * 1024),
+                plugin_concurrency: args.plugin_concurrency,
+                queue_timeout: Duration::from_millis(args.queue_timeout_ms),
             },
             watch: args.watch,
             admin_token: args.admin_token,

@@ -32,12 +32,21 @@ pub struct Config {
 pub struct Limits {
     /// Largest request body accepted, in bytes; larger ones get `413`.
     pub max_body_bytes: usize,
-    /// Longest a plugin may run for one request before it is stopped with `504`.
+    /// Longest a plugin may run for one request before it is stopped with `504`: the default and
+    /// the ceiling for manifests.
     pub request_timeout: Duration,
     /// Most plugin instances alive at once across all plugins (size of the instance pool).
     pub max_instances: u32,
     /// Largest plugin build accepted by `PUT /admin/plugins/{name}`, in bytes.
     pub max_upload_bytes: usize,
+    /// Largest response body a plugin may return; larger ones become `502`.
+    pub max_response_bytes: usize,
+    /// Linear memory one plugin instance may use: the default and the ceiling for manifests.
+    pub plugin_memory_bytes: usize,
+    /// Instances of one plugin running at once: the default and the ceiling for manifests.
+    pub plugin_concurrency: u32,
+    /// How long a request waits for a busy plugin before it gets `503` with `Retry-After`.
+    pub queue_timeout: Duration,
 }
 
 impl Default for Limits {
@@ -47,6 +56,10 @@ impl Default for Limits {
             request_timeout: Duration::from_secs(30),
             max_instances: 1000,
             max_upload_bytes: 32 * 1024 * 1024,
+            max_response_bytes: 8 * 1024 * 1024,
+            plugin_memory_bytes: 128 * 1024 * 1024,
+            plugin_concurrency: 100,
+            queue_timeout: Duration::from_secs(1),
         }
     }
 }

@@ -63,11 +63,19 @@ pub async fn dispatch(State(state): State<AppState>, request: Request) -> Result
         request_id: request_id.clone(),
     };
     let name = plugin.manifest.name.to_string();
+    // At most `max_concurrency` instances of one plugin run at once; a request waits briefly for
+    // a slot, so one hot plugin cannot take every slot of the instance pool.
+    let _slot = tokio::time::timeout(state.limits.queue_timeout, plugin.slots.acquire())
+        .await
+        .ok()
+        .and_then(Result::ok)
+        .ok_or_else(|| ApiError::PluginBusy { plugin: name.clone(), limit: plugin.limits.max_concurrency })?;
     let span = tracing::info_span!("plugin", plugin = %name, request_id = %request_id);
-    match state.runtime.handle(&plugin.pre, &request).instrument(span).await {
-        Ok(Ok(response)) => into_http_response(&name, response),
+    match state.runtime.handle(&plugin.pre, &plugin.limits, &request).instrument(span).await {
+        Ok(Ok(response)) => into_http_response(&name, response, state.limits.max_response_bytes),
         Ok(Err(error)) => Err(ApiError::Plugin { plugin: name, error }),
         Err(CallError::Timeout(timeout)) => Err(ApiError::PluginTimeout { plugin: name, timeout }),
+        Err(source @ CallError::MemoryExceeded(_)) => Err(ApiError::PluginMemoryExceeded { plugin: name, source }),
         Err(source) => Err(ApiError::PluginFailed { plugin: name, source }),
     }
 }
@@ -113,8 +121,11 @@ fn header_pairs(parts: &Parts) -> Vec<(String, String)> {
 }
 
 /// Checks and converts a plugin's response; anything HTTP cannot carry is a `502`.
-fn into_http_response(plugin: &str, response: runtime::Response) -> Result<Response, ApiError> {
+fn into_http_response(plugin: &str, response: runtime::Response, max_body: usize) -> Result<Response, ApiError> {
     let bad = |reason: String| ApiError::BadPluginResponse { plugin: plugin.to_owned(), reason };
+    if response.body.len() > max_body {
+        return Err(bad(format!("its body of {} bytes exceeds the limit of {max_body} bytes", response.body.len())));
+    }
     let status = StatusCode::from_u16(response.status)
         .ok()
         .filter(|s| (200..=599).contains(&s.as_u16()))

@@ -31,6 +31,14 @@ pub enum ApiError {
         #[source]
         source: CallError,
     },
+    #[error("plugin '{plugin}' is busy: all {limit} of its instances are running; retry shortly")]
+    PluginBusy { plugin: String, limit: u32 },
+    #[error("plugin '{plugin}' ran out of memory: {source}")]
+    PluginMemoryExceeded {
+        plugin: String,
+        #[source]
+        source: CallError,
+    },
     #[error("plugin '{plugin}' did not answer within {}ms", .timeout.as_millis())]
     PluginTimeout { plugin: String, timeout: Duration },
     #[error("plugin '{plugin}' returned an invalid response: {reason}")]
@@ -80,6 +88,10 @@ impl ApiError {
             ApiError::Plugin { error, .. } => plugin_error_body(error),
             ApiError::PluginFailed { .. } => {
                 ErrorBody::new(S::INTERNAL_SERVER_ERROR, "plugin_failed", self.to_string())
+            }
+            ApiError::PluginBusy { .. } => ErrorBody::new(S::SERVICE_UNAVAILABLE, "plugin_busy", self.to_string()),
+            ApiError::PluginMemoryExceeded { .. } => {
+                ErrorBody::new(S::INTERNAL_SERVER_ERROR, "plugin_memory_exceeded", self.to_string())
             }
             ApiError::PluginTimeout { .. } => ErrorBody::new(S::GATEWAY_TIMEOUT, "plugin_timeout", self.to_string()),
             ApiError::BadPluginResponse { .. } => {
@@ -144,6 +156,9 @@ impl IntoResponse for ApiError {
             && let Ok(allow) = HeaderValue::from_str(&allowed.join(", "))
         {
             response.headers_mut().insert(header::ALLOW, allow);
+        }
+        if let ApiError::PluginBusy { .. } = &self {
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
         }
         if let ApiError::Unauthorized(_) = &self {
             response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));

@@ -10,7 +10,11 @@ use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
 
 use super::manifest::{COMPONENT_FILE, MANIFEST_FILE, Manifest};
-use crate::runtime::{ArtifactSource, FeaturePre, InstanceState, Runtime};
+use std::sync::Arc;
+
+use tokio::sync::Semaphore;
+
+use crate::runtime::{ArtifactSource, FeaturePre, InstanceState, PluginLimits, Runtime};
 
 /// A plugin compiled, linked and ready to instantiate.
 pub struct LoadedPlugin {
@@ -23,6 +27,10 @@ pub struct LoadedPlugin {
     /// Whether its machine code was compiled for this load or read from the artifact cache.
     pub artifact: ArtifactSource,
     pub pre: FeaturePre<InstanceState>,
+    /// The limits its calls run under.
+    pub limits: PluginLimits,
+    /// One permit per instance allowed to run at once (`limits.max_concurrency`).
+    pub slots: Arc<Semaphore>,
 }
 
 impl fmt::Debug for LoadedPlugin {
@@ -141,6 +149,10 @@ pub async fn prepare(
 ) -> Result<LoadedPlugin, LoadError> {
     let manifest = Manifest::parse(manifest_text)
         .map_err(|reason| LoadError::Manifest { path: manifest_path.to_owned(), reason })?;
+    let limits = manifest
+        .limits
+        .resolve(runtime.limits())
+        .map_err(|reason| LoadError::Manifest { path: manifest_path.to_owned(), reason })?;
     if name != manifest.name.as_str() {
         let reason = format!("the manifest names plugin '{}' but its directory is '{name}'", manifest.name);
         return Err(LoadError::Manifest { path: manifest_path.to_owned(), reason });
@@ -169,5 +181,6 @@ pub async fn prepare(
         "plugin loaded"
     );
     let dir = manifest_path.parent().map(Path::to_owned).unwrap_or_default();
-    Ok(LoadedPlugin { manifest, dir, content_hash, loaded_at: Utc::now(), artifact, pre })
+    let slots = Arc::new(Semaphore::new(limits.max_concurrency as usize));
+    Ok(LoadedPlugin { manifest, dir, content_hash, loaded_at: Utc::now(), artifact, pre, limits, slots })
 }

@@ -2,7 +2,12 @@
 
 use std::fmt;
 
+use std::time::Duration;
+
 use serde::Deserialize;
+
+use crate::config::Limits;
+use crate::runtime::PluginLimits;
 
 /// The file name of a plugin's manifest inside its directory.
 pub const MANIFEST_FILE: &str = "plugin.toml";
@@ -23,6 +28,45 @@ pub struct Manifest {
     pub kind: PluginKind,
     pub description: Option<String>,
     pub routes: Vec<RouteSpec>,
+    pub limits: ManifestLimits,
+}
+
+/// Limits a plugin asks for; each defaults to, and may not exceed, the host's setting.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct ManifestLimits {
+    /// Linear memory per instance, in MiB.
+    pub memory_mb: Option<usize>,
+    /// Longest one call may run, in milliseconds.
+    pub timeout_ms: Option<u64>,
+    /// Instances of this plugin running at once.
+    pub max_concurrency: Option<u32>,
+}
+
+impl ManifestLimits {
+    /// The limits to enforce: the manifest's, else the host's; one above the host's is refused.
+    pub fn resolve(&self, host: &Limits) -> Result<PluginLimits, String> {
+        fn pick<T: PartialOrd + Copy + fmt::Display>(asked: Option<T>, ceiling: T, what: &str) -> Result<T, String> {
+            match asked {
+                Some(value) if value > ceiling => {
+                    Err(format!("[limits] {what} = {value} is above the host's maximum of {ceiling}"))
+                }
+                Some(value) => Ok(value),
+                None => Ok(ceiling),
+            }
+        }
+        let memory_mb = pick(self.memory_mb, host.plugin_memory_bytes / (1024 * 1024), "memory-mb")?;
+        let timeout_ms = pick(self.timeout_ms, host.request_timeout.as_millis() as u64, "timeout-ms")?;
+        let max_concurrency = pick(self.max_concurrency, host.plugin_concurrency, "max-concurrency")?;
+        if max_concurrency == 0 || memory_mb == 0 || timeout_ms == 0 {
+            return Err("[limits] values must be greater than zero".into());
+        }
+        Ok(PluginLimits {
+            memory_bytes: memory_mb * 1024 * 1024,
+            timeout: Duration::from_millis(timeout_ms),
+            max_concurrency,
+        })
+    }
 }
 
 /// A plugin name: 1–63 characters of `a-z`, `0-9` and `-`, starting with a letter.
@@ -90,6 +134,8 @@ struct RawManifest {
     description: Option<String>,
     #[serde(default)]
     routes: Vec<RouteSpec>,
+    #[serde(default)]
+    limits: ManifestLimits,
 }
 
 impl Manifest {
@@ -112,7 +158,14 @@ impl Manifest {
             }
             routes.push(route);
         }
-        Ok(Self { name, version: raw.version, kind: raw.kind, description: raw.description, routes })
+        Ok(Self {
+            name,
+            version: raw.version,
+            kind: raw.kind,
+            description: raw.description,
+            routes,
+            limits: raw.limits,
+        })
     }
 }
 
@@ -196,6 +249,22 @@ mod tests {
         crate::plugins::publish::publish(dir.path(), "hello", b"m", b"c").unwrap();
         assert_eq!(std::fs::read(dir.path().join("hello").join(MANIFEST_FILE)).unwrap(), b"m");
         assert_eq!(std::fs::read(dir.path().join("hello").join(COMPONENT_FILE)).unwrap(), b"c");
+    }
+
+    #[test]
+    fn limits_default_to_the_host_and_may_not_exceed_it() {
+        let host = Limits::default();
+        let defaults = Manifest::parse(VALID).unwrap().limits.resolve(&host).unwrap();
+        assert_eq!(defaults.memory_bytes, host.plugin_memory_bytes);
+        assert_eq!(defaults.timeout, host.request_timeout);
+
+        let lower = Manifest::parse(&format!("{VALID}\n[limits]\nmemory-mb = 16\nmax-concurrency = 2")).unwrap();
+        let lower = lower.limits.resolve(&host).unwrap();
+        assert_eq!((lower.memory_bytes, lower.max_concurrency), (16 * 1024 * 1024, 2));
+
+        let greedy = Manifest::parse(&format!("{VALID}\n[limits]\nmemory-mb = 100000")).unwrap();
+        let err = greedy.limits.resolve(&host).unwrap_err();
+        assert!(err.contains("memory-mb = 100000") && err.contains("maximum of 128"), "{err}");
     }
 
     #[test]

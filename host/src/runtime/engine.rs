@@ -45,6 +45,7 @@ fn pooling(limits: &Limits) -> PoolingAllocationConfig {
         .total_memories(slots.saturating_mul(2))
         .total_tables(slots.saturating_mul(2))
         .total_stacks(slots)
+        .max_memory_size(limits.plugin_memory_bytes)
         .linear_memory_keep_resident(KEEP_RESIDENT)
         .table_keep_resident(KEEP_RESIDENT)
         .async_stack_keep_resident(KEEP_RESIDENT)

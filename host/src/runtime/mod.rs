@@ -29,9 +29,23 @@ use crate::config::Limits;
 /// to other tasks at each one.
 pub const EPOCH_TICK: Duration = Duration::from_millis(10);
 
+/// The limits one plugin's calls run under (resolved from its manifest and the host's config).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PluginLimits {
+    /// Linear memory per instance.
+    pub memory_bytes: usize,
+    /// Longest one call may run.
+    pub timeout: Duration,
+    /// Instances of the plugin running at once.
+    pub max_concurrency: u32,
+}
+
 /// Why a plugin call did not produce an answer.
 #[derive(Debug, thiserror::Error)]
 pub enum CallError {
+    /// The plugin tried to grow its memory past its limit and failed.
+    #[error("the plugin needed more than its memory limit of {} MiB", .0 / (1024 * 1024))]
+    MemoryExceeded(usize),
     /// The plugin ran past its deadline and was stopped.
     #[error("the plugin ran past its deadline of {0:?}")]
     Timeout(Duration),
@@ -54,7 +68,7 @@ struct RuntimeInner {
     linker: Linker<InstanceState>,
     allocator: AllocatorKind,
     cache: Option<ArtifactCache>,
-    request_timeout: Duration,
+    limits: Limits,
     ticker_stop: Arc<AtomicBool>,
 }
 
@@ -76,19 +90,17 @@ impl Runtime {
         let ticker_stop = Arc::new(AtomicBool::new(false));
         spawn_epoch_ticker(engine.clone(), ticker_stop.clone());
         Ok(Self {
-            inner: Arc::new(RuntimeInner {
-                engine,
-                linker,
-                allocator,
-                cache,
-                request_timeout: limits.request_timeout,
-                ticker_stop,
-            }),
+            inner: Arc::new(RuntimeInner { engine, linker, allocator, cache, limits: limits.clone(), ticker_stop }),
         })
     }
 
     pub fn engine(&self) -> &Engine {
         &self.inner.engine
+    }
+
+    /// The host's limits: defaults and ceilings for every plugin.
+    pub fn limits(&self) -> &Limits {
+        &self.inner.limits
     }
 
     /// Which instance allocator the engine ended up with.
@@ -117,10 +129,13 @@ impl Runtime {
     pub async fn handle(
         &self,
         pre: &FeaturePre<InstanceState>,
+        limits: &PluginLimits,
         request: &Request,
     ) -> Result<Result<Response, PluginError>, CallError> {
-        let timeout = self.inner.request_timeout;
-        let mut store = Store::new(&self.inner.engine, InstanceState::new(tracing::Span::current()));
+        let timeout = limits.timeout;
+        let state = InstanceState::new(tracing::Span::current(), limits.memory_bytes);
+        let mut store = Store::new(&self.inner.engine, state);
+        store.limiter(|state| &mut state.limits);
         let deadline = Instant::now() + timeout;
         store.set_epoch_deadline(1);
         store.epoch_deadline_callback(move |_| {
@@ -133,15 +148,23 @@ impl Runtime {
             }
         });
 
-        let classify = |error: wasmtime::Error| match error.downcast_ref::<Trap>() {
+        let memory_limit = limits.memory_bytes;
+        let classify = |error: wasmtime::Error, memory_exceeded: bool| match error.downcast_ref::<Trap>() {
             Some(Trap::Interrupt) => CallError::Timeout(timeout),
+            _ if memory_exceeded => CallError::MemoryExceeded(memory_limit),
             _ => CallError::Trap(error),
         };
-        let feature = pre.instantiate_async(&mut store).await.map_err(|e| match classify(e) {
-            CallError::Trap(e) => CallError::Instantiate(e),
-            other => other,
-        })?;
-        feature.autoflow_platform_handler().call_handle(&mut store, request).await.map_err(classify)
+        let feature = match pre.instantiate_async(&mut store).await {
+            Ok(feature) => feature,
+            Err(error) => {
+                return Err(match classify(error, store.data().limits.memory_exceeded) {
+                    CallError::Trap(e) => CallError::Instantiate(e),
+                    other => other,
+                });
+            }
+        };
+        let result = feature.autoflow_platform_handler().call_handle(&mut store, request).await;
+        result.map_err(|error| classify(error, store.data().limits.memory_exceeded))
     }
 }
 

@@ -1,7 +1,8 @@
 //! The state of one plugin instance's store: its WASI context (no files, no env, no sockets;
-//! stdout/stderr captured into tracing) and resource table.
+//! stdout/stderr captured into tracing), resource table and resource limits.
 
 use tracing::Span;
+use wasmtime::ResourceLimiter;
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
@@ -11,11 +12,35 @@ use super::stdio::LogStream;
 pub struct InstanceState {
     wasi: WasiCtx,
     table: ResourceTable,
+    pub(super) limits: InstanceLimits,
+}
+
+/// Most elements any table of an instance may grow to.
+const MAX_TABLE_ELEMENTS: usize = 100_000;
+
+/// Caps an instance's memory and tables, remembering whether it refused a memory growth so a
+/// resulting trap can be reported as what it is.
+pub struct InstanceLimits {
+    memory_bytes: usize,
+    pub(super) memory_exceeded: bool,
+}
+
+impl ResourceLimiter for InstanceLimits {
+    fn memory_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+        let allowed = desired <= self.memory_bytes;
+        self.memory_exceeded |= !allowed;
+        Ok(allowed)
+    }
+
+    fn table_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+        Ok(desired <= MAX_TABLE_ELEMENTS)
+    }
 }
 
 impl InstanceState {
-    /// A sandboxed WASI context whose stdout and stderr become log lines under `span`.
-    pub fn new(span: Span) -> Self {
+    /// A sandboxed WASI context whose stdout and stderr become log lines under `span`, with
+    /// linear memory capped at `memory_bytes`.
+    pub fn new(span: Span, memory_bytes: usize) -> Self {
         let wasi = WasiCtxBuilder::new()
             .stdout(LogStream::new(span.clone(), "stdout"))
             .stderr(LogStream::new(span, "stderr"))
@@ -23,7 +48,7 @@ impl InstanceState {
             .allow_udp(false)
             .allow_ip_name_lookup(false)
             .build();
-        Self { wasi, table: ResourceTable::new() }
+        Self { wasi, table: ResourceTable::new(), limits: InstanceLimits { memory_bytes, memory_exceeded: false } }
     }
 }
 

@@ -8,6 +8,7 @@ mod cli;
 mod database;
 mod faults;
 mod health;
+mod limits;
 mod logs;
 mod reload;
 mod requests;

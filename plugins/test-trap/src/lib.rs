@@ -18,6 +18,39 @@ fn spin(_: &Request) -> Result<Response> {
     }
 }
 
+/// Allocates and keeps 1 MiB chunks until the allocator fails.
+fn alloc(_: &Request) -> Result<Response> {
+    let mut hoard: Vec<Vec<u8>> = Vec::new();
+    loop {
+        hoard.push(std::hint::black_box(vec![1u8; 1024 * 1024]));
+    }
+}
+
+fn depth(n: u64) -> u64 {
+    if n == u64::MAX { 0 } else { 1 + depth(std::hint::black_box(n + 1)) }
+}
+
+/// Recurses until the stack overflows.
+fn recurse(_: &Request) -> Result<Response> {
+    Ok(Response::text(depth(0).to_string()))
+}
+
+/// Busy-waits `?ms=` milliseconds (default 300), holding its instance.
+fn slow(req: &Request) -> Result<Response> {
+    let ms: u64 = req.query("ms").and_then(|v| v.parse().ok()).unwrap_or(300);
+    let started = std::time::Instant::now();
+    while started.elapsed().as_millis() < u128::from(ms) {
+        std::hint::spin_loop();
+    }
+    Ok(Response::text("slow done"))
+}
+
+/// Answers `?bytes=` bytes (default 2 MiB).
+fn big_response(req: &Request) -> Result<Response> {
+    let bytes: usize = req.query("bytes").and_then(|v| v.parse().ok()).unwrap_or(2 * 1024 * 1024);
+    Ok(Response::new(200, vec![b'x'; bytes]))
+}
+
 fn bad_status(_: &Request) -> Result<Response> {
     Ok(Response::empty(42))
 }
@@ -36,6 +69,10 @@ autoflow_sdk::feature!(
         .get("/api/trap/ok", ok)
         .get("/api/trap/panic", panic)
         .get("/api/trap/loop", spin)
+        .get("/api/trap/alloc", alloc)
+        .get("/api/trap/recurse", recurse)
+        .get("/api/trap/slow", slow)
+        .get("/api/trap/big-response", big_response)
         .get("/api/trap/bad-status", bad_status)
         .get("/api/trap/bad-header", bad_header)
         .get("/api/trap/internal", internal)
