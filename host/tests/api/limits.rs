@@ -125,3 +125,17 @@ async fn a_manifest_asking_for_more_than_the_host_allows_is_refused() {
 
     assert!(error.contains("test-trap/plugin.toml") && error.contains("above the host's maximum"), "{error}");
 }
+
+#[tokio::test]
+async fn the_sandbox_grants_no_files_environment_or_sockets() {
+    let app = spawn_with_trap_limits("", |_| {}).await;
+
+    let probe: Value = app.get("/api/trap/probe").await.json().await.unwrap();
+
+    for key in ["readRoot", "readEtcPasswd", "writeFile", "tcp"] {
+        assert!(probe[key].as_str().unwrap().starts_with("denied"), "{key}: {probe}");
+    }
+    assert_eq!(probe["env"], 0, "no environment variables reach a plugin");
+    assert_eq!(probe["args"], 0);
+    assert_eq!(probe["clockWorks"], true, "clocks are allowed");
+}

@@ -51,6 +51,23 @@ fn big_response(req: &Request) -> Result<Response> {
     Ok(Response::new(200, vec![b'x'; bytes]))
 }
 
+/// Probes what the sandbox lets through and reports it.
+fn probe(_: &Request) -> Result<Response> {
+    let outcome = |result: std::io::Result<String>| match result {
+        Ok(value) => format!("allowed: {value}"),
+        Err(error) => format!("denied: {error}"),
+    };
+    Response::json(&serde_json::json!({
+        "readRoot": outcome(std::fs::read_dir("/").map(|d| d.count().to_string())),
+        "readEtcPasswd": outcome(std::fs::read_to_string("/etc/passwd")),
+        "writeFile": outcome(std::fs::write("escape.txt", "x").map(|_| "written".into())),
+        "env": std::env::vars().count(),
+        "args": std::env::args().count(),
+        "tcp": outcome(std::net::TcpStream::connect("127.0.0.1:5432").map(|_| "connected".into())),
+        "clockWorks": std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).is_ok(),
+    }))
+}
+
 fn bad_status(_: &Request) -> Result<Response> {
     Ok(Response::empty(42))
 }
@@ -70,6 +87,7 @@ autoflow_sdk::feature!(
         .get("/api/trap/panic", panic)
         .get("/api/trap/loop", spin)
         .get("/api/trap/alloc", alloc)
+        .get("/api/trap/probe", probe)
         .get("/api/trap/recurse", recurse)
         .get("/api/trap/slow", slow)
         .get("/api/trap/big-response", big_response)
