@@ -4,12 +4,14 @@
 mod helpers;
 
 mod admin;
+mod backends;
 mod cli;
 mod database;
 mod faults;
 mod health;
 mod limits;
 mod logs;
+mod proxy;
 mod reload;
 mod requests;
 mod routing;

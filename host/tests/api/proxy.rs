@@ -1,0 +1,61 @@
+//! A TCP proxy a test can cut and restore, standing between the host and a real backend, so
+//! backend outages are real connection failures rather than mocks.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Mutex;
+use tokio::task::JoinSet;
+
+/// Forwards connections to `upstream` while up; when cut, drops every open connection and
+/// closes new ones at once.
+pub struct FaultProxy {
+    pub address: SocketAddr,
+    up: Arc<AtomicBool>,
+    connections: Arc<Mutex<JoinSet<()>>>,
+    accept: tokio::task::JoinHandle<()>,
+}
+
+impl FaultProxy {
+    pub async fn start(upstream: SocketAddr) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let up = Arc::new(AtomicBool::new(true));
+        let connections = Arc::new(Mutex::new(JoinSet::new()));
+        let accept = tokio::spawn({
+            let (up, connections) = (up.clone(), connections.clone());
+            async move {
+                while let Ok((mut client, _)) = listener.accept().await {
+                    if !up.load(Ordering::SeqCst) {
+                        continue; // dropped: the connection closes at once
+                    }
+                    connections.lock().await.spawn(async move {
+                        if let Ok(mut server) = TcpStream::connect(upstream).await {
+                            let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+                        }
+                    });
+                }
+            }
+        });
+        Self { address, up, connections, accept }
+    }
+
+    /// The backend becomes unreachable: open connections are cut, new ones refused.
+    pub async fn cut(&self) {
+        self.up.store(false, Ordering::SeqCst);
+        self.connections.lock().await.abort_all();
+    }
+
+    /// The backend is reachable again.
+    pub fn restore(&self) {
+        self.up.store(true, Ordering::SeqCst);
+    }
+}
+
+impl Drop for FaultProxy {
+    fn drop(&mut self) {
+        self.accept.abort();
+    }
+}
