@@ -1,4 +1,5 @@
 //! The host side of each `autoflow:platform` interface plugins import, one module each.
 
+pub mod http;
 mod log;
 mod types;

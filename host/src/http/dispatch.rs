@@ -71,7 +71,7 @@ pub async fn dispatch(State(state): State<AppState>, request: Request) -> Result
         .and_then(Result::ok)
         .ok_or_else(|| ApiError::PluginBusy { plugin: name.clone(), limit: plugin.limits.max_concurrency })?;
     let span = tracing::info_span!("plugin", plugin = %name, request_id = %request_id);
-    match state.runtime.handle(&plugin.pre, &plugin.limits, &request).instrument(span).await {
+    match state.runtime.handle(&plugin.pre, &plugin.limits, &plugin.outbound, &request).instrument(span).await {
         Ok(Ok(response)) => into_http_response(&name, response, state.limits.max_response_bytes),
         Ok(Err(error)) => Err(ApiError::Plugin { plugin: name, error }),
         Err(CallError::Timeout(timeout)) => Err(ApiError::PluginTimeout { plugin: name, timeout }),

@@ -14,7 +14,8 @@ use std::sync::Arc;
 
 use tokio::sync::Semaphore;
 
-use crate::runtime::{ArtifactSource, FeaturePre, InstanceState, PluginLimits, Runtime};
+use crate::capabilities::http::OutboundHttp;
+use crate::runtime::{ArtifactSource, FeaturePre, InstanceState, OUTGOING_HTTP_INTERFACE, PluginLimits, Runtime};
 
 /// A plugin compiled, linked and ready to instantiate.
 pub struct LoadedPlugin {
@@ -31,6 +32,8 @@ pub struct LoadedPlugin {
     pub limits: PluginLimits,
     /// One permit per instance allowed to run at once (`limits.max_concurrency`).
     pub slots: Arc<Semaphore>,
+    /// Where its outbound HTTP may go.
+    pub outbound: OutboundHttp,
 }
 
 impl fmt::Debug for LoadedPlugin {
@@ -60,6 +63,11 @@ pub enum LoadError {
     MissingComponent(PathBuf),
     #[error("{}: not a valid wasm component: {reason}", .path.display())]
     InvalidComponent { path: PathBuf, reason: String },
+    #[error(
+        "{}: plugin '{plugin}' imports `{interface}` but its manifest does not grant it (add {grant})",
+        .path.display()
+    )]
+    Ungranted { path: PathBuf, plugin: String, interface: String, grant: &'static str },
     #[error("{}: plugin '{plugin}' cannot be linked against the host: {reason}", .path.display())]
     Link { path: PathBuf, plugin: String, reason: String },
     #[error("{0}")]
@@ -167,6 +175,17 @@ pub async fn prepare(
         .await
         .map_err(|e| LoadError::InvalidComponent { path: component_path.clone(), reason: e.to_string() })?
         .map_err(|e| LoadError::InvalidComponent { path: component_path.clone(), reason: format!("{e:#}") })?;
+    let imports = runtime.imports(&component);
+    if let Some(interface) = imports.iter().find(|i| i.starts_with(OUTGOING_HTTP_INTERFACE))
+        && manifest.capabilities.outbound_hosts.is_empty()
+    {
+        return Err(LoadError::Ungranted {
+            path: component_path,
+            plugin: manifest.name.to_string(),
+            interface: interface.clone(),
+            grant: "[capabilities] outbound-hosts = [\"host:port\", …]",
+        });
+    }
     let pre = runtime.prepare_feature(&component).map_err(|e| LoadError::Link {
         path: component_path.clone(),
         plugin: manifest.name.to_string(),
@@ -182,5 +201,6 @@ pub async fn prepare(
     );
     let dir = manifest_path.parent().map(Path::to_owned).unwrap_or_default();
     let slots = Arc::new(Semaphore::new(limits.max_concurrency as usize));
-    Ok(LoadedPlugin { manifest, dir, content_hash, loaded_at: Utc::now(), artifact, pre, limits, slots })
+    let outbound = OutboundHttp::new(manifest.capabilities.outbound_hosts.clone().into(), limits.timeout);
+    Ok(LoadedPlugin { manifest, dir, content_hash, loaded_at: Utc::now(), artifact, pre, limits, slots, outbound })
 }

@@ -29,6 +29,16 @@ pub struct Manifest {
     pub description: Option<String>,
     pub routes: Vec<RouteSpec>,
     pub limits: ManifestLimits,
+    pub capabilities: Capabilities,
+}
+
+/// What a plugin may use beyond handling its requests. Anything not granted here is refused.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Capabilities {
+    /// Hosts outbound HTTP may reach: `host` (any port) or `host:port`. Empty: no outbound HTTP.
+    #[serde(default)]
+    pub outbound_hosts: Vec<String>,
 }
 
 /// Limits a plugin asks for; each defaults to, and may not exceed, the host's setting.
@@ -136,6 +146,8 @@ struct RawManifest {
     routes: Vec<RouteSpec>,
     #[serde(default)]
     limits: ManifestLimits,
+    #[serde(default)]
+    capabilities: Capabilities,
 }
 
 impl Manifest {
@@ -165,6 +177,7 @@ impl Manifest {
             description: raw.description,
             routes,
             limits: raw.limits,
+            capabilities: raw.capabilities,
         })
     }
 }

@@ -23,6 +23,7 @@ pub use cache::{ArtifactCache, ArtifactSource};
 pub use engine::AllocatorKind;
 pub use state::InstanceState;
 
+use crate::capabilities::http::OutboundHttp;
 use crate::config::Limits;
 
 /// How often the epoch advances; deadlines are measured in these ticks and a running plugin yields
@@ -39,6 +40,9 @@ pub struct PluginLimits {
     /// Instances of the plugin running at once.
     pub max_concurrency: u32,
 }
+
+/// The interface a plugin imports to make outbound HTTP requests; granted by its manifest.
+pub const OUTGOING_HTTP_INTERFACE: &str = "wasi:http/outgoing-handler";
 
 /// Why a plugin call did not produce an answer.
 #[derive(Debug, thiserror::Error)]
@@ -86,6 +90,7 @@ impl Runtime {
         let cache = cache_dir.map(|dir| ArtifactCache::open(dir, &engine)).transpose()?;
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+        wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
         bindings::Feature::add_to_linker::<_, HasSelf<InstanceState>>(&mut linker, |state| state)?;
         let ticker_stop = Arc::new(AtomicBool::new(false));
         spawn_epoch_ticker(engine.clone(), ticker_stop.clone());
@@ -117,6 +122,11 @@ impl Runtime {
         }
     }
 
+    /// The interfaces `component` imports, by name (e.g. `wasi:http/outgoing-handler@0.2.4`).
+    pub fn imports(&self, component: &Component) -> Vec<String> {
+        component.component_type().imports(&self.inner.engine).map(|(name, _)| name.to_owned()).collect()
+    }
+
     /// Resolves every import of `component` against the host and checks it exports a `handler`.
     pub fn prepare_feature(&self, component: &Component) -> wasmtime::Result<FeaturePre<InstanceState>> {
         let pre = self.inner.linker.instantiate_pre(component)?;
@@ -130,10 +140,11 @@ impl Runtime {
         &self,
         pre: &FeaturePre<InstanceState>,
         limits: &PluginLimits,
+        outbound: &OutboundHttp,
         request: &Request,
     ) -> Result<Result<Response, PluginError>, CallError> {
         let timeout = limits.timeout;
-        let state = InstanceState::new(tracing::Span::current(), limits.memory_bytes);
+        let state = InstanceState::new(tracing::Span::current(), limits.memory_bytes, outbound.clone());
         let mut store = Store::new(&self.inner.engine, state);
         store.limiter(|state| &mut state.limits);
         let deadline = Instant::now() + timeout;
@@ -163,7 +174,10 @@ impl Runtime {
                 });
             }
         };
-        let result = feature.autoflow_platform_handler().call_handle(&mut store, request).await;
+        // The epoch deadline stops running wasm; this one also stops a plugin waiting on the host
+        // (outbound I/O, later database calls).
+        let call = feature.autoflow_platform_handler().call_handle(&mut store, request);
+        let result = tokio::time::timeout(timeout, call).await.map_err(|_| CallError::Timeout(timeout))?;
         result.map_err(|error| classify(error, store.data().limits.memory_exceeded))
     }
 }

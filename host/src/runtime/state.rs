@@ -5,6 +5,9 @@ use tracing::Span;
 use wasmtime::ResourceLimiter;
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
+
+use crate::capabilities::http::OutboundHttp;
 
 use super::stdio::LogStream;
 
@@ -12,6 +15,8 @@ use super::stdio::LogStream;
 pub struct InstanceState {
     wasi: WasiCtx,
     table: ResourceTable,
+    http: WasiHttpCtx,
+    outbound: OutboundHttp,
     pub(super) limits: InstanceLimits,
 }
 
@@ -40,7 +45,7 @@ impl ResourceLimiter for InstanceLimits {
 impl InstanceState {
     /// A sandboxed WASI context whose stdout and stderr become log lines under `span`, with
     /// linear memory capped at `memory_bytes`.
-    pub fn new(span: Span, memory_bytes: usize) -> Self {
+    pub fn new(span: Span, memory_bytes: usize, outbound: OutboundHttp) -> Self {
         let wasi = WasiCtxBuilder::new()
             .stdout(LogStream::new(span.clone(), "stdout"))
             .stderr(LogStream::new(span, "stderr"))
@@ -48,12 +53,24 @@ impl InstanceState {
             .allow_udp(false)
             .allow_ip_name_lookup(false)
             .build();
-        Self { wasi, table: ResourceTable::new(), limits: InstanceLimits { memory_bytes, memory_exceeded: false } }
+        Self {
+            wasi,
+            table: ResourceTable::new(),
+            http: WasiHttpCtx::new(),
+            outbound,
+            limits: InstanceLimits { memory_bytes, memory_exceeded: false },
+        }
     }
 }
 
 impl WasiView for InstanceState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
         WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+    }
+}
+
+impl WasiHttpView for InstanceState {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView { hooks: &mut self.outbound, table: &mut self.table, ctx: &mut self.http }
     }
 }

@@ -11,6 +11,7 @@ mod faults;
 mod health;
 mod limits;
 mod logs;
+mod outbound;
 mod proxy;
 mod reload;
 mod requests;

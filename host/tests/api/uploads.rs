@@ -41,6 +41,13 @@ async fn uploading_a_new_plugin_is_a_201_with_its_location() {
     assert_eq!(app.get("/api/trap/ok").await.status(), 200);
 }
 
+/// `manifest` plus a route the `hello` plugin already serves.
+fn with_hello_route(manifest: &[u8]) -> Vec<u8> {
+    let mut manifest = manifest.to_vec();
+    manifest.extend_from_slice(b"\n[[routes]]\nmethod = \"GET\"\npath = \"/api/hello/{name}\"\n");
+    manifest
+}
+
 #[tokio::test]
 async fn bad_uploads_are_refused_with_a_clear_error_and_nothing_is_stored() {
     let app = spawn_configured(&["hello"], |config| config.limits.max_upload_bytes = 512 * 1024).await;
@@ -57,7 +64,7 @@ async fn bad_uploads_are_refused_with_a_clear_error_and_nothing_is_stored() {
             "invalid_plugin",
         ),
         ("manifest of another plugin", "other-name", manifest.clone(), component.clone(), 400, "invalid_plugin"),
-        ("route conflict", "test-trap", built_files("hello", "test-trap").0, component.clone(), 409, "conflict"),
+        ("route conflict", "test-trap", with_hello_route(&manifest), component.clone(), 409, "conflict"),
         ("over the size limit", "test-trap", manifest.clone(), vec![0u8; 1024 * 1024], 413, "payload_too_large"),
     ];
     for (what, name, manifest, component, status, code) in cases {

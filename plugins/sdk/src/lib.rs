@@ -15,6 +15,7 @@
 //! ```
 
 mod error;
+pub mod http;
 pub mod log;
 mod request;
 mod response;

@@ -68,6 +68,18 @@ fn probe(_: &Request) -> Result<Response> {
     }))
 }
 
+/// `GET ?url=` through the host and report what happened.
+fn fetch(req: &Request) -> Result<Response> {
+    let url = req.query("url").unwrap_or_default();
+    Response::json(&match autoflow_sdk::http::get(url) {
+        Ok(response) => serde_json::json!({
+            "status": response.status,
+            "body": String::from_utf8_lossy(&response.body),
+        }),
+        Err(error) => serde_json::json!({ "error": error.to_string() }),
+    })
+}
+
 fn bad_status(_: &Request) -> Result<Response> {
     Ok(Response::empty(42))
 }
@@ -88,6 +100,7 @@ autoflow_sdk::feature!(
         .get("/api/trap/loop", spin)
         .get("/api/trap/alloc", alloc)
         .get("/api/trap/probe", probe)
+        .get("/api/trap/fetch", fetch)
         .get("/api/trap/recurse", recurse)
         .get("/api/trap/slow", slow)
         .get("/api/trap/big-response", big_response)
