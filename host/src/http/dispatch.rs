@@ -14,6 +14,10 @@ use super::error::ApiError;
 use crate::plugins::routes::RouteMatch;
 use crate::runtime::{self, CallError};
 
+/// Most headers a plugin response may carry, and their total size in bytes.
+const MAX_RESPONSE_HEADERS: usize = 100;
+const MAX_RESPONSE_HEADER_BYTES: usize = 64 * 1024;
+
 /// Response headers a plugin may not set: the host owns the connection and framing.
 const HOST_OWNED_HEADERS: &[&str] = &[
     "connection",
@@ -125,6 +129,14 @@ fn into_http_response(plugin: &str, response: runtime::Response, max_body: usize
     let bad = |reason: String| ApiError::BadPluginResponse { plugin: plugin.to_owned(), reason };
     if response.body.len() > max_body {
         return Err(bad(format!("its body of {} bytes exceeds the limit of {max_body} bytes", response.body.len())));
+    }
+    let header_bytes: usize = response.headers.iter().map(|(name, value)| name.len() + value.len()).sum();
+    if response.headers.len() > MAX_RESPONSE_HEADERS || header_bytes > MAX_RESPONSE_HEADER_BYTES {
+        return Err(bad(format!(
+            "its {} headers ({header_bytes} bytes) exceed the limit of {MAX_RESPONSE_HEADERS} headers and \
+             {MAX_RESPONSE_HEADER_BYTES} bytes",
+            response.headers.len()
+        )));
     }
     let status = StatusCode::from_u16(response.status)
         .ok()

@@ -139,3 +139,28 @@ async fn the_sandbox_grants_no_files_environment_or_sockets() {
     assert_eq!(probe["args"], 0);
     assert_eq!(probe["clockWorks"], true, "clocks are allowed");
 }
+
+#[tokio::test]
+async fn too_many_response_headers_from_a_plugin_are_a_502() {
+    let app = spawn_with_trap_limits("", |_| {}).await;
+
+    let (status, error) = error_of(app.get("/api/trap/many-headers?count=500").await).await;
+
+    assert_eq!((status, error["code"].as_str().unwrap()), (502, "bad_plugin_response"));
+    assert!(error["message"].as_str().unwrap().contains("501 headers"), "{error}");
+    assert_eq!(app.get("/api/trap/many-headers?count=3").await.status(), 200);
+}
+
+#[tokio::test]
+async fn a_request_with_too_many_headers_is_refused_and_the_server_carries_on() {
+    let app = spawn_with_trap_limits("", |_| {}).await;
+    let mut request = app.client.get(app.url("/api/hello/world"));
+    for i in 0..200 {
+        request = request.header(format!("x-flood-{i}"), "v");
+    }
+
+    let response = request.send().await.unwrap();
+
+    assert_eq!(response.status(), 431);
+    assert_eq!(app.get("/api/hello/world").await.status(), 200);
+}

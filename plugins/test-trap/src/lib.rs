@@ -80,6 +80,12 @@ fn fetch(req: &Request) -> Result<Response> {
     })
 }
 
+/// Answers with `?count=` headers (default 500).
+fn many_headers(req: &Request) -> Result<Response> {
+    let count: usize = req.query("count").and_then(|v| v.parse().ok()).unwrap_or(500);
+    Ok((0..count).fold(Response::text("headers"), |r, i| r.with_header(format!("x-h{i}"), "v")))
+}
+
 fn bad_status(_: &Request) -> Result<Response> {
     Ok(Response::empty(42))
 }
@@ -101,6 +107,7 @@ autoflow_sdk::feature!(
         .get("/api/trap/alloc", alloc)
         .get("/api/trap/probe", probe)
         .get("/api/trap/fetch", fetch)
+        .get("/api/trap/many-headers", many_headers)
         .get("/api/trap/recurse", recurse)
         .get("/api/trap/slow", slow)
         .get("/api/trap/big-response", big_response)
