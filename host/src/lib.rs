@@ -12,5 +12,6 @@ pub mod db;
 pub mod http;
 pub mod plugins;
 pub mod runtime;
+pub mod services;
 pub mod startup;
 pub mod telemetry;

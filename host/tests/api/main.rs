@@ -5,6 +5,7 @@ mod helpers;
 
 mod admin;
 mod backends;
+mod cache;
 mod cli;
 mod database;
 mod faults;

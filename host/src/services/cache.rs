@@ -1,0 +1,206 @@
+//! The cache: Redis when configured (shared by every host), else a bounded in-process cache.
+//!
+//! A cache must never be why a request fails: when Redis is unreachable a read is a miss and a
+//! write is skipped, each logged and counted ([`Cache::degraded_operations`]); while it stays
+//! down, reconnection is tried at most once per [`RETRY_AFTER`] so callers are not slowed.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use moka::Expiry;
+use redis::AsyncCommands;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use tokio::sync::Mutex;
+
+/// Entries the in-process cache holds at most.
+pub const MEMORY_CAPACITY: u64 = 100_000;
+/// Longest one Redis operation (or connection attempt) may take before it counts as a failure.
+const REDIS_TIMEOUT: Duration = Duration::from_millis(500);
+/// How long after a failed connection attempt the next one is made.
+pub const RETRY_AFTER: Duration = Duration::from_secs(1);
+
+/// A value with its own time to live.
+#[derive(Clone)]
+struct Entry {
+    value: Arc<[u8]>,
+    ttl: Option<Duration>,
+}
+
+struct EntryTtl;
+
+impl Expiry<String, Entry> for EntryTtl {
+    fn expire_after_create(&self, _: &String, entry: &Entry, _: std::time::Instant) -> Option<Duration> {
+        entry.ttl
+    }
+
+    fn expire_after_update(
+        &self,
+        _: &String,
+        entry: &Entry,
+        _: std::time::Instant,
+        _: Option<Duration>,
+    ) -> Option<Duration> {
+        entry.ttl
+    }
+}
+
+enum Backend {
+    Memory(moka::future::Cache<String, Entry>),
+    Redis(RedisBackend),
+}
+
+struct RedisBackend {
+    client: redis::Client,
+    /// The connection once made (it reconnects by itself), or when the last attempt failed.
+    connection: Mutex<Result<ConnectionManager, Option<Instant>>>,
+}
+
+/// A cache of byte values under string keys; cheap to clone.
+#[derive(Clone)]
+pub struct Cache {
+    backend: Arc<Backend>,
+    degraded: Arc<AtomicU64>,
+}
+
+impl Cache {
+    /// The bounded in-process cache.
+    pub fn memory() -> Self {
+        let cache = moka::future::Cache::builder().max_capacity(MEMORY_CAPACITY).expire_after(EntryTtl).build();
+        Self { backend: Arc::new(Backend::Memory(cache)), degraded: Arc::default() }
+    }
+
+    /// Redis at `client`; connects on first use, so a Redis outage never blocks start-up.
+    pub fn redis(client: redis::Client) -> Self {
+        let backend = RedisBackend { client, connection: Mutex::new(Err(None)) };
+        Self { backend: Arc::new(Backend::Redis(backend)), degraded: Arc::default() }
+    }
+
+    /// How many operations degraded (a miss or a skipped write) because Redis was unreachable.
+    pub fn degraded_operations(&self) -> u64 {
+        self.degraded.load(Ordering::Relaxed)
+    }
+
+    /// The value under `key`; `None` when absent, expired or the cache is unreachable.
+    pub async fn get(&self, key: &str) -> Option<Vec<u8>> {
+        match &*self.backend {
+            Backend::Memory(cache) => cache.get(key).await.map(|e| e.value.to_vec()),
+            Backend::Redis(redis) => {
+                let mut connection = self.connection(redis).await?;
+                self.degrade_on_error("get", key, timed(connection.get::<_, Option<Vec<u8>>>(key)).await).flatten()
+            }
+        }
+    }
+
+    /// Stores `value` under `key`, expiring after `ttl` if given.
+    pub async fn set(&self, key: &str, value: &[u8], ttl: Option<Duration>) {
+        match &*self.backend {
+            Backend::Memory(cache) => cache.insert(key.to_owned(), Entry { value: value.into(), ttl }).await,
+            Backend::Redis(redis) => {
+                let Some(mut connection) = self.connection(redis).await else { return };
+                let result = match ttl {
+                    Some(ttl) => timed(connection.pset_ex::<_, _, ()>(key, value, millis(ttl))).await,
+                    None => timed(connection.set::<_, _, ()>(key, value)).await,
+                };
+                self.degrade_on_error("set", key, result);
+            }
+        }
+    }
+
+    /// Removes `key`.
+    pub async fn delete(&self, key: &str) {
+        match &*self.backend {
+            Backend::Memory(cache) => cache.invalidate(key).await,
+            Backend::Redis(redis) => {
+                let Some(mut connection) = self.connection(redis).await else { return };
+                let result = timed(connection.del::<_, ()>(key)).await;
+                self.degrade_on_error("delete", key, result);
+            }
+        }
+    }
+
+    /// Atomically adds `by` to the integer under `key` (absent = 0) and returns the new value; a new
+    /// key expires after `ttl`. `None` when the cache is unreachable.
+    pub async fn increment(&self, key: &str, by: i64, ttl: Option<Duration>) -> Option<i64> {
+        match &*self.backend {
+            Backend::Memory(cache) => {
+                let entry = cache
+                    .entry(key.to_owned())
+                    .and_upsert_with(|current| {
+                        let (before, ttl) = match current {
+                            Some(e) => (parse_counter(&e.value().value), e.value().ttl),
+                            None => (0, ttl),
+                        };
+                        std::future::ready(Entry { value: (before + by).to_string().into_bytes().into(), ttl })
+                    })
+                    .await;
+                Some(parse_counter(&entry.value().value))
+            }
+            Backend::Redis(redis) => {
+                let mut connection = self.connection(redis).await?;
+                let mut pipe = redis::pipe();
+                pipe.atomic().incr(key, by);
+                if let Some(ttl) = ttl {
+                    pipe.cmd("PEXPIRE").arg(key).arg(millis(ttl)).arg("NX").ignore();
+                }
+                let result = timed(pipe.query_async::<(i64,)>(&mut connection)).await;
+                self.degrade_on_error("increment", key, result).map(|(value,)| value)
+            }
+        }
+    }
+
+    /// The Redis connection, or `None` (counted) while Redis is unreachable.
+    async fn connection(&self, redis: &RedisBackend) -> Option<ConnectionManager> {
+        let mut state = redis.connection.lock().await;
+        match &*state {
+            Ok(connection) => return Some(connection.clone()),
+            Err(Some(failed_at)) if failed_at.elapsed() < RETRY_AFTER => {
+                self.degraded.fetch_add(1, Ordering::Relaxed);
+                return None;
+            }
+            Err(_) => {}
+        }
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(REDIS_TIMEOUT))
+            .set_response_timeout(Some(REDIS_TIMEOUT))
+            .set_number_of_retries(1);
+        match redis.client.get_connection_manager_with_config(config).await {
+            Ok(connection) => {
+                *state = Ok(connection.clone());
+                Some(connection)
+            }
+            Err(error) => {
+                tracing::warn!(%error, "cache unavailable: Redis cannot be reached; reads miss, writes are skipped");
+                *state = Err(Some(Instant::now()));
+                self.degraded.fetch_add(1, Ordering::Relaxed);
+                None
+            }
+        }
+    }
+
+    fn degrade_on_error<T>(&self, operation: &str, key: &str, result: redis::RedisResult<T>) -> Option<T> {
+        match result {
+            Ok(value) => Some(value),
+            Err(error) => {
+                self.degraded.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(operation, key, %error, "cache operation degraded: Redis failed");
+                None
+            }
+        }
+    }
+}
+
+/// Bounds a Redis operation by [`REDIS_TIMEOUT`].
+async fn timed<T>(operation: impl Future<Output = redis::RedisResult<T>>) -> redis::RedisResult<T> {
+    tokio::time::timeout(REDIS_TIMEOUT, operation)
+        .await
+        .unwrap_or_else(|_| Err(redis::RedisError::from((redis::ErrorKind::Io, "cache operation timed out"))))
+}
+
+fn millis(ttl: Duration) -> u64 {
+    u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1)
+}
+
+fn parse_counter(bytes: &[u8]) -> i64 {
+    std::str::from_utf8(bytes).ok().and_then(|s| s.parse().ok()).unwrap_or(0)
+}

@@ -1,0 +1,4 @@
+//! Host services: the Rust form of the original system's services, shared by the host's own
+//! endpoints and, through the capabilities, by plugins.
+
+pub mod cache;
