@@ -175,17 +175,11 @@ fn build_one(root: &Path, source: &PluginSource, release: bool) -> Result<PathBu
         .with_context(|| format!("cargo built `{}` but produced no .wasm (is its crate-type cdylib?)", source.package))
 }
 
-/// Publishes the plugin's manifest and the built component together; an unchanged build is left as is.
+/// Publishes the plugin's manifest and the built component together (an unchanged build is left as is).
 fn publish_build(dist: &Path, source: &PluginSource, artifact: &Path) -> Result<PathBuf> {
-    let dest = dist.join(&source.name);
     let manifest = fs::read(source.dir.join("plugin.toml"))?;
     let component = fs::read(artifact).with_context(|| format!("reading {}", artifact.display()))?;
-    let unchanged = fs::read(dest.join("plugin.toml")).is_ok_and(|m| m == manifest)
-        && fs::read(dest.join("plugin.wasm")).is_ok_and(|c| c == component);
-    if !unchanged {
-        fs::create_dir_all(dist)?;
-        crate::publish::publish(dist, &source.name, &manifest, &component)
-            .with_context(|| format!("publishing {} into {}", source.name, dist.display()))?;
-    }
-    Ok(dest)
+    crate::publish::publish(dist, &source.name, &manifest, &component)
+        .with_context(|| format!("publishing {} into {}", source.name, dist.display()))?;
+    Ok(dist.join(&source.name))
 }

@@ -5,7 +5,8 @@
 //! and `plugin.wasm`; `<name>` is a symlink to the current build, replaced atomically (a new link is
 //! created beside it and renamed over it). The loader resolves the link once and reads both files
 //! from the build it points at. The previous build is kept so a load that resolved the link just
-//! before a swap still finds its files; older builds are removed.
+//! before a swap still finds its files; older builds are removed. Publishing the build that is
+//! already current changes nothing.
 //!
 //! This file depends on nothing else in the host: `cargo xtask build-plugins` compiles it too, so
 //! the build tool and the host follow one rule.
@@ -18,14 +19,21 @@ use sha2::{Digest, Sha256};
 const MANIFEST_FILE: &str = "plugin.toml";
 const COMPONENT_FILE: &str = "plugin.wasm";
 
-/// Publishes `manifest` + `component` as plugin `name` under `plugins_dir`; returns the build dir.
+/// Publishes `manifest` + `component` as plugin `name` under `plugins_dir` (created if missing);
+/// returns the build dir.
 pub fn publish(plugins_dir: &Path, name: &str, manifest: &[u8], component: &[u8]) -> io::Result<PathBuf> {
     let mut digest = Sha256::new();
     digest.update(manifest);
     digest.update(component);
     let build_name = format!(".{name}.{}", &hex::encode(digest.finalize())[..16]);
     let build_dir = plugins_dir.join(&build_name);
+    let link = plugins_dir.join(name);
+    let previous = std::fs::read_link(&link).ok();
+    if previous.as_deref() == Some(Path::new(&build_name)) && build_dir.is_dir() {
+        return Ok(build_dir);
+    }
     if !build_dir.is_dir() {
+        std::fs::create_dir_all(plugins_dir)?;
         let staging = plugins_dir.join(format!("{build_name}.staging-{}", uuid::Uuid::now_v7().simple()));
         std::fs::create_dir_all(&staging)?;
         std::fs::write(staging.join(MANIFEST_FILE), manifest)?;
@@ -33,8 +41,6 @@ pub fn publish(plugins_dir: &Path, name: &str, manifest: &[u8], component: &[u8]
         std::fs::rename(&staging, &build_dir)?;
     }
 
-    let link = plugins_dir.join(name);
-    let previous = std::fs::read_link(&link).ok();
     if link.is_dir() && previous.is_none() {
         // A plain directory from an older layout: move it aside once.
         std::fs::rename(&link, plugins_dir.join(format!(".{name}.replaced-{}", uuid::Uuid::now_v7().simple())))?;
@@ -96,6 +102,34 @@ mod tests {
 
         unpublish(dir.path(), "hello").unwrap();
         assert!(!dir.path().join("hello").exists());
+    }
+
+    #[test]
+    fn publishing_the_current_build_again_changes_nothing() {
+        let dir = tempfile::TempDir::new().unwrap();
+        publish(dir.path(), "hello", b"1", b"wasm").unwrap();
+        let second = publish(dir.path(), "hello", b"2", b"wasm").unwrap();
+        let link_before = std::fs::read_link(dir.path().join("hello")).unwrap();
+
+        let again = publish(dir.path(), "hello", b"2", b"wasm").unwrap();
+
+        assert_eq!(again, second);
+        assert_eq!(std::fs::read_link(dir.path().join("hello")).unwrap(), link_before);
+        let builds = std::fs::read_dir(dir.path())
+            .unwrap()
+            .filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().starts_with(".hello."))
+            .count();
+        assert_eq!(builds, 2, "the previous build is still kept for a load that resolved the old link");
+    }
+
+    #[test]
+    fn publishing_creates_the_plugins_directory() {
+        let dir = tempfile::TempDir::new().unwrap();
+        let plugins = dir.path().join("not/yet/there");
+
+        publish(&plugins, "hello", b"m", b"c").unwrap();
+
+        assert_eq!(std::fs::read(plugins.join("hello").join(MANIFEST_FILE)).unwrap(), b"m");
     }
 
     #[test]

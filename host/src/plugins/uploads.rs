@@ -12,7 +12,7 @@ use chrono::Utc;
 
 use super::live::{LivePlugins, ReloadOutcome};
 use super::loader::{LoadErrors, prepare};
-use super::manifest::{COMPONENT_FILE, MANIFEST_FILE, PluginName};
+use super::manifest::PluginName;
 use super::publish::{publish, unpublish};
 use super::registry::Registry;
 use crate::db::{Database, DbError, PluginBuild};
@@ -110,17 +110,10 @@ pub async fn sync_dir_from_db(db: &Database, dir: &Path) -> Result<(), InstallEr
     Ok(())
 }
 
-/// Makes `dir` hold `build` (or not hold it, for a tombstone); leaves an identical copy alone.
+/// Makes `dir` hold `build` (or not hold it, for a tombstone); publishing leaves a current copy alone.
 fn write_build(dir: &Path, build: &PluginBuild) -> io::Result<()> {
-    let plugin_dir = dir.join(&build.name);
     if build.deleted_at.is_some() {
-        return if plugin_dir.exists() { unpublish(dir, &build.name) } else { Ok(()) };
+        return if dir.join(&build.name).exists() { unpublish(dir, &build.name) } else { Ok(()) };
     }
-    let same = std::fs::read(plugin_dir.join(MANIFEST_FILE)).is_ok_and(|m| m == build.manifest.as_bytes())
-        && std::fs::read(plugin_dir.join(COMPONENT_FILE)).is_ok_and(|c| c == build.component);
-    if !same {
-        std::fs::create_dir_all(dir)?;
-        publish(dir, &build.name, build.manifest.as_bytes(), &build.component)?;
-    }
-    Ok(())
+    publish(dir, &build.name, build.manifest.as_bytes(), &build.component).map(drop)
 }
