@@ -4,15 +4,10 @@ use serde_json::Value;
 
 use std::time::Duration;
 
-use crate::helpers::{TestApp, spawn_app_with, spawn_configured};
+use crate::helpers::{TestApp, error_of, spawn_app_with, spawn_configured};
 
 async fn spawn() -> TestApp {
     spawn_app_with(&["hello", "test-trap"]).await
-}
-
-async fn error_of(response: reqwest::Response) -> Value {
-    let body: Value = response.json().await.unwrap();
-    body["error"].clone()
 }
 
 #[tokio::test]
@@ -22,7 +17,7 @@ async fn a_panicking_plugin_fails_only_its_request() {
     let response = app.get("/api/trap/panic").await;
 
     assert_eq!(response.status(), 500);
-    let error = error_of(response).await;
+    let error = error_of(response).await.1;
     assert_eq!(error["code"], "plugin_failed");
     assert_eq!(error["message"], "plugin 'test-trap' failed while handling the request");
 
@@ -68,7 +63,7 @@ async fn an_infinite_loop_is_stopped_at_the_deadline_while_other_requests_are_se
 
     let response = looping.await.unwrap();
     assert_eq!(response.status(), 504);
-    let error = error_of(response).await;
+    let error = error_of(response).await.1;
     assert_eq!(error["code"], "plugin_timeout");
     assert_eq!(error["message"], "plugin 'test-trap' did not answer within 500ms");
     assert_eq!(app.get("/api/trap/ok").await.status(), 200, "the plugin serves its next request");
@@ -81,7 +76,7 @@ async fn an_invalid_status_from_a_plugin_is_a_502() {
     let response = app.get("/api/trap/bad-status").await;
 
     assert_eq!(response.status(), 502);
-    let error = error_of(response).await;
+    let error = error_of(response).await.1;
     assert_eq!(error["code"], "bad_plugin_response");
     assert!(error["message"].as_str().unwrap().contains("status 42"), "{error}");
 }
@@ -93,7 +88,7 @@ async fn a_malformed_header_from_a_plugin_is_a_502() {
     let response = app.get("/api/trap/bad-header").await;
 
     assert_eq!(response.status(), 502);
-    let error = error_of(response).await;
+    let error = error_of(response).await.1;
     assert_eq!(error["code"], "bad_plugin_response");
     assert!(error["message"].as_str().unwrap().contains("header name"), "{error}");
 }
@@ -119,7 +114,7 @@ async fn a_manifest_route_without_a_handler_is_a_404_from_the_plugin() {
     let response = app.get("/api/trap/unrouted").await;
 
     assert_eq!(response.status(), 404);
-    let error = error_of(response).await;
+    let error = error_of(response).await.1;
     assert!(error["message"].as_str().unwrap().contains("no handler for GET /api/trap/unrouted"), "{error}");
 }
 

@@ -72,6 +72,13 @@ impl PluginsDir {
         to
     }
 
+    /// Rewrites the manifest of the copied plugin `name` with `change`.
+    pub fn edit_manifest(&self, name: &str, change: impl FnOnce(String) -> String) {
+        let manifest = self.path().join(name).join("plugin.toml");
+        let text = std::fs::read_to_string(&manifest).unwrap();
+        std::fs::write(&manifest, change(text)).unwrap();
+    }
+
     /// Publishes the built plugin `name` as plugin `as_name` (the manifest's name rewritten), the
     /// way builds are published to a running host: as one unit, swapped in atomically.
     pub fn publish_built(&self, name: &str, as_name: &str) {
@@ -100,6 +107,13 @@ pub fn built_files(name: &str, as_name: &str) -> (Vec<u8>, Vec<u8>) {
     let manifest = std::fs::read_to_string(from.join("plugin.toml")).unwrap();
     let manifest = manifest.replace(&format!("name = \"{name}\""), &format!("name = \"{as_name}\""));
     (manifest.into_bytes(), std::fs::read(from.join("plugin.wasm")).unwrap())
+}
+
+/// The status of an error response and its `error` object (`code`, `message`, …).
+pub async fn error_of(response: reqwest::Response) -> (u16, serde_json::Value) {
+    let status = response.status().as_u16();
+    let body: serde_json::Value = response.json().await.unwrap();
+    (status, body["error"].clone())
 }
 
 /// The admin token test hosts are configured with.

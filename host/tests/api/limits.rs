@@ -4,22 +4,14 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::helpers::{PluginsDir, TestApp, startup_error, try_spawn};
+use crate::helpers::{PluginsDir, TestApp, error_of, startup_error, try_spawn};
 use autoflow_host::config::Config;
 
 /// `hello` and `test-trap`, the latter's manifest given `limits` (TOML lines of a `[limits]` table).
 async fn spawn_with_trap_limits(limits: &str, configure: impl FnOnce(&mut Config)) -> TestApp {
     let plugins = PluginsDir::with(&["hello", "test-trap"]);
-    let manifest = plugins.path().join("test-trap/plugin.toml");
-    let text = std::fs::read_to_string(&manifest).unwrap();
-    std::fs::write(&manifest, format!("{text}\n[limits]\n{limits}\n")).unwrap();
+    plugins.edit_manifest("test-trap", |text| format!("{text}\n[limits]\n{limits}\n"));
     try_spawn(plugins, configure).await.unwrap_or_else(|(e, _)| panic!("{e}"))
-}
-
-async fn error_of(response: reqwest::Response) -> (u16, Value) {
-    let status = response.status().as_u16();
-    let body: Value = response.json().await.unwrap();
-    (status, body["error"].clone())
 }
 
 async fn neighbours_are_fine(app: &TestApp) {
@@ -117,9 +109,7 @@ async fn a_manifest_timeout_shortens_the_deadline() {
 #[tokio::test]
 async fn a_manifest_asking_for_more_than_the_host_allows_is_refused() {
     let plugins = PluginsDir::with(&["test-trap"]);
-    let manifest = plugins.path().join("test-trap/plugin.toml");
-    let text = std::fs::read_to_string(&manifest).unwrap();
-    std::fs::write(&manifest, format!("{text}\n[limits]\nmemory-mb = 100000\n")).unwrap();
+    plugins.edit_manifest("test-trap", |text| format!("{text}\n[limits]\nmemory-mb = 100000\n"));
 
     let error = startup_error(plugins).await;
 

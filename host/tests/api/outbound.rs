@@ -34,9 +34,9 @@ async fn serve(delay: Duration) -> (String, Arc<AtomicUsize>) {
 /// `test-trap` with its outbound-hosts (and extra manifest lines) replaced.
 async fn spawn_trap(outbound_hosts: &str, extra: &str) -> TestApp {
     let plugins = PluginsDir::with(&["test-trap"]);
-    let manifest = plugins.path().join("test-trap/plugin.toml");
-    let text = std::fs::read_to_string(&manifest).unwrap().replace("[\"allowed.invalid\"]", outbound_hosts);
-    std::fs::write(&manifest, format!("{text}\n{extra}\n")).unwrap();
+    plugins.edit_manifest("test-trap", |text| {
+        format!("{}\n{extra}\n", text.replace("[\"allowed.invalid\"]", outbound_hosts))
+    });
     try_spawn(plugins, |_| {}).await.unwrap_or_else(|(e, _)| panic!("{e}"))
 }
 
@@ -78,10 +78,8 @@ async fn a_slow_external_service_is_cut_off_at_the_plugins_timeout() {
 #[tokio::test]
 async fn a_plugin_importing_outbound_http_without_the_grant_is_refused_at_load() {
     let plugins = PluginsDir::with(&["test-trap"]);
-    let manifest = plugins.path().join("test-trap/plugin.toml");
-    let text = std::fs::read_to_string(&manifest).unwrap();
-    let without_grant = text.replace("[capabilities]\noutbound-hosts = [\"allowed.invalid\"]", "");
-    std::fs::write(&manifest, without_grant).unwrap();
+    plugins
+        .edit_manifest("test-trap", |text| text.replace("[capabilities]\noutbound-hosts = [\"allowed.invalid\"]", ""));
 
     let error = startup_error(plugins).await;
 

@@ -19,9 +19,7 @@ async fn a_malformed_manifest_is_refused_naming_the_file() {
 #[tokio::test]
 async fn a_manifest_with_an_unknown_field_is_refused_naming_the_field() {
     let plugins = PluginsDir::with(&["hello"]);
-    let manifest = plugins.path().join("hello/plugin.toml");
-    let text = fs::read_to_string(&manifest).unwrap();
-    fs::write(&manifest, text.replace("kind = \"feature\"", "kind = \"feature\"\ncolour = \"blue\"")).unwrap();
+    plugins.edit_manifest("hello", |text| text.replace("kind = \"feature\"", "kind = \"feature\"\ncolour = \"blue\""));
 
     let error = startup_error(plugins).await;
 
@@ -59,9 +57,8 @@ async fn a_file_that_is_not_a_component_is_refused() {
 #[tokio::test]
 async fn two_plugins_claiming_the_same_route_are_refused_naming_both() {
     let plugins = PluginsDir::with(&["hello"]);
-    let twin = plugins.copy_built("hello", "hello-twin");
-    let manifest = fs::read_to_string(twin.join("plugin.toml")).unwrap();
-    fs::write(twin.join("plugin.toml"), manifest.replace("name = \"hello\"", "name = \"hello-twin\"")).unwrap();
+    plugins.copy_built("hello", "hello-twin");
+    plugins.edit_manifest("hello-twin", |text| text.replace("name = \"hello\"", "name = \"hello-twin\""));
 
     let error = startup_error(plugins).await;
 

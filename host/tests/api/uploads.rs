@@ -6,14 +6,8 @@ use reqwest::Method;
 use serde_json::Value;
 
 use crate::helpers::{
-    PluginsDir, TestDatabase, built_files, eventually, redis_url, spawn_app, spawn_configured, try_spawn,
+    PluginsDir, TestDatabase, built_files, error_of, eventually, redis_url, spawn_app, spawn_configured, try_spawn,
 };
-
-async fn error_code(response: reqwest::Response) -> (u16, Value) {
-    let status = response.status().as_u16();
-    let body: Value = response.json().await.unwrap();
-    (status, body["error"].clone())
-}
 
 #[tokio::test]
 async fn an_uploaded_build_replaces_the_serving_one_and_is_stored() {
@@ -68,7 +62,7 @@ async fn bad_uploads_are_refused_with_a_clear_error_and_nothing_is_stored() {
         ("over the size limit", "test-trap", manifest.clone(), vec![0u8; 1024 * 1024], 413, "payload_too_large"),
     ];
     for (what, name, manifest, component, status, code) in cases {
-        let (got_status, error) = error_code(app.upload(name, manifest, component).await).await;
+        let (got_status, error) = error_of(app.upload(name, manifest, component).await).await;
         assert_eq!((got_status, error["code"].as_str().unwrap()), (status, code), "{what}: {error}");
         assert!(!error["message"].as_str().unwrap().is_empty(), "{what}");
     }
@@ -85,7 +79,7 @@ async fn an_upload_missing_a_part_is_a_400() {
 
     let response = app.admin(Method::PUT, "/admin/plugins/hello").multipart(form).send().await.unwrap();
 
-    let (status, error) = error_code(response).await;
+    let (status, error) = error_of(response).await;
     assert_eq!(status, 400);
     assert!(error["message"].as_str().unwrap().contains("two parts"), "{error}");
 }
