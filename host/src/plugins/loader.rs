@@ -141,9 +141,7 @@ pub async fn load_one(runtime: &Runtime, dir: &Path) -> Result<LoadedPlugin, Loa
         _ => LoadError::Io { path: component_path.clone(), source },
     })?;
     let dir_name = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let mut plugin = prepare(runtime, &dir_name, &dir.join(MANIFEST_FILE), &text, bytes).await?;
-    plugin.dir = dir.to_owned();
-    Ok(plugin)
+    prepare(runtime, &dir_name, &manifest_path, &text, bytes).await
 }
 
 /// Validates and compiles a build given as bytes, expected to be plugin `name`; `manifest_path`
