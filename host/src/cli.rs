@@ -7,7 +7,9 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 use secrecy::SecretString;
 
-use crate::config::{Config, Limits};
+use crate::config::{AuthConfig, Config, Limits, LoginLimit};
+use crate::services::keys::KeySource;
+use crate::services::tokens::TokenSettings;
 
 /// Autoflow: serves HTTP routes and runs tasks from sandboxed wasm plugins.
 #[derive(Debug, Parser)]
@@ -20,12 +22,34 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Load the plugins and serve HTTP until interrupted.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Apply database migrations and exit.
     Migrate(DatabaseArgs),
     /// Inspect and deploy plugins on a running host through its admin API.
     #[command(subcommand)]
     Plugins(PluginsCommand),
+    /// Manage users directly in the database (e.g. the first admin of a fresh install).
+    #[command(subcommand)]
+    Users(UsersCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UsersCommand {
+    /// Create a user. The password is read from AUTOFLOW_USER_PASSWORD if set, else from stdin
+    /// (prompted without echo on a terminal); never from the command line.
+    Create {
+        /// The user's email address (their login).
+        #[arg(long)]
+        email: String,
+        /// Display name; defaults to the part of the email before '@'.
+        #[arg(long)]
+        name: Option<String>,
+        /// Comma-separated permissions, e.g. `admin` or `read:users`.
+        #[arg(long, value_delimiter = ',')]
+        permissions: Vec<String>,
+        #[command(flatten)]
+        database: DatabaseArgs,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -83,6 +107,10 @@ pub struct ServeArgs {
     #[arg(long, env = "REDIS_URL", hide_env_values = true)]
     pub redis_url: Option<SecretString>,
 
+    /// Prefix of this deployment's cache keys in Redis, so deployments can share one server.
+    #[arg(long, env = "AUTOFLOW_CACHE_NAMESPACE", default_value = crate::services::cache::DEFAULT_NAMESPACE)]
+    pub cache_namespace: String,
+
     /// Largest request body accepted, in bytes.
     #[arg(long, env = "AUTOFLOW_MAX_BODY_BYTES", default_value_t = Limits::default().max_body_bytes)]
     pub max_body_bytes: usize,
@@ -119,9 +147,78 @@ pub struct ServeArgs {
     #[arg(long, env = "AUTOFLOW_WATCH", default_value_t = true, action = clap::ArgAction::Set)]
     pub watch: bool,
 
-    /// Bearer token for the /admin API; unset disables it.
+    /// A static bearer token that also opens the /admin API (opt-in; users with the `admin`
+    /// permission can always use it).
     #[arg(long, env = "AUTOFLOW_ADMIN_TOKEN", hide_env_values = true)]
     pub admin_token: Option<SecretString>,
+
+    #[command(flatten)]
+    pub auth: AuthArgs,
+}
+
+/// Authentication settings of `serve`.
+#[derive(Debug, Args)]
+pub struct AuthArgs {
+    /// PEM file with the host's RSA private key; unset = generated under <data>/keys on first run.
+    /// Hosts sharing a database must share this key.
+    #[arg(long, env = "AUTOFLOW_RSA_PRIVATE_KEY_FILE", conflicts_with = "rsa_private_key")]
+    pub rsa_private_key_file: Option<PathBuf>,
+
+    /// The RSA private key as PEM text (alternative to the file).
+    #[arg(long, env = "AUTOFLOW_RSA_PRIVATE_KEY", hide_env_values = true)]
+    pub rsa_private_key: Option<SecretString>,
+
+    /// How long an access token is valid, in seconds.
+    #[arg(long, env = "AUTOFLOW_TOKEN_LIFETIME_SECS", default_value_t = 3600)]
+    pub token_lifetime_secs: u64,
+
+    /// `iss` of issued tokens and the only issuer accepted.
+    #[arg(long, env = "AUTOFLOW_TOKEN_ISSUER", default_value = "autoflow")]
+    pub token_issuer: String,
+
+    /// `aud` of issued tokens and the only audience accepted.
+    #[arg(long, env = "AUTOFLOW_TOKEN_AUDIENCE", default_value = "autoflow")]
+    pub token_audience: String,
+
+    /// Mark the session cookie Secure (HTTPS only); `false` for plain-HTTP development.
+    #[arg(long, env = "AUTOFLOW_SECURE_COOKIE", default_value_t = true, action = clap::ArgAction::Set)]
+    pub secure_cookie: bool,
+
+    /// Login attempts per email per window.
+    #[arg(long, env = "AUTOFLOW_LOGIN_ATTEMPTS_PER_EMAIL", default_value_t = LoginLimit::default().per_email)]
+    pub login_attempts_per_email: u32,
+
+    /// Login attempts per client address per window.
+    #[arg(long, env = "AUTOFLOW_LOGIN_ATTEMPTS_PER_ADDRESS", default_value_t = LoginLimit::default().per_address)]
+    pub login_attempts_per_address: u32,
+
+    /// The login rate-limit window, in seconds.
+    #[arg(long, env = "AUTOFLOW_LOGIN_WINDOW_SECS", default_value_t = 900)]
+    pub login_window_secs: u64,
+}
+
+impl From<AuthArgs> for AuthConfig {
+    fn from(args: AuthArgs) -> Self {
+        let private_key = match (args.rsa_private_key_file, args.rsa_private_key) {
+            (Some(path), _) => Some(KeySource::File(path)),
+            (None, Some(pem)) => Some(KeySource::Pem(pem)),
+            (None, None) => None,
+        };
+        AuthConfig {
+            private_key,
+            tokens: TokenSettings {
+                issuer: args.token_issuer,
+                audience: args.token_audience,
+                lifetime: Duration::from_secs(args.token_lifetime_secs),
+            },
+            secure_cookie: args.secure_cookie,
+            login_limit: LoginLimit {
+                per_email: args.login_attempts_per_email,
+                per_address: args.login_attempts_per_address,
+                window: Duration::from_secs(args.login_window_secs),
+            },
+        }
+    }
 }
 
 impl From<ServeArgs> for Config {
@@ -132,6 +229,7 @@ impl From<ServeArgs> for Config {
             data_dir: args.database.data_dir,
             database_url: args.database.database_url,
             redis_url: args.redis_url,
+            cache_namespace: args.cache_namespace,
             limits: Limits {
                 max_body_bytes: args.max_body_bytes,
                 request_timeout: Duration::from_millis(args.request_timeout_ms),
@@ -144,6 +242,7 @@ impl From<ServeArgs> for Config {
             },
             watch: args.watch,
             admin_token: args.admin_token,
+            auth: args.auth.into(),
         }
     }
 }

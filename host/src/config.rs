@@ -7,6 +7,9 @@ use std::time::Duration;
 
 use secrecy::SecretString;
 
+use crate::services::keys::KeySource;
+use crate::services::tokens::TokenSettings;
+
 /// Everything `autoflow serve` needs to start.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -14,17 +17,57 @@ pub struct Config {
     pub listen: SocketAddr,
     /// Directory holding one sub-directory per plugin (`plugin.toml` + `plugin.wasm`).
     pub plugins_dir: PathBuf,
-    /// Directory for local state: the embedded SQLite database, compiled-component cache, later keys.
+    /// Directory for local state: the embedded SQLite database, compiled-component cache, generated keys.
     pub data_dir: PathBuf,
     /// The database to use; `None` selects the embedded SQLite file under `data_dir`.
     pub database_url: Option<SecretString>,
     /// Redis, shared by every host on the database; `None` runs as a single process.
     pub redis_url: Option<SecretString>,
+    /// Prefix of this deployment's cache keys, so deployments can share a Redis.
+    pub cache_namespace: String,
     pub limits: Limits,
     /// Reload plugins when their files change.
     pub watch: bool,
-    /// Bearer token guarding `/admin`; `None` disables the admin API.
+    /// A static bearer token that also opens `/admin` (besides users with the `admin` permission);
+    /// `None`, the default, accepts only users.
     pub admin_token: Option<SecretString>,
+    pub auth: AuthConfig,
+}
+
+/// Authentication: the key pair, tokens, the session cookie and login rate limits.
+#[derive(Debug, Clone)]
+pub struct AuthConfig {
+    /// The operator's private key; `None` generates one under `<data>/keys/` on first run.
+    pub private_key: Option<KeySource>,
+    pub tokens: TokenSettings,
+    /// Mark the session cookie `Secure` (sent over HTTPS only).
+    pub secure_cookie: bool,
+    pub login_limit: LoginLimit,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        Self {
+            private_key: None,
+            tokens: TokenSettings::default(),
+            secure_cookie: true,
+            login_limit: LoginLimit::default(),
+        }
+    }
+}
+
+/// Login attempts allowed per window, per email and per client address; more get `429`.
+#[derive(Debug, Clone, Copy)]
+pub struct LoginLimit {
+    pub per_email: u32,
+    pub per_address: u32,
+    pub window: Duration,
+}
+
+impl Default for LoginLimit {
+    fn default() -> Self {
+        Self { per_email: 10, per_address: 100, window: Duration::from_secs(15 * 60) }
+    }
 }
 
 /// Limits applied to every request and plugin call.
@@ -73,9 +116,16 @@ impl Config {
             data_dir: PathBuf::from("data"),
             database_url: None,
             redis_url: None,
+            cache_namespace: crate::services::cache::DEFAULT_NAMESPACE.into(),
             limits: Limits::default(),
             watch: true,
             admin_token: None,
+            auth: AuthConfig::default(),
         }
+    }
+
+    /// Where the host's RSA key comes from: the operator's, else generated under the data dir.
+    pub fn key_source(&self) -> KeySource {
+        self.auth.private_key.clone().unwrap_or_else(|| KeySource::Generated(self.data_dir.join("keys")))
     }
 }

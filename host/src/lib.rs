@@ -15,3 +15,4 @@ pub mod runtime;
 pub mod services;
 pub mod startup;
 pub mod telemetry;
+pub mod user_commands;

@@ -3,11 +3,11 @@
 use std::process::ExitCode;
 
 use autoflow_host::admin_client;
-use autoflow_host::cli::{Cli, Command, PluginsCommand};
+use autoflow_host::cli::{Cli, Command, PluginsCommand, UsersCommand};
 use autoflow_host::config::Config;
 use autoflow_host::db::Database;
 use autoflow_host::startup::{Application, shutdown_signal};
-use autoflow_host::telemetry;
+use autoflow_host::{telemetry, user_commands};
 use clap::Parser;
 
 #[tokio::main]
@@ -26,7 +26,7 @@ async fn main() -> ExitCode {
 async fn run(command: Command) -> anyhow::Result<()> {
     match command {
         Command::Serve(args) => {
-            let app = Application::build(Config::from(args)).await?;
+            let app = Application::build(Config::from(*args)).await?;
             app.run_until_stopped(shutdown_signal()).await?;
         }
         Command::Migrate(args) => {
@@ -38,6 +38,10 @@ async fn run(command: Command) -> anyhow::Result<()> {
         Command::Plugins(PluginsCommand::List(admin)) => print!("{}", admin_client::list(&admin).await?),
         Command::Plugins(PluginsCommand::Push { dir, admin }) => {
             println!("{}", admin_client::push(&dir, &admin).await?)
+        }
+        Command::Users(UsersCommand::Create { email, name, permissions, database }) => {
+            let user = user_commands::create(email, name, permissions, &database).await?;
+            println!("{}", serde_json::to_string_pretty(&user)?);
         }
     }
     Ok(())

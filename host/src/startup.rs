@@ -9,12 +9,19 @@ use std::sync::Arc;
 use secrecy::ExposeSecret;
 use tokio::net::TcpListener;
 
+use crate::capabilities::HostServices;
 use crate::config::Config;
 use crate::db::{Database, DbError};
+use crate::http::Auth;
 use crate::http::{self, AppState};
 use crate::plugins::fanout::{self, Fanout};
 use crate::plugins::{InstallError, LivePlugins, LoadErrors, PluginWatcher, sync_dir_from_db};
 use crate::runtime::Runtime;
+use crate::services::cache::Cache;
+use crate::services::identity::Identity;
+use crate::services::keys::{KeyError, RsaKeys};
+use crate::services::passwords::Passwords;
+use crate::services::tokens::Tokens;
 
 /// Why the host could not start.
 #[derive(Debug, thiserror::Error)]
@@ -33,6 +40,10 @@ pub enum StartupError {
     Uploads(#[from] InstallError),
     #[error("REDIS_URL is not a valid Redis URL: {0}")]
     RedisUrl(redis::RedisError),
+    #[error(transparent)]
+    Keys(#[from] KeyError),
+    #[error("the RSA key cannot sign tokens: {0}")]
+    Signing(jsonwebtoken::errors::Error),
 }
 
 /// A host with its database migrated, plugins loaded and socket bound, not yet serving.
@@ -49,16 +60,20 @@ impl Application {
     pub async fn build(config: Config) -> Result<Self, StartupError> {
         let db = Database::connect(config.database_url.as_ref(), &config.data_dir).await?;
         db.migrate().await?;
-        let cache_dir = config.data_dir.join("cache").join("components");
-        let runtime = Runtime::new(&config.limits, Some(&cache_dir)).map_err(StartupError::Runtime)?;
-        sync_dir_from_db(&db, &config.plugins_dir).await?;
-        let plugins = Arc::new(LivePlugins::load(runtime.clone(), &config.plugins_dir, db.clone()).await?);
         let redis = config
             .redis_url
             .as_ref()
             .map(|url| redis::Client::open(url.expose_secret()))
             .transpose()
             .map_err(StartupError::RedisUrl)?;
+        let cache =
+            redis.clone().map(Cache::redis).unwrap_or_else(Cache::memory).with_namespace(&config.cache_namespace);
+        let auth = build_auth(&config, db.clone(), cache).await?;
+        let services = HostServices { identity: auth.identity.clone() };
+        let cache_dir = config.data_dir.join("cache").join("components");
+        let runtime = Runtime::new(&config.limits, Some(&cache_dir), services).map_err(StartupError::Runtime)?;
+        sync_dir_from_db(&db, &config.plugins_dir).await?;
+        let plugins = Arc::new(LivePlugins::load(runtime.clone(), &config.plugins_dir, db.clone()).await?);
         let listener_task = redis.clone().map(|client| fanout::spawn_listener(client, plugins.clone()));
         let fanout = redis.map(Fanout::new);
         let watcher = if config.watch { Some(PluginWatcher::start(plugins.clone())?) } else { None };
@@ -78,7 +93,8 @@ impl Application {
             plugins = plugin_count,
             "listening"
         );
-        let state = AppState { runtime, plugins, db, limits: config.limits, admin_token: config.admin_token, fanout };
+        let state =
+            AppState { runtime, plugins, db, limits: config.limits, admin_token: config.admin_token, auth, fanout };
         Ok(Self { listener, local_addr, state, watcher, listener_task })
     }
 
@@ -92,6 +108,11 @@ impl Application {
         &self.state.db
     }
 
+    /// The authentication services: identity and tokens.
+    pub fn auth(&self) -> &Auth {
+        &self.state.auth
+    }
+
     /// The live plugin set.
     pub fn plugins(&self) -> &Arc<LivePlugins> {
         &self.state.plugins
@@ -100,7 +121,8 @@ impl Application {
     /// Serves until `shutdown` completes, then lets in-flight requests finish.
     pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) -> io::Result<()> {
         let db = self.state.db.clone();
-        let result = axum::serve(self.listener, http::router(self.state)).with_graceful_shutdown(shutdown).await;
+        let service = http::router(self.state).into_make_service_with_connect_info::<SocketAddr>();
+        let result = axum::serve(self.listener, service).with_graceful_shutdown(shutdown).await;
         drop(self.watcher);
         if let Some(task) = self.listener_task {
             task.abort();
@@ -108,6 +130,18 @@ impl Application {
         db.close().await;
         result
     }
+}
+
+/// The identity and token services over `db` and `cache`, with the host's key pair loaded (or
+/// generated on first run) off the async threads.
+pub async fn build_auth(config: &Config, db: Database, cache: Cache) -> Result<Auth, StartupError> {
+    let source = config.key_source();
+    let keys = tokio::task::spawn_blocking(move || RsaKeys::load(&source))
+        .await
+        .map_err(|e| StartupError::Keys(KeyError::Invalid { origin: "key loader".into(), reason: e.to_string() }))??;
+    let tokens = Tokens::new(&keys, config.auth.tokens.clone(), cache.clone()).map_err(StartupError::Signing)?;
+    let identity = Identity::new(db, Passwords::default(), cache.clone());
+    Ok(Auth { identity, tokens, cache, config: config.auth.clone() })
 }
 
 /// Completes on Ctrl-C or SIGTERM.

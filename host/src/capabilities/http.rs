@@ -25,6 +25,11 @@ impl OutboundHttp {
         Self { allowed, timeout }
     }
 
+    /// Whether any host at all is allowed.
+    pub fn allows_any(&self) -> bool {
+        !self.allowed.is_empty()
+    }
+
     /// Whether a request to `authority` (`host[:port]`) may leave the host.
     pub fn allows(&self, authority: &str) -> bool {
         let host = authority.rsplit_once(':').map_or(authority, |(host, _)| host);

@@ -1,5 +1,67 @@
-//! The host side of each `autoflow:platform` interface plugins import, one module each.
+//! The host side of each `autoflow:platform` interface plugins import, one module each, and the
+//! grants that decide which of them a plugin may use.
 
 pub mod http;
+mod identity;
 mod log;
 mod types;
+
+use crate::plugins::Manifest;
+use crate::runtime::OUTGOING_HTTP_INTERFACE;
+use crate::services::identity::Identity;
+
+use self::http::OutboundHttp;
+
+/// The interface a plugin imports to manage users; granted by `[capabilities] identity = true`.
+pub const IDENTITY_INTERFACE: &str = "autoflow:platform/identity";
+
+/// The host services capabilities are built on; shared by every plugin.
+#[derive(Clone)]
+pub struct HostServices {
+    pub identity: Identity,
+}
+
+/// What one plugin's instances may use, decided from its manifest when it loads.
+#[derive(Clone, Default)]
+pub struct Grants {
+    /// Where its outbound HTTP may go.
+    pub outbound: OutboundHttp,
+    /// The identity service, if granted.
+    pub identity: Option<Identity>,
+}
+
+/// An interface a component imports that its manifest does not grant.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ungranted {
+    pub interface: String,
+    /// The manifest line that would grant it.
+    pub grant: &'static str,
+}
+
+impl Grants {
+    /// The grants of a plugin with `manifest`, whose calls are bounded by `timeout`.
+    pub fn for_manifest(manifest: &Manifest, services: &HostServices, timeout: std::time::Duration) -> Self {
+        let capabilities = &manifest.capabilities;
+        Self {
+            outbound: OutboundHttp::new(capabilities.outbound_hosts.clone().into(), timeout),
+            identity: capabilities.identity.then(|| services.identity.clone()),
+        }
+    }
+
+    /// The first of `imports` (interface names, possibly versioned) these grants do not cover.
+    pub fn check(&self, imports: &[String]) -> Result<(), Ungranted> {
+        let rules: [(&str, bool, &'static str); 2] = [
+            (OUTGOING_HTTP_INTERFACE, self.outbound.allows_any(), "[capabilities] outbound-hosts = [\"host:port\", …]"),
+            (IDENTITY_INTERFACE, self.identity.is_some(), "[capabilities] identity = true"),
+        ];
+        for import in imports {
+            let unversioned = import.split('@').next().unwrap_or(import);
+            if let Some((_, _, grant)) =
+                rules.iter().find(|(interface, granted, _)| *interface == unversioned && !granted)
+            {
+                return Err(Ungranted { interface: import.clone(), grant });
+            }
+        }
+        Ok(())
+    }
+}

@@ -13,6 +13,7 @@ macro_rules! on_pool {
 
 mod plugin_builds;
 mod plugins;
+mod users;
 
 use std::path::Path;
 use std::str::FromStr;
@@ -25,6 +26,7 @@ use sqlx::{PgPool, SqlitePool};
 
 pub use plugin_builds::PluginBuild;
 pub use plugins::PluginRecord;
+pub use users::{UserChanges, UserRow};
 
 /// Failures talking to the database.
 #[derive(Debug, thiserror::Error)]
@@ -39,6 +41,13 @@ pub enum DbError {
     Migrate { backend: Backend, source: sqlx::migrate::MigrateError },
     #[error("database query failed: {0}")]
     Query(#[from] sqlx::Error),
+}
+
+impl DbError {
+    /// Whether the statement broke a unique constraint (e.g. a taken email).
+    pub fn is_unique_violation(&self) -> bool {
+        matches!(self, DbError::Query(sqlx::Error::Database(e)) if e.is_unique_violation())
+    }
 }
 
 /// Which database engine is behind a [`Database`].

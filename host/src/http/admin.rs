@@ -1,5 +1,5 @@
-//! `/admin`: operating the plugin set of this host. Guarded by a static bearer token from config
-//! (`AUTOFLOW_ADMIN_TOKEN`); without one the API is disabled.
+//! `/admin`: operating the plugin set of this host. Open to users with the `admin` permission and,
+//! if the operator opts in with `AUTOFLOW_ADMIN_TOKEN`, to that static bearer token.
 //!
 //! - `GET /admin/plugins` — every plugin: build, routes, status and the last failed reload.
 //! - `GET /admin/plugins/{name}` — one of them.
@@ -25,36 +25,36 @@ use subtle::ConstantTimeEq;
 use super::{ApiError, AppState};
 use crate::plugins::{InstallError, LoadedPlugin, PluginName, ReloadFailure, ReloadOutcome};
 
+/// The permission that opens the admin API.
+pub const ADMIN_PERMISSION: &str = "admin";
+
 pub fn router(state: AppState) -> Router<AppState> {
     Router::new()
         .route("/plugins", get(list_plugins))
         .route("/plugins/{name}", get(get_plugin).put(upload_plugin).delete(delete_plugin))
         .route("/plugins/{name}/reload", post(reload_plugin))
         .layer(DefaultBodyLimit::max(state.limits.max_upload_bytes))
-        .route_layer(middleware::from_fn_with_state(state, require_admin_token))
+        .route_layer(middleware::from_fn_with_state(state, require_admin))
 }
 
-async fn require_admin_token(
-    State(state): State<AppState>,
-    request: Request,
-    next: Next,
-) -> Result<Response, ApiError> {
-    let Some(expected) = &state.admin_token else {
-        return Err(ApiError::ResourceNotFound(
-            "the admin API is disabled; set AUTOFLOW_ADMIN_TOKEN to enable it".into(),
-        ));
-    };
-    let presented = request
-        .headers()
-        .get(AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .unwrap_or_default();
-    if bool::from(presented.as_bytes().ct_eq(expected.expose_secret().as_bytes())) {
-        Ok(next.run(request).await)
-    } else {
-        Err(ApiError::Unauthorized("the admin API needs `Authorization: Bearer <admin token>`".into()))
+/// Admits users with the `admin` permission, and the static admin token if one is configured.
+async fn require_admin(State(state): State<AppState>, request: Request, next: Next) -> Result<Response, ApiError> {
+    if let Some(expected) = &state.admin_token {
+        let presented = request
+            .headers()
+            .get(AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .unwrap_or_default();
+        if bool::from(presented.as_bytes().ct_eq(expected.expose_secret().as_bytes())) {
+            return Ok(next.run(request).await);
+        }
     }
+    let caller = state.auth.require(request.headers()).await?;
+    if !caller.has_any(&[ADMIN_PERMISSION.to_owned()]) {
+        return Err(ApiError::Forbidden(format!("the admin API needs the `{ADMIN_PERMISSION}` permission")));
+    }
+    Ok(next.run(request).await)
 }
 
 /// A plugin as the admin API shows it.

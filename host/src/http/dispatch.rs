@@ -10,6 +10,7 @@ use tower_http::request_id::RequestId;
 use tracing::Instrument;
 
 use super::AppState;
+use super::authn::Caller;
 use super::error::ApiError;
 use crate::plugins::routes::RouteMatch;
 use crate::runtime::{self, CallError};
@@ -53,6 +54,7 @@ pub async fn dispatch(State(state): State<AppState>, request: Request) -> Result
         RouteMatch::NotFound => return Err(ApiError::NotFound { method: method.into(), path: path.into() }),
     };
     let plugin = registry.plugin(target.plugin);
+    let caller = state.auth.authorize(&target.access, &parts.headers).await?;
     let body = read_body(&parts.headers, body, state.limits.max_body_bytes).await?;
 
     let request = runtime::Request {
@@ -63,7 +65,7 @@ pub async fn dispatch(State(state): State<AppState>, request: Request) -> Result
         query: parts.uri.query().map(parse_query).unwrap_or_default(),
         headers: header_pairs(&parts),
         body,
-        principal: None,
+        principal: caller.as_ref().map(Caller::principal),
         request_id: request_id.clone(),
     };
     let name = plugin.manifest.name.to_string();
@@ -75,7 +77,7 @@ pub async fn dispatch(State(state): State<AppState>, request: Request) -> Result
         .and_then(Result::ok)
         .ok_or_else(|| ApiError::PluginBusy { plugin: name.clone(), limit: plugin.limits.max_concurrency })?;
     let span = tracing::info_span!("plugin", plugin = %name, request_id = %request_id);
-    match state.runtime.handle(&plugin.pre, &plugin.limits, &plugin.outbound, &request).instrument(span).await {
+    match state.runtime.handle(&plugin.pre, &plugin.limits, &plugin.grants, &request).instrument(span).await {
         Ok(Ok(response)) => into_http_response(&name, response, state.limits.max_response_bytes),
         Ok(Err(error)) => Err(ApiError::Plugin { plugin: name, error }),
         Err(CallError::Timeout(timeout)) => Err(ApiError::PluginTimeout { plugin: name, timeout }),

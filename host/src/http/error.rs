@@ -9,8 +9,11 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value, json};
 
+use axum::extract::rejection::JsonRejection;
+
 use crate::db::DbError;
 use crate::runtime::{CallError, PluginError};
+use crate::services::identity::IdentityError;
 
 /// Everything a request can fail with.
 #[derive(Debug, thiserror::Error)]
@@ -23,6 +26,9 @@ pub enum ApiError {
     PayloadTooLarge { limit: usize },
     #[error("{0}")]
     BadRequest(String),
+    /// Input that fails validation, with the reason per field.
+    #[error("{message}")]
+    Invalid { message: String, fields: Vec<(String, String)> },
     #[error("plugin '{plugin}' answered with an error")]
     Plugin { plugin: String, error: PluginError },
     #[error("plugin '{plugin}' failed while handling the request")]
@@ -45,8 +51,16 @@ pub enum ApiError {
     BadPluginResponse { plugin: String, reason: String },
     #[error("the database is unavailable")]
     DatabaseUnavailable(#[source] DbError),
+    /// No credentials, or credentials that do not authenticate anyone.
     #[error("{0}")]
     Unauthorized(String),
+    /// A token was presented and refused (expired, revoked, tampered, …).
+    #[error("{0}")]
+    InvalidToken(String),
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("too many attempts; retry in {} seconds", .retry_after.as_secs())]
+    TooManyRequests { retry_after: Duration },
     #[error("{0}")]
     ResourceNotFound(String),
     #[error("the reload of plugin '{plugin}' failed and the previous build keeps serving: {reason}")]
@@ -71,6 +85,33 @@ impl ErrorBody {
     fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
         Self { status, code, message: message.into(), fields: None }
     }
+
+    /// A `400 invalid` with the reason for each field at fault.
+    fn invalid<'a>(message: &str, fields: impl Iterator<Item = (&'a str, &'a str)>) -> Self {
+        let mut body = Self::new(StatusCode::BAD_REQUEST, "invalid", message);
+        let fields: Map<String, Value> = fields.map(|(field, why)| (field.to_owned(), Value::from(why))).collect();
+        body.fields = (!fields.is_empty()).then_some(fields);
+        body
+    }
+}
+
+impl From<IdentityError> for ApiError {
+    fn from(error: IdentityError) -> Self {
+        match error {
+            IdentityError::Invalid { message, fields } => ApiError::Invalid { message, fields },
+            IdentityError::EmailTaken => ApiError::Conflict(error.to_string()),
+            IdentityError::NotFound => ApiError::ResourceNotFound(error.to_string()),
+            IdentityError::InvalidCredentials => ApiError::Unauthorized(error.to_string()),
+            IdentityError::Database(source) => ApiError::DatabaseUnavailable(source),
+            IdentityError::Internal(cause) => ApiError::Internal(cause),
+        }
+    }
+}
+
+impl From<JsonRejection> for ApiError {
+    fn from(rejection: JsonRejection) -> Self {
+        ApiError::BadRequest(rejection.body_text())
+    }
 }
 
 impl ApiError {
@@ -85,6 +126,9 @@ impl ApiError {
                 ErrorBody::new(S::PAYLOAD_TOO_LARGE, "payload_too_large", self.to_string())
             }
             ApiError::BadRequest(message) => ErrorBody::new(S::BAD_REQUEST, "bad_request", message),
+            ApiError::Invalid { message, fields } => {
+                ErrorBody::invalid(message, fields.iter().map(|(field, why)| (field.as_str(), why.as_str())))
+            }
             ApiError::Plugin { error, .. } => plugin_error_body(error),
             ApiError::PluginFailed { .. } => {
                 ErrorBody::new(S::INTERNAL_SERVER_ERROR, "plugin_failed", self.to_string())
@@ -100,7 +144,11 @@ impl ApiError {
             ApiError::DatabaseUnavailable(_) => {
                 ErrorBody::new(S::SERVICE_UNAVAILABLE, "database_unavailable", self.to_string())
             }
-            ApiError::Unauthorized(message) => ErrorBody::new(S::UNAUTHORIZED, "unauthorized", message),
+            ApiError::Unauthorized(message) | ApiError::InvalidToken(message) => {
+                ErrorBody::new(S::UNAUTHORIZED, "unauthorized", message)
+            }
+            ApiError::Forbidden(message) => ErrorBody::new(S::FORBIDDEN, "forbidden", message),
+            ApiError::TooManyRequests { .. } => ErrorBody::new(S::TOO_MANY_REQUESTS, "rate_limited", self.to_string()),
             ApiError::ResourceNotFound(message) => ErrorBody::new(S::NOT_FOUND, "not_found", message),
             ApiError::ReloadFailed { .. } => ErrorBody::new(S::UNPROCESSABLE_ENTITY, "reload_failed", self.to_string()),
             ApiError::InvalidPlugin(_) => ErrorBody::new(S::BAD_REQUEST, "invalid_plugin", self.to_string()),
@@ -128,12 +176,7 @@ fn plugin_error_body(error: &PluginError) -> ErrorBody {
     match error {
         PluginError::NotFound(m) => ErrorBody::new(S::NOT_FOUND, "not_found", m),
         PluginError::Invalid(input) => {
-            let mut body = ErrorBody::new(S::BAD_REQUEST, "invalid", &input.message);
-            if !input.fields.is_empty() {
-                let fields = input.fields.iter().map(|f| (f.field.clone(), Value::from(f.message.clone())));
-                body.fields = Some(fields.collect());
-            }
-            body
+            ErrorBody::invalid(&input.message, input.fields.iter().map(|f| (f.field.as_str(), f.message.as_str())))
         }
         PluginError::Conflict(m) => ErrorBody::new(S::CONFLICT, "conflict", m),
         PluginError::Unauthorized(m) => ErrorBody::new(S::UNAUTHORIZED, "unauthorized", m),
@@ -157,11 +200,23 @@ impl IntoResponse for ApiError {
         {
             response.headers_mut().insert(header::ALLOW, allow);
         }
-        if let ApiError::PluginBusy { .. } = &self {
-            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-        }
-        if let ApiError::Unauthorized(_) = &self {
-            response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        let headers = response.headers_mut();
+        match &self {
+            ApiError::PluginBusy { .. } => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            }
+            ApiError::TooManyRequests { retry_after } => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from(retry_after.as_secs().max(1)));
+            }
+            // RFC 6750: the scheme and realm, plus `invalid_token` when a token was refused.
+            ApiError::Unauthorized(_) => {
+                headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(r#"Bearer realm="autoflow""#));
+            }
+            ApiError::InvalidToken(_) => {
+                let challenge = r#"Bearer realm="autoflow", error="invalid_token""#;
+                headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(challenge));
+            }
+            _ => {}
         }
         response
     }

@@ -2,6 +2,8 @@
 //! middleware stack (request id → trace → propagate request id).
 
 mod admin;
+mod auth;
+mod authn;
 mod dispatch;
 mod error;
 mod health;
@@ -13,11 +15,12 @@ use secrecy::SecretString;
 use axum::Router;
 use axum::extract::Request;
 use axum::http::{HeaderName, Method, Uri};
-use axum::routing::get;
+use axum::routing::{get, post};
 use tower::ServiceBuilder;
 use tower_http::request_id::{MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 
+pub use authn::{Auth, Caller, SESSION_COOKIE};
 pub use error::ApiError;
 
 use crate::config::Limits;
@@ -33,8 +36,9 @@ pub struct AppState {
     pub plugins: Arc<LivePlugins>,
     pub db: Database,
     pub limits: Limits,
-    /// Guards `/admin`; `None` disables it.
+    /// A static token that also opens `/admin` (opt-in; users with `admin` always may).
     pub admin_token: Option<SecretString>,
+    pub auth: Auth,
     /// Announces plugin changes to the other hosts; `None` when running alone.
     pub fanout: Option<Fanout>,
 }
@@ -48,7 +52,11 @@ pub fn router(state: AppState) -> Router {
         .layer(TraceLayer::new_for_http().make_span_with(request_span))
         .layer(PropagateRequestIdLayer::new(REQUEST_ID));
     Router::new()
-        .route("/health", get(health::health).fallback(host_method_not_allowed))
+        .route("/health", get(health::health).fallback(method_not_allowed(&["GET"])))
+        .route("/.well-known/jwks.json", get(auth::jwks).fallback(method_not_allowed(&["GET"])))
+        .route("/auth/login", post(auth::login).fallback(method_not_allowed(&["POST"])))
+        .route("/auth/logout", post(auth::logout).fallback(method_not_allowed(&["POST"])))
+        .route("/auth/me", get(auth::me).fallback(method_not_allowed(&["GET"])))
         .nest("/admin", admin::router(state.clone()))
         .fallback(dispatch::dispatch)
         .with_state(state)
@@ -60,9 +68,17 @@ fn request_span(request: &Request) -> tracing::Span {
     tracing::info_span!("request", method = %request.method(), path = %request.uri().path(), request_id = %request_id)
 }
 
-/// A JSON `405` for host-native routes called with the wrong method.
-async fn host_method_not_allowed(method: Method, uri: Uri) -> ApiError {
-    ApiError::MethodNotAllowed { method: method.to_string(), path: uri.path().to_owned(), allowed: vec!["GET".into()] }
+/// A handler answering a JSON `405` that lists the `allowed` methods, for host-native routes.
+fn method_not_allowed(
+    allowed: &'static [&'static str],
+) -> impl Fn(Method, Uri) -> std::future::Ready<ApiError> + Clone {
+    move |method, uri| {
+        std::future::ready(ApiError::MethodNotAllowed {
+            method: method.to_string(),
+            path: uri.path().to_owned(),
+            allowed: allowed.iter().map(|m| (*m).to_owned()).collect(),
+        })
+    }
 }
 
 /// Request ids are UUIDv7: unique and ordered by time.

@@ -14,8 +14,8 @@ use std::sync::Arc;
 
 use tokio::sync::Semaphore;
 
-use crate::capabilities::http::OutboundHttp;
-use crate::runtime::{ArtifactSource, FeaturePre, InstanceState, OUTGOING_HTTP_INTERFACE, PluginLimits, Runtime};
+use crate::capabilities::{Grants, Ungranted};
+use crate::runtime::{ArtifactSource, FeaturePre, InstanceState, PluginLimits, Runtime};
 
 /// A plugin compiled, linked and ready to instantiate.
 pub struct LoadedPlugin {
@@ -32,8 +32,8 @@ pub struct LoadedPlugin {
     pub limits: PluginLimits,
     /// One permit per instance allowed to run at once (`limits.max_concurrency`).
     pub slots: Arc<Semaphore>,
-    /// Where its outbound HTTP may go.
-    pub outbound: OutboundHttp,
+    /// The capabilities its manifest grants.
+    pub grants: Grants,
 }
 
 impl fmt::Debug for LoadedPlugin {
@@ -173,16 +173,9 @@ pub async fn prepare(
         .await
         .map_err(|e| LoadError::InvalidComponent { path: component_path.clone(), reason: e.to_string() })?
         .map_err(|e| LoadError::InvalidComponent { path: component_path.clone(), reason: format!("{e:#}") })?;
-    let imports = runtime.imports(&component);
-    if let Some(interface) = imports.iter().find(|i| i.starts_with(OUTGOING_HTTP_INTERFACE))
-        && manifest.capabilities.outbound_hosts.is_empty()
-    {
-        return Err(LoadError::Ungranted {
-            path: component_path,
-            plugin: manifest.name.to_string(),
-            interface: interface.clone(),
-            grant: "[capabilities] outbound-hosts = [\"host:port\", …]",
-        });
+    let grants = Grants::for_manifest(&manifest, runtime.services(), limits.timeout);
+    if let Err(Ungranted { interface, grant }) = grants.check(&runtime.imports(&component)) {
+        return Err(LoadError::Ungranted { path: component_path, plugin: manifest.name.to_string(), interface, grant });
     }
     let pre = runtime.prepare_feature(&component).map_err(|e| LoadError::Link {
         path: component_path.clone(),
@@ -199,6 +192,5 @@ pub async fn prepare(
     );
     let dir = manifest_path.parent().map(Path::to_owned).unwrap_or_default();
     let slots = Arc::new(Semaphore::new(limits.max_concurrency as usize));
-    let outbound = OutboundHttp::new(manifest.capabilities.outbound_hosts.clone().into(), limits.timeout);
-    Ok(LoadedPlugin { manifest, dir, content_hash, loaded_at: Utc::now(), artifact, pre, limits, slots, outbound })
+    Ok(LoadedPlugin { manifest, dir, content_hash, loaded_at: Utc::now(), artifact, pre, limits, slots, grants })
 }

@@ -39,6 +39,9 @@ pub struct Capabilities {
     /// Hosts outbound HTTP may reach: `host` (any port) or `host:port`. Empty: no outbound HTTP.
     #[serde(default)]
     pub outbound_hosts: Vec<String>,
+    /// Manage users through `autoflow:platform/identity` (for trusted plugins such as `users`).
+    #[serde(default)]
+    pub identity: bool,
 }
 
 /// Limits a plugin asks for; each defaults to, and may not exceed, the host's setting.
@@ -114,24 +117,88 @@ pub enum PluginKind {
     Feature,
 }
 
-/// Who may call a route. Only `public` exists until the host has identity.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "kebab-case")]
+/// Who may call a route, in the seed's terms.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub enum Access {
-    #[default]
+    /// Anyone; a valid token still reaches the plugin as the principal.
     Public,
+    /// Any authenticated user.
+    #[default]
+    Authenticated,
+    /// An authenticated user holding at least one of these permissions.
+    AnyOf(Vec<String>),
 }
 
+/// A route's `access` as written in the manifest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+enum AccessLevel {
+    Public,
+    Authenticated,
+    /// The `[access]` table's read permissions (GET, HEAD, OPTIONS) or write permissions (others).
+    Permissions,
+}
+
+/// The `[access]` table: the seed's read and write permissions, any-of.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct PermissionTable {
+    #[serde(default)]
+    read_permissions: Vec<String>,
+    #[serde(default)]
+    write_permissions: Vec<String>,
+}
+
+/// Methods that only read, guarded by read permissions.
+const READ_METHODS: &[&str] = &["GET", "HEAD", "OPTIONS"];
+
 /// One route a feature serves.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RouteSpec {
     /// Upper-case HTTP method.
     pub method: String,
     /// Path pattern with `{param}` segments (and optionally a trailing `{*rest}`).
     pub path: String,
-    #[serde(default)]
     pub access: Access,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRoute {
+    method: String,
+    path: String,
+    #[serde(default)]
+    access: Option<AccessLevel>,
+}
+
+impl RawRoute {
+    /// The route with its access resolved: `access` if given, else the `[access]` table's
+    /// permissions if there is one, else `authenticated`.
+    fn resolve(self, table: Option<&PermissionTable>) -> Result<RouteSpec, String> {
+        let method = self.method.to_ascii_uppercase();
+        let access = match (self.access, table) {
+            (Some(AccessLevel::Public), _) => Access::Public,
+            (Some(AccessLevel::Authenticated), _) | (None, None) => Access::Authenticated,
+            (Some(AccessLevel::Permissions), None) => {
+                return Err(format!(
+                    "route {method} {} has access = \"permissions\" but the manifest has no [access] table",
+                    self.path
+                ));
+            }
+            (Some(AccessLevel::Permissions) | None, Some(table)) => {
+                let (list, key) = if READ_METHODS.contains(&method.as_str()) {
+                    (&table.read_permissions, "read-permissions")
+                } else {
+                    (&table.write_permissions, "write-permissions")
+                };
+                if list.is_empty() {
+                    return Err(format!("route {method} {} needs [access] {key} (or its own access)", self.path));
+                }
+                Access::AnyOf(list.clone())
+            }
+        };
+        Ok(RouteSpec { method, path: self.path, access })
+    }
 }
 
 #[derive(Deserialize)]
@@ -143,7 +210,9 @@ struct RawManifest {
     #[serde(default)]
     description: Option<String>,
     #[serde(default)]
-    routes: Vec<RouteSpec>,
+    access: Option<PermissionTable>,
+    #[serde(default)]
+    routes: Vec<RawRoute>,
     #[serde(default)]
     limits: ManifestLimits,
     #[serde(default)]
@@ -162,8 +231,8 @@ impl Manifest {
             return Err("a feature plugin must declare at least one [[routes]] entry".into());
         }
         let mut routes: Vec<RouteSpec> = Vec::with_capacity(raw.routes.len());
-        for mut route in raw.routes {
-            route.method = route.method.to_ascii_uppercase();
+        for route in raw.routes {
+            let route = route.resolve(raw.access.as_ref())?;
             validate_route(&route)?;
             if routes.iter().any(|r| r.method == route.method && r.path == route.path) {
                 return Err(format!("route {} {} is declared twice", route.method, route.path));
@@ -212,6 +281,7 @@ mod tests {
         [[routes]]
         method = "get"
         path = "/api/hello/{name}"
+        access = "public"
     "#;
 
     #[test]
@@ -229,9 +299,28 @@ mod tests {
     }
 
     #[test]
-    fn rejects_access_levels_the_host_cannot_enforce_yet() {
-        let err = Manifest::parse(&VALID.replace("path =", "access = \"authenticated\"\npath =")).unwrap_err();
-        assert!(err.contains("authenticated"), "{err}");
+    fn access_defaults_to_authenticated_or_to_the_access_table() {
+        let base = "name = \"a\"\nversion = \"1\"\nkind = \"feature\"\n";
+        let routes = "[[routes]]\nmethod = \"GET\"\npath = \"/a\"\n[[routes]]\nmethod = \"DELETE\"\npath = \"/a\"\n";
+        let plain = Manifest::parse(&format!("{base}{routes}")).unwrap();
+        assert!(plain.routes.iter().all(|r| r.access == Access::Authenticated));
+
+        let table = "[access]\nread-permissions = [\"admin\", \"read:a\"]\nwrite-permissions = [\"admin\"]\n";
+        let guarded = Manifest::parse(&format!("{base}{table}{routes}")).unwrap();
+        assert_eq!(guarded.routes[0].access, Access::AnyOf(vec!["admin".into(), "read:a".into()]));
+        assert_eq!(guarded.routes[1].access, Access::AnyOf(vec!["admin".into()]));
+
+        let read_only = "[access]\nread-permissions = [\"admin\"]\n";
+        let err = Manifest::parse(&format!("{base}{read_only}{routes}")).unwrap_err();
+        assert!(err.contains("DELETE /a needs [access] write-permissions"), "{err}");
+        let err = Manifest::parse(&format!(
+            "{base}{}",
+            routes.replace("path = \"/a\"\n[[", "path = \"/a\"\naccess = \"permissions\"\n[[")
+        ))
+        .unwrap_err();
+        assert!(err.contains("no [access] table"), "{err}");
+        let err = Manifest::parse(&VALID.replace("\"public\"", "\"everyone\"")).unwrap_err();
+        assert!(err.contains("everyone"), "{err}");
     }
 
     #[test]

@@ -21,7 +21,7 @@ impl Registry {
                 plugin_name: plugin.manifest.name.as_str(),
                 method: &route.method,
                 pattern: &route.path,
-                access: route.access,
+                access: route.access.clone(),
             })
         });
         let routes = RouteTable::build(declared)

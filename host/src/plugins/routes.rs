@@ -70,7 +70,8 @@ impl RouteTable {
                     ));
                     continue;
                 }
-                let target = RouteTarget { plugin: route.plugin, pattern: pattern.to_owned(), access: route.access };
+                let target =
+                    RouteTarget { plugin: route.plugin, pattern: pattern.to_owned(), access: route.access.clone() };
                 methods.insert(route.method.to_owned(), target);
             }
             let owner = declared[0].plugin_name;

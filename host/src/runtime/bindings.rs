@@ -4,5 +4,6 @@
 wasmtime::component::bindgen!({
     path: "../wit",
     world: "autoflow:platform/feature",
+    imports: { "autoflow:platform/identity": async },
     exports: { default: async },
 });

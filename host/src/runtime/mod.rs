@@ -15,6 +15,7 @@ use wasmtime::component::{Component, HasSelf, Linker};
 use wasmtime::{Engine, Store, Trap, UpdateDeadline};
 
 pub use bindings::FeaturePre;
+pub(crate) use bindings::autoflow::platform::identity as bindings_identity;
 pub(crate) use bindings::autoflow::platform::log as bindings_log;
 pub(crate) use bindings::autoflow::platform::types as bindings_types;
 pub use bindings::autoflow::platform::types::{Error as PluginError, FieldError, InvalidInput, Principal};
@@ -23,7 +24,7 @@ pub use cache::{ArtifactCache, ArtifactSource};
 pub use engine::AllocatorKind;
 pub use state::InstanceState;
 
-use crate::capabilities::http::OutboundHttp;
+use crate::capabilities::{Grants, HostServices};
 use crate::config::Limits;
 
 /// How often the epoch advances; deadlines are measured in these ticks and a running plugin yields
@@ -73,6 +74,7 @@ struct RuntimeInner {
     allocator: AllocatorKind,
     cache: Option<ArtifactCache>,
     limits: Limits,
+    services: HostServices,
     ticker_stop: Arc<AtomicBool>,
 }
 
@@ -84,8 +86,9 @@ impl Drop for RuntimeInner {
 
 impl Runtime {
     /// Creates the engine (pooling allocator if the machine allows it), links the host's imports
-    /// and starts the epoch ticker. With `cache_dir`, compiled components are kept there.
-    pub fn new(limits: &Limits, cache_dir: Option<&std::path::Path>) -> wasmtime::Result<Self> {
+    /// and starts the epoch ticker. With `cache_dir`, compiled components are kept there. Plugins
+    /// are granted capabilities over `services`.
+    pub fn new(limits: &Limits, cache_dir: Option<&std::path::Path>, services: HostServices) -> wasmtime::Result<Self> {
         let (engine, allocator) = engine::build(limits)?;
         let cache = cache_dir.map(|dir| ArtifactCache::open(dir, &engine)).transpose()?;
         let mut linker = Linker::new(&engine);
@@ -95,7 +98,15 @@ impl Runtime {
         let ticker_stop = Arc::new(AtomicBool::new(false));
         spawn_epoch_ticker(engine.clone(), ticker_stop.clone());
         Ok(Self {
-            inner: Arc::new(RuntimeInner { engine, linker, allocator, cache, limits: limits.clone(), ticker_stop }),
+            inner: Arc::new(RuntimeInner {
+                engine,
+                linker,
+                allocator,
+                cache,
+                limits: limits.clone(),
+                services,
+                ticker_stop,
+            }),
         })
     }
 
@@ -106,6 +117,11 @@ impl Runtime {
     /// The host's limits: defaults and ceilings for every plugin.
     pub fn limits(&self) -> &Limits {
         &self.inner.limits
+    }
+
+    /// The services plugin capabilities are built on.
+    pub fn services(&self) -> &HostServices {
+        &self.inner.services
     }
 
     /// Which instance allocator the engine ended up with.
@@ -140,11 +156,11 @@ impl Runtime {
         &self,
         pre: &FeaturePre<InstanceState>,
         limits: &PluginLimits,
-        outbound: &OutboundHttp,
+        grants: &Grants,
         request: &Request,
     ) -> Result<Result<Response, PluginError>, CallError> {
         let timeout = limits.timeout;
-        let state = InstanceState::new(tracing::Span::current(), limits.memory_bytes, outbound.clone());
+        let state = InstanceState::new(tracing::Span::current(), limits.memory_bytes, grants.clone());
         let mut store = Store::new(&self.inner.engine, state);
         store.limiter(|state| &mut state.limits);
         let deadline = Instant::now() + timeout;

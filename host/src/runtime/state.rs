@@ -7,7 +7,9 @@ use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
+use crate::capabilities::Grants;
 use crate::capabilities::http::OutboundHttp;
+use crate::services::identity::Identity;
 
 use super::stdio::LogStream;
 
@@ -17,6 +19,8 @@ pub struct InstanceState {
     table: ResourceTable,
     http: WasiHttpCtx,
     outbound: OutboundHttp,
+    /// The identity service, if the plugin is granted it.
+    pub(crate) identity: Option<Identity>,
     pub(super) limits: InstanceLimits,
 }
 
@@ -44,8 +48,8 @@ impl ResourceLimiter for InstanceLimits {
 
 impl InstanceState {
     /// A sandboxed WASI context whose stdout and stderr become log lines under `span`, with
-    /// linear memory capped at `memory_bytes`.
-    pub fn new(span: Span, memory_bytes: usize, outbound: OutboundHttp) -> Self {
+    /// linear memory capped at `memory_bytes`, and the capabilities in `grants`.
+    pub fn new(span: Span, memory_bytes: usize, grants: Grants) -> Self {
         let wasi = WasiCtxBuilder::new()
             .stdout(LogStream::new(span.clone(), "stdout"))
             .stderr(LogStream::new(span, "stderr"))
@@ -57,7 +61,8 @@ impl InstanceState {
             wasi,
             table: ResourceTable::new(),
             http: WasiHttpCtx::new(),
-            outbound,
+            outbound: grants.outbound,
+            identity: grants.identity,
             limits: InstanceLimits { memory_bytes, memory_exceeded: false },
         }
     }

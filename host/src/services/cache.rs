@@ -61,19 +61,42 @@ struct RedisBackend {
 pub struct Cache {
     backend: Arc<Backend>,
     degraded: Arc<AtomicU64>,
+    /// Prefix of every key in Redis (`{namespace}:{key}`), so deployments can share a server.
+    namespace: Arc<str>,
 }
+
+/// The namespace keys live in unless configured otherwise.
+pub const DEFAULT_NAMESPACE: &str = "autoflow";
 
 impl Cache {
     /// The bounded in-process cache.
     pub fn memory() -> Self {
         let cache = moka::future::Cache::builder().max_capacity(MEMORY_CAPACITY).expire_after(EntryTtl).build();
-        Self { backend: Arc::new(Backend::Memory(cache)), degraded: Arc::default() }
+        Self {
+            backend: Arc::new(Backend::Memory(cache)),
+            degraded: Arc::default(),
+            namespace: DEFAULT_NAMESPACE.into(),
+        }
     }
 
     /// Redis at `client`; connects on first use, so a Redis outage never blocks start-up.
     pub fn redis(client: redis::Client) -> Self {
         let backend = RedisBackend { client, connection: Mutex::new(Err(None)) };
-        Self { backend: Arc::new(Backend::Redis(backend)), degraded: Arc::default() }
+        Self {
+            backend: Arc::new(Backend::Redis(backend)),
+            degraded: Arc::default(),
+            namespace: DEFAULT_NAMESPACE.into(),
+        }
+    }
+
+    /// The same cache with keys in `namespace` instead of [`DEFAULT_NAMESPACE`].
+    pub fn with_namespace(mut self, namespace: &str) -> Self {
+        self.namespace = namespace.into();
+        self
+    }
+
+    fn key(&self, key: &str) -> String {
+        format!("{}:{key}", self.namespace)
     }
 
     /// How many operations degraded (a miss or a skipped write) because Redis was unreachable.
@@ -83,6 +106,7 @@ impl Cache {
 
     /// The value under `key`; `None` when absent, expired or the cache is unreachable.
     pub async fn get(&self, key: &str) -> Option<Vec<u8>> {
+        let key = &self.key(key);
         match &*self.backend {
             Backend::Memory(cache) => cache.get(key).await.map(|e| e.value.to_vec()),
             Backend::Redis(redis) => {
@@ -94,6 +118,7 @@ impl Cache {
 
     /// Stores `value` under `key`, expiring after `ttl` if given.
     pub async fn set(&self, key: &str, value: &[u8], ttl: Option<Duration>) {
+        let key = &self.key(key);
         match &*self.backend {
             Backend::Memory(cache) => cache.insert(key.to_owned(), Entry { value: value.into(), ttl }).await,
             Backend::Redis(redis) => {
@@ -109,6 +134,7 @@ impl Cache {
 
     /// Removes `key`.
     pub async fn delete(&self, key: &str) {
+        let key = &self.key(key);
         match &*self.backend {
             Backend::Memory(cache) => cache.invalidate(key).await,
             Backend::Redis(redis) => {
@@ -122,6 +148,7 @@ impl Cache {
     /// Atomically adds `by` to the integer under `key` (absent = 0) and returns the new value; a new
     /// key expires after `ttl`. `None` when the cache is unreachable.
     pub async fn increment(&self, key: &str, by: i64, ttl: Option<Duration>) -> Option<i64> {
+        let key = &self.key(key);
         match &*self.backend {
             Backend::Memory(cache) => {
                 let entry = cache

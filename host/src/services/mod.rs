@@ -2,3 +2,7 @@
 //! endpoints and, through the capabilities, by plugins.
 
 pub mod cache;
+pub mod identity;
+pub mod keys;
+pub mod passwords;
+pub mod tokens;

@@ -7,10 +7,13 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use autoflow_host::config::{Config, Limits};
+use autoflow_host::config::{AuthConfig, Config, Limits};
 use autoflow_host::db::Database;
+use autoflow_host::http::Auth;
 use autoflow_host::plugins::LivePlugins;
 use autoflow_host::plugins::publish::{publish, unpublish};
+use autoflow_host::services::identity::{NewUser, User};
+use autoflow_host::services::keys::{KeySource, RsaKeys};
 use autoflow_host::startup::{Application, StartupError};
 use secrecy::SecretString;
 use tempfile::TempDir;
@@ -182,11 +185,26 @@ pub fn test_config(plugins_dir: &Path, data_dir: &Path, database: &TestDatabase)
         data_dir: data_dir.to_owned(),
         database_url: database.url.clone(),
         redis_url: redis_url().map(Into::into),
+        // Each test host has its own keys in the shared Redis.
+        cache_namespace: format!("test-{}", uuid::Uuid::new_v4().simple()),
         limits: Limits { max_instances: 50, ..Limits::default() },
         watch: false,
         admin_token: Some(ADMIN_TOKEN.into()),
+        auth: AuthConfig { private_key: Some(KeySource::Pem(test_key().clone())), ..AuthConfig::default() },
     }
 }
+
+/// The RSA private key (PEM) every test host signs with, generated once per test run.
+pub fn test_key() -> &'static SecretString {
+    static KEY: OnceLock<SecretString> = OnceLock::new();
+    KEY.get_or_init(|| {
+        let dir = TempDir::new().unwrap();
+        RsaKeys::load(&KeySource::Generated(dir.path().to_owned())).unwrap().private_pem().clone()
+    })
+}
+
+/// The password of users made by [`TestApp::create_user`].
+pub const PASSWORD: &str = "correct horse battery staple";
 
 /// A running host.
 pub struct TestApp {
@@ -195,6 +213,8 @@ pub struct TestApp {
     pub db: Database,
     pub live: Arc<LivePlugins>,
     pub plugins: PluginsDir,
+    /// The host's own identity and token services (same database and cache).
+    pub auth: Auth,
     _data: TempDir,
     _database: TestDatabase,
 }
@@ -234,6 +254,37 @@ impl TestApp {
         self.upload(name, manifest, component).await
     }
 
+    /// Creates a user with [`PASSWORD`] through the host's identity service.
+    pub async fn create_user(&self, email: &str, permissions: &[&str]) -> User {
+        let new = NewUser {
+            email: email.into(),
+            display_name: None,
+            password: PASSWORD.into(),
+            permissions: permissions.iter().map(|p| (*p).to_owned()).collect(),
+        };
+        self.auth.identity.create(new).await.expect("creating a test user")
+    }
+
+    /// `POST /auth/login` with these credentials.
+    pub async fn login(&self, email: &str, password: &str) -> reqwest::Response {
+        let body = serde_json::json!({ "email": email, "password": password });
+        self.client.post(self.url("/auth/login")).json(&body).send().await.expect("request failed")
+    }
+
+    /// A new user with `permissions` and an access token for them.
+    pub async fn user_with_token(&self, email: &str, permissions: &[&str]) -> (User, String) {
+        let user = self.create_user(email, permissions).await;
+        let response = self.login(email, PASSWORD).await;
+        assert_eq!(response.status(), 200, "logging in {email}");
+        let body: serde_json::Value = response.json().await.unwrap();
+        (user, body["token"].as_str().unwrap().to_owned())
+    }
+
+    /// A request with a bearer token.
+    pub fn request_as(&self, method: reqwest::Method, path: &str, token: &str) -> reqwest::RequestBuilder {
+        self.client.request(method, self.url(path)).bearer_auth(token)
+    }
+
     /// The `message` field `GET /api/hello/{name}` answers with, or the status if not 200.
     pub async fn greeting(&self, name: &str) -> Result<String, u16> {
         let response = self.get(&format!("/api/hello/{name}")).await;
@@ -262,8 +313,9 @@ pub async fn try_spawn(
     let address = format!("http://{}", app.local_addr());
     let db = app.database().clone();
     let live = app.plugins().clone();
+    let auth = app.auth().clone();
     tokio::spawn(app.run_until_stopped(std::future::pending()));
-    Ok(TestApp { address, client: reqwest::Client::new(), db, live, plugins, _data: data, _database: database })
+    Ok(TestApp { address, client: reqwest::Client::new(), db, live, plugins, auth, _data: data, _database: database })
 }
 
 /// A host serving the given built plugins with default limits.

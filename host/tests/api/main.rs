@@ -4,6 +4,7 @@
 mod helpers;
 
 mod admin;
+mod auth;
 mod backends;
 mod cache;
 mod cli;

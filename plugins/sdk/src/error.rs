@@ -99,3 +99,20 @@ impl From<Error> for wit::Error {
         }
     }
 }
+
+impl From<wit::Error> for Error {
+    fn from(error: wit::Error) -> Self {
+        match error {
+            wit::Error::NotFound(m) => Error::NotFound(m),
+            wit::Error::Invalid(input) => Error::Invalid {
+                message: input.message,
+                fields: input.fields.into_iter().map(|f| FieldError { field: f.field, message: f.message }).collect(),
+            },
+            wit::Error::Conflict(m) => Error::Conflict(m),
+            wit::Error::Unauthorized(m) => Error::Unauthorized(m),
+            wit::Error::Forbidden(m) => Error::Forbidden(m),
+            wit::Error::Unavailable(m) => Error::Unavailable(m),
+            wit::Error::Internal(m) => Error::Internal(m),
+        }
+    }
+}

@@ -16,6 +16,7 @@
 
 mod error;
 pub mod http;
+pub mod identity;
 pub mod log;
 mod request;
 mod response;

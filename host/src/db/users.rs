@@ -1,0 +1,149 @@
+//! Repository of users (`users` table). Rows carry the password hash; only the identity service
+//! reads them.
+
+use chrono::{DateTime, Utc};
+
+use super::{Database, DbError};
+
+/// A stored user, hash included.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct UserRow {
+    pub id: String,
+    pub email: String,
+    pub email_key: String,
+    pub display_name: String,
+    pub password_hash: String,
+    /// A JSON array of strings.
+    pub permissions: String,
+    pub disabled: bool,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// Fields to change on a user; `None` leaves one as it is.
+#[derive(Debug, Clone, Default)]
+pub struct UserChanges {
+    /// The new email with its key.
+    pub email: Option<(String, String)>,
+    pub display_name: Option<String>,
+    /// A JSON array of strings.
+    pub permissions: Option<String>,
+    pub disabled: Option<bool>,
+    pub password_hash: Option<String>,
+}
+
+/// The columns of [`UserRow`], in a form `concat!` can use.
+macro_rules! columns {
+    () => {
+        "id, email, email_key, display_name, password_hash, permissions, disabled, created_at, updated_at"
+    };
+}
+
+const INSERT_POSTGRES: &str =
+    concat!("INSERT INTO users (", columns!(), ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)");
+const INSERT_SQLITE: &str = concat!("INSERT INTO users (", columns!(), ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)");
+const BY_ID_POSTGRES: &str = concat!("SELECT ", columns!(), " FROM users WHERE id = $1");
+const BY_ID_SQLITE: &str = concat!("SELECT ", columns!(), " FROM users WHERE id = ?1");
+const BY_EMAIL_POSTGRES: &str = concat!("SELECT ", columns!(), " FROM users WHERE email_key = $1");
+const BY_EMAIL_SQLITE: &str = concat!("SELECT ", columns!(), " FROM users WHERE email_key = ?1");
+const PAGE_POSTGRES: &str = concat!("SELECT ", columns!(), " FROM users WHERE id > $1 ORDER BY id LIMIT $2");
+const PAGE_SQLITE: &str = concat!("SELECT ", columns!(), " FROM users WHERE id > ?1 ORDER BY id LIMIT ?2");
+const UPDATE_POSTGRES: &str = concat!(
+    "UPDATE users SET email = COALESCE($2, email), email_key = COALESCE($3, email_key), \
+     display_name = COALESCE($4, display_name), permissions = COALESCE($5, permissions), \
+     disabled = COALESCE($6, disabled), password_hash = COALESCE($7, password_hash), updated_at = $8 \
+     WHERE id = $1 RETURNING ",
+    columns!()
+);
+const UPDATE_SQLITE: &str = concat!(
+    "UPDATE users SET email = COALESCE(?2, email), email_key = COALESCE(?3, email_key), \
+     display_name = COALESCE(?4, display_name), permissions = COALESCE(?5, permissions), \
+     disabled = COALESCE(?6, disabled), password_hash = COALESCE(?7, password_hash), updated_at = ?8 \
+     WHERE id = ?1 RETURNING ",
+    columns!()
+);
+const SET_PASSWORD_POSTGRES: &str = "UPDATE users SET password_hash = $2, updated_at = $3 WHERE id = $1";
+const SET_PASSWORD_SQLITE: &str = "UPDATE users SET password_hash = ?2, updated_at = ?3 WHERE id = ?1";
+const DELETE_POSTGRES: &str = "DELETE FROM users WHERE id = $1";
+const DELETE_SQLITE: &str = "DELETE FROM users WHERE id = ?1";
+
+impl Database {
+    /// Inserts a new user; a taken email key is a unique violation ([`DbError::is_unique_violation`]).
+    #[tracing::instrument(skip_all, fields(user = %row.id))]
+    pub async fn insert_user(&self, row: &UserRow) -> Result<(), DbError> {
+        let sql = self.sql(INSERT_POSTGRES, INSERT_SQLITE);
+        on_pool!(self, pool => sqlx::query(sql)
+            .bind(&row.id)
+            .bind(&row.email)
+            .bind(&row.email_key)
+            .bind(&row.display_name)
+            .bind(&row.password_hash)
+            .bind(&row.permissions)
+            .bind(row.disabled)
+            .bind(row.created_at)
+            .bind(row.updated_at)
+            .execute(pool)
+            .await
+            .map(drop))?;
+        Ok(())
+    }
+
+    /// The user with `id`.
+    pub async fn user_by_id(&self, id: &str) -> Result<Option<UserRow>, DbError> {
+        let sql = self.sql(BY_ID_POSTGRES, BY_ID_SQLITE);
+        Ok(on_pool!(self, pool => sqlx::query_as(sql).bind(id).fetch_optional(pool).await)?)
+    }
+
+    /// The user whose lower-cased email is `email_key`.
+    pub async fn user_by_email_key(&self, email_key: &str) -> Result<Option<UserRow>, DbError> {
+        let sql = self.sql(BY_EMAIL_POSTGRES, BY_EMAIL_SQLITE);
+        Ok(on_pool!(self, pool => sqlx::query_as(sql).bind(email_key).fetch_optional(pool).await)?)
+    }
+
+    /// Up to `limit` users with ids after `after` (`""` for the first page), in id order.
+    pub async fn users_page(&self, after: &str, limit: u32) -> Result<Vec<UserRow>, DbError> {
+        let sql = self.sql(PAGE_POSTGRES, PAGE_SQLITE);
+        Ok(on_pool!(self, pool => sqlx::query_as(sql).bind(after).bind(i64::from(limit)).fetch_all(pool).await)?)
+    }
+
+    /// Applies `changes` to user `id` and returns the updated row (`None`: no such user).
+    #[tracing::instrument(skip(self, changes))]
+    pub async fn update_user(&self, id: &str, changes: &UserChanges) -> Result<Option<UserRow>, DbError> {
+        let sql = self.sql(UPDATE_POSTGRES, UPDATE_SQLITE);
+        let (email, email_key) = changes.email.clone().unzip();
+        Ok(on_pool!(self, pool => sqlx::query_as(sql)
+            .bind(id)
+            .bind(email)
+            .bind(email_key)
+            .bind(&changes.display_name)
+            .bind(&changes.permissions)
+            .bind(changes.disabled)
+            .bind(&changes.password_hash)
+            .bind(Utc::now())
+            .fetch_optional(pool)
+            .await)?)
+    }
+
+    /// Replaces user `id`'s password hash; `false` if there is no such user.
+    #[tracing::instrument(skip(self, password_hash))]
+    pub async fn set_user_password(&self, id: &str, password_hash: &str) -> Result<bool, DbError> {
+        let sql = self.sql(SET_PASSWORD_POSTGRES, SET_PASSWORD_SQLITE);
+        let affected = on_pool!(self, pool => sqlx::query(sql)
+            .bind(id)
+            .bind(password_hash)
+            .bind(Utc::now())
+            .execute(pool)
+            .await
+            .map(|r| r.rows_affected()))?;
+        Ok(affected > 0)
+    }
+
+    /// Deletes user `id`; `false` if there was none.
+    #[tracing::instrument(skip(self))]
+    pub async fn delete_user(&self, id: &str) -> Result<bool, DbError> {
+        let sql = self.sql(DELETE_POSTGRES, DELETE_SQLITE);
+        let affected =
+            on_pool!(self, pool => sqlx::query(sql).bind(id).execute(pool).await.map(|r| r.rows_affected()))?;
+        Ok(affected > 0)
+    }
+}

@@ -1,0 +1,142 @@
+//! Who is calling: the access token from `Authorization: Bearer` or the session cookie, checked
+//! and turned into a [`Caller`] (the user as stored now, so disabling a user or changing their
+//! permissions takes effect on their next request), and route access decided from the manifest.
+
+use axum::http::HeaderMap;
+use axum::http::header::{AUTHORIZATION, COOKIE};
+
+use super::ApiError;
+use crate::config::AuthConfig;
+use crate::plugins::Access;
+use crate::runtime::Principal;
+use crate::services::cache::Cache;
+use crate::services::identity::{Identity, IdentityError, User};
+use crate::services::tokens::{Claims, Tokens};
+
+/// The cookie carrying the access token for browsers.
+pub const SESSION_COOKIE: &str = "autoflow_session";
+
+/// The services authentication needs. Cheap to clone.
+#[derive(Clone)]
+pub struct Auth {
+    pub identity: Identity,
+    pub tokens: Tokens,
+    /// Login rate-limit counters live here (and token revocations, through `tokens`).
+    pub cache: Cache,
+    pub config: AuthConfig,
+}
+
+/// An authenticated caller: the user behind a valid token.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub user: User,
+    pub claims: Claims,
+}
+
+impl Caller {
+    /// The caller as plugins see it.
+    pub fn principal(&self) -> Principal {
+        Principal { user_id: self.user.id.clone(), permissions: self.user.permissions.clone() }
+    }
+
+    /// Whether the caller holds at least one of `permissions`.
+    pub fn has_any(&self, permissions: &[String]) -> bool {
+        permissions.iter().any(|p| self.user.permissions.contains(p))
+    }
+}
+
+impl Auth {
+    /// The caller, `None` when no credentials are presented; presented credentials that do not
+    /// authenticate anyone are an error.
+    pub async fn authenticate(&self, headers: &HeaderMap) -> Result<Option<Caller>, ApiError> {
+        let Some(token) = presented_token(headers)? else { return Ok(None) };
+        let claims = self.tokens.verify(&token).await.map_err(|e| ApiError::InvalidToken(e.to_string()))?;
+        let user = match self.identity.get(&claims.sub).await {
+            Ok(user) => user,
+            Err(IdentityError::NotFound) => {
+                return Err(ApiError::InvalidToken("the access token's user no longer exists".into()));
+            }
+            Err(error) => return Err(error.into()),
+        };
+        if user.disabled {
+            return Err(ApiError::InvalidToken("the account is disabled".into()));
+        }
+        Ok(Some(Caller { user, claims }))
+    }
+
+    /// The caller, or `401` without credentials.
+    pub async fn require(&self, headers: &HeaderMap) -> Result<Caller, ApiError> {
+        self.authenticate(headers).await?.ok_or_else(|| {
+            ApiError::Unauthorized("this route needs authentication: send `Authorization: Bearer <token>`".into())
+        })
+    }
+
+    /// Decides a route's `access` for a request: `401` without valid credentials where they are
+    /// needed, `403` without a needed permission. A public route ignores credentials it cannot verify.
+    pub async fn authorize(&self, access: &Access, headers: &HeaderMap) -> Result<Option<Caller>, ApiError> {
+        match access {
+            Access::Public => Ok(self.authenticate(headers).await.unwrap_or(None)),
+            Access::Authenticated => self.require(headers).await.map(Some),
+            Access::AnyOf(permissions) => {
+                let caller = self.require(headers).await?;
+                if caller.has_any(permissions) {
+                    Ok(Some(caller))
+                } else {
+                    Err(ApiError::Forbidden(format!(
+                        "this route needs one of the permissions: {}",
+                        permissions.join(", ")
+                    )))
+                }
+            }
+        }
+    }
+}
+
+/// The bearer token, else the session cookie's value.
+fn presented_token(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
+    if let Some(authorization) = headers.get(AUTHORIZATION) {
+        let bearer = authorization
+            .to_str()
+            .ok()
+            .and_then(|value| value.split_once(' '))
+            .filter(|(scheme, token)| scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty())
+            .map(|(_, token)| token.trim().to_owned());
+        return bearer
+            .map(Some)
+            .ok_or_else(|| ApiError::InvalidToken("the Authorization header must be `Bearer <token>`".into()));
+    }
+    let cookie = headers
+        .get_all(COOKIE)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(cookie::Cookie::split_parse)
+        .filter_map(Result::ok)
+        .find(|cookie| cookie.name() == SESSION_COOKIE)
+        .map(|cookie| cookie.value().to_owned());
+    Ok(cookie)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
+        pairs.iter().map(|(name, value)| (axum::http::HeaderName::from_static(name), value.parse().unwrap())).collect()
+    }
+
+    #[test]
+    fn the_bearer_token_wins_over_the_cookie() {
+        let both = headers(&[("authorization", "Bearer abc"), ("cookie", "autoflow_session=def")]);
+        assert_eq!(presented_token(&both).unwrap().as_deref(), Some("abc"));
+        let cookie = headers(&[("cookie", "theme=dark; autoflow_session=def; x=1")]);
+        assert_eq!(presented_token(&cookie).unwrap().as_deref(), Some("def"));
+        assert_eq!(presented_token(&HeaderMap::new()).unwrap(), None);
+    }
+
+    #[test]
+    fn other_authorization_schemes_are_refused() {
+        for value in ["Basic dXNlcjpwYXNz", "Bearer", "Bearer   ", "token"] {
+            assert!(presented_token(&headers(&[("authorization", value)])).is_err(), "{value}");
+        }
+    }
+}

@@ -1,0 +1,286 @@
+//! The identity service (the seed's UsersService and UserAuthenticationService): users with
+//! Argon2id passwords and permissions, credential checks, and the cache-aside lookup the
+//! authentication middleware makes on every request. Password hashes never leave this module.
+
+pub mod domain;
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use secrecy::SecretString;
+use serde::{Deserialize, Serialize};
+
+use self::domain::{DisplayName, Email, Password, Permissions, UserId};
+use super::cache::Cache;
+use super::passwords::Passwords;
+use crate::db::{Database, DbError, UserChanges, UserRow};
+
+/// How long a user stays in the cache; every write through this service invalidates it at once.
+pub const USER_CACHE_TTL: Duration = Duration::from_secs(60);
+/// The largest page [`Identity::list`] returns.
+pub const MAX_PAGE: u32 = 100;
+
+/// A user as everyone but this module sees it: no password hash.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct User {
+    pub id: String,
+    pub email: String,
+    pub display_name: String,
+    pub permissions: Vec<String>,
+    pub disabled: bool,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// A page of users and the cursor of the next one.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UserPage {
+    pub items: Vec<User>,
+    pub next_cursor: Option<String>,
+}
+
+/// What creating a user takes, unvalidated.
+#[derive(Debug, Clone)]
+pub struct NewUser {
+    pub email: String,
+    /// Defaults to the part of the email before `@`.
+    pub display_name: Option<String>,
+    pub password: SecretString,
+    pub permissions: Vec<String>,
+}
+
+/// Changes to a user, unvalidated; `None` keeps a field.
+#[derive(Debug, Clone, Default)]
+pub struct UserPatch {
+    pub email: Option<String>,
+    pub display_name: Option<String>,
+    pub permissions: Option<Vec<String>>,
+    pub disabled: Option<bool>,
+    /// A new password (the policy applies).
+    pub password: Option<SecretString>,
+}
+
+/// Why an identity operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum IdentityError {
+    #[error("{message}")]
+    Invalid { message: String, fields: Vec<(String, String)> },
+    #[error("a user with this email already exists")]
+    EmailTaken,
+    #[error("no such user")]
+    NotFound,
+    #[error("invalid email or password")]
+    InvalidCredentials,
+    #[error(transparent)]
+    Database(#[from] DbError),
+    #[error("{0}")]
+    Internal(String),
+}
+
+/// Collects field errors while parsing input, so every bad field is reported at once.
+#[derive(Default)]
+struct FieldErrors(Vec<(String, String)>);
+
+impl FieldErrors {
+    fn check<T>(&mut self, field: &str, parsed: Result<T, String>) -> Option<T> {
+        parsed.map_err(|message| self.0.push((field.to_owned(), message))).ok()
+    }
+
+    fn finish(self) -> Result<(), IdentityError> {
+        if self.0.is_empty() {
+            Ok(())
+        } else {
+            Err(IdentityError::Invalid { message: "the user is not valid".into(), fields: self.0 })
+        }
+    }
+}
+
+/// The identity service. Cheap to clone.
+#[derive(Clone)]
+pub struct Identity {
+    db: Database,
+    passwords: Passwords,
+    cache: Cache,
+}
+
+impl Identity {
+    pub fn new(db: Database, passwords: Passwords, cache: Cache) -> Self {
+        Self { db, passwords, cache }
+    }
+
+    /// Creates a user; every invalid field is reported, a taken email is [`IdentityError::EmailTaken`].
+    #[tracing::instrument(skip_all)]
+    pub async fn create(&self, new: NewUser) -> Result<User, IdentityError> {
+        let mut errors = FieldErrors::default();
+        let email = errors.check("email", Email::parse(&new.email));
+        let display_name = match (&new.display_name, &email) {
+            (Some(name), _) => errors.check("displayName", DisplayName::parse(name)),
+            (None, Some(email)) => DisplayName::parse(email.local_part()).ok(),
+            (None, None) => None,
+        };
+        let password = errors.check("password", Password::parse(new.password));
+        let permissions = errors.check("permissions", Permissions::parse(&new.permissions));
+        errors.finish()?;
+        let (Some(email), Some(display_name), Some(password), Some(permissions)) =
+            (email, display_name, password, permissions)
+        else {
+            return Err(IdentityError::Internal("validation passed without values".into()));
+        };
+        let hash = self.hash(&password).await?;
+        let now = Utc::now();
+        let row = UserRow {
+            id: UserId::generate().as_str().to_owned(),
+            email_key: email.key(),
+            email: email.as_str().to_owned(),
+            display_name: display_name.as_str().to_owned(),
+            password_hash: hash,
+            permissions: permissions_json(&permissions),
+            disabled: false,
+            created_at: now,
+            updated_at: now,
+        };
+        match self.db.insert_user(&row).await {
+            Ok(()) => Ok(to_user(row)),
+            Err(error) if error.is_unique_violation() => Err(IdentityError::EmailTaken),
+            Err(error) => Err(error.into()),
+        }
+    }
+
+    /// The user with `id`, through the cache.
+    pub async fn get(&self, id: &str) -> Result<User, IdentityError> {
+        let id = UserId::parse(id).ok_or(IdentityError::NotFound)?;
+        let key = cache_key(&id);
+        if let Some(user) = self.cache.get(&key).await.and_then(|bytes| serde_json::from_slice(&bytes).ok()) {
+            return Ok(user);
+        }
+        let user = self.db.user_by_id(id.as_str()).await?.map(to_user).ok_or(IdentityError::NotFound)?;
+        if let Ok(bytes) = serde_json::to_vec(&user) {
+            self.cache.set(&key, &bytes, Some(USER_CACHE_TTL)).await;
+        }
+        Ok(user)
+    }
+
+    /// Up to `limit` (at most [`MAX_PAGE`]) users after `cursor`, in creation order.
+    pub async fn list(&self, limit: u32, cursor: Option<&str>) -> Result<UserPage, IdentityError> {
+        // Ids are UUIDv7 strings, so id order is creation order and "" sorts before them all.
+        let after = match cursor {
+            Some(cursor) => {
+                UserId::parse(cursor).map(|id| id.as_str().to_owned()).ok_or_else(|| IdentityError::Invalid {
+                    message: "the cursor is not one this API returned".into(),
+                    fields: vec![("cursor".into(), "must be the nextCursor of a previous page".into())],
+                })?
+            }
+            None => String::new(),
+        };
+        if !(1..=MAX_PAGE).contains(&limit) {
+            return Err(IdentityError::Invalid {
+                message: format!("limit must be between 1 and {MAX_PAGE}"),
+                fields: vec![("limit".into(), format!("must be between 1 and {MAX_PAGE}"))],
+            });
+        }
+        // One extra row says whether another page follows.
+        let mut rows = self.db.users_page(&after, limit + 1).await?;
+        let more = rows.len() > limit as usize;
+        rows.truncate(limit as usize);
+        let items: Vec<User> = rows.into_iter().map(to_user).collect();
+        let next_cursor = if more { items.last().map(|u| u.id.clone()) } else { None };
+        Ok(UserPage { items, next_cursor })
+    }
+
+    /// Applies `patch` to user `id`.
+    #[tracing::instrument(skip(self, patch))]
+    pub async fn update(&self, id: &str, patch: UserPatch) -> Result<User, IdentityError> {
+        let id = UserId::parse(id).ok_or(IdentityError::NotFound)?;
+        let mut errors = FieldErrors::default();
+        let email = patch.email.map(|e| errors.check("email", Email::parse(&e)));
+        let display_name = patch.display_name.map(|n| errors.check("displayName", DisplayName::parse(&n)));
+        let permissions = patch.permissions.map(|p| errors.check("permissions", Permissions::parse(&p)));
+        let password = patch.password.map(|p| errors.check("password", Password::parse(p)));
+        errors.finish()?;
+        // Every field is valid before anything is written, and all of it is one statement.
+        let password_hash = match password.flatten() {
+            Some(password) => Some(self.hash(&password).await?),
+            None => None,
+        };
+        let changes = UserChanges {
+            email: email.flatten().map(|e| (e.as_str().to_owned(), e.key())),
+            display_name: display_name.flatten().map(|n| n.as_str().to_owned()),
+            permissions: permissions.flatten().map(|p| permissions_json(&p)),
+            disabled: patch.disabled,
+            password_hash,
+        };
+        let updated = self.db.update_user(id.as_str(), &changes).await;
+        self.cache.delete(&cache_key(&id)).await;
+        match updated {
+            Ok(Some(row)) => Ok(to_user(row)),
+            Ok(None) => Err(IdentityError::NotFound),
+            Err(error) if error.is_unique_violation() => Err(IdentityError::EmailTaken),
+            Err(error) => Err(error.into()),
+        }
+    }
+
+    /// Deletes user `id`.
+    #[tracing::instrument(skip(self))]
+    pub async fn delete(&self, id: &str) -> Result<(), IdentityError> {
+        let id = UserId::parse(id).ok_or(IdentityError::NotFound)?;
+        let deleted = self.db.delete_user(id.as_str()).await?;
+        self.cache.delete(&cache_key(&id)).await;
+        if deleted { Ok(()) } else { Err(IdentityError::NotFound) }
+    }
+
+    /// Replaces user `id`'s password (the policy applies).
+    #[tracing::instrument(skip(self, password))]
+    pub async fn set_password(&self, id: &str, password: SecretString) -> Result<(), IdentityError> {
+        let id = UserId::parse(id).ok_or(IdentityError::NotFound)?;
+        let mut errors = FieldErrors::default();
+        let password = errors.check("password", Password::parse(password));
+        errors.finish()?;
+        let Some(password) = password else { return Err(IdentityError::Internal("no password".into())) };
+        let hash = self.hash(&password).await?;
+        if self.db.set_user_password(id.as_str(), &hash).await? { Ok(()) } else { Err(IdentityError::NotFound) }
+    }
+
+    /// The active user with this email and password. A wrong password, an unknown email and a
+    /// disabled user all fail alike, in about the same time (an unknown email still costs a hash).
+    #[tracing::instrument(skip_all)]
+    pub async fn verify_credentials(&self, email: &str, password: &SecretString) -> Result<User, IdentityError> {
+        let row = match Email::parse(email) {
+            Ok(email) => self.db.user_by_email_key(&email.key()).await?,
+            Err(_) => None,
+        };
+        let (hash, user) = row.map(|row| (row.password_hash.clone(), to_user(row))).unzip();
+        let matches = self.passwords.verify(password, hash).await;
+        match user {
+            Some(user) if matches && !user.disabled => Ok(user),
+            _ => Err(IdentityError::InvalidCredentials),
+        }
+    }
+}
+
+impl Identity {
+    async fn hash(&self, password: &Password) -> Result<String, IdentityError> {
+        self.passwords.hash(password.secret()).await.map_err(|e| IdentityError::Internal(e.to_string()))
+    }
+}
+
+fn cache_key(id: &UserId) -> String {
+    format!("identity/users/{}", id.as_str())
+}
+
+fn permissions_json(permissions: &Permissions) -> String {
+    serde_json::Value::from(permissions.as_slice().to_vec()).to_string()
+}
+
+fn to_user(row: UserRow) -> User {
+    User {
+        permissions: serde_json::from_str(&row.permissions).unwrap_or_default(),
+        id: row.id,
+        email: row.email,
+        display_name: row.display_name,
+        disabled: row.disabled,
+        created_at: row.created_at,
+        updated_at: row.updated_at,
+    }
+}

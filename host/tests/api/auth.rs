@@ -1,0 +1,324 @@
+//! Authentication end to end: login, the token and the cookie, logout, the JWKS, every way a
+//! token can be refused, rate limits, and route access from manifests.
+
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use reqwest::Method;
+use secrecy::ExposeSecret;
+use serde_json::{Value, json};
+
+use autoflow_host::services::identity::UserPatch;
+use autoflow_host::services::keys::{KeySource, RsaKeys};
+
+use crate::helpers::{PASSWORD, TestApp, error_of, spawn_app, spawn_app_with, spawn_configured, test_key};
+
+async fn me(app: &TestApp, token: &str) -> reqwest::Response {
+    app.request_as(Method::GET, "/auth/me", token).send().await.unwrap()
+}
+
+#[tokio::test]
+async fn login_gives_a_token_and_a_session_cookie_that_both_authenticate() {
+    let app = spawn_app().await;
+    let user = app.create_user("Ada@Example.com", &["read:users"]).await;
+
+    let response = app.login("ada@example.COM", PASSWORD).await;
+    assert_eq!(response.status(), 200);
+    let cookie = response.headers()["set-cookie"].to_str().unwrap().to_owned();
+    let text = response.text().await.unwrap();
+    assert!(!text.contains("argon2") && !text.contains("assword"), "no hash or password in {text}");
+    let body: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(body["tokenType"], "Bearer");
+    assert_eq!(body["user"]["id"], user.id.as_str());
+    assert_eq!(body["user"]["email"], "Ada@Example.com");
+    let expires_at = chrono::DateTime::parse_from_rfc3339(body["expiresAt"].as_str().unwrap()).unwrap();
+    let lifetime = expires_at.signed_duration_since(chrono::Utc::now()).num_seconds();
+    assert!((3500..=3600).contains(&lifetime), "token lifetime {lifetime}s");
+    for attribute in ["autoflow_session=", "HttpOnly", "SameSite=Lax", "Path=/", "Max-Age=3600", "Secure"] {
+        assert!(cookie.contains(attribute), "{attribute} missing from {cookie}");
+    }
+
+    let by_bearer: Value = me(&app, body["token"].as_str().unwrap()).await.json().await.unwrap();
+    let session = cookie.split(';').next().unwrap();
+    let by_cookie = app.client.get(app.url("/auth/me")).header("cookie", session).send().await.unwrap();
+    assert_eq!(by_cookie.status(), 200);
+    let by_cookie: Value = by_cookie.json().await.unwrap();
+    assert_eq!(by_bearer, by_cookie);
+    assert_eq!(by_bearer["id"], user.id.as_str());
+    assert_eq!(by_bearer["permissions"], json!(["read:users"]));
+}
+
+#[tokio::test]
+async fn missing_credentials_get_401_with_a_bearer_challenge() {
+    let app = spawn_app().await;
+
+    let response = app.get("/auth/me").await;
+    assert_eq!(response.headers()["www-authenticate"], r#"Bearer realm="autoflow""#);
+    let (status, error) = error_of(response).await;
+    assert_eq!((status, error["code"].as_str()), (401, Some("unauthorized")));
+
+    let basic = app.client.get(app.url("/auth/me")).header("authorization", "Basic YTpi").send().await.unwrap();
+    assert_eq!(basic.status(), 401);
+    assert!(basic.headers()["www-authenticate"].to_str().unwrap().contains("invalid_token"));
+}
+
+#[tokio::test]
+async fn a_wrong_password_and_an_unknown_email_get_the_same_answer_in_similar_time() {
+    let app = spawn_app().await;
+    app.create_user("known@example.com", &[]).await;
+
+    let mut wrong_times = Vec::new();
+    let mut unknown_times = Vec::new();
+    let mut answers = Vec::new();
+    for _ in 0..3 {
+        for (email, times) in [("known@example.com", &mut wrong_times), ("nobody@example.com", &mut unknown_times)] {
+            let started = Instant::now();
+            let response = app.login(email, "not the password at all").await;
+            times.push(started.elapsed());
+            answers.push(error_of(response).await);
+        }
+    }
+
+    assert!(answers.iter().all(|answer| answer == &answers[0]), "{answers:?}");
+    assert_eq!(answers[0].0, 401);
+    assert_eq!(answers[0].1["message"], "invalid email or password");
+    let median = |times: &mut Vec<Duration>| {
+        times.sort();
+        times[1]
+    };
+    let (wrong, unknown) = (median(&mut wrong_times), median(&mut unknown_times));
+    // Without the dummy hash an unknown email answers in about a millisecond; with it, in about
+    // the time of a real password check.
+    assert!(unknown * 3 > wrong, "unknown email took {unknown:?}, wrong password {wrong:?}");
+}
+
+#[tokio::test]
+async fn malformed_login_requests_are_400_with_a_json_error() {
+    let app = spawn_app().await;
+    let post = |body: &'static str| {
+        app.client.post(app.url("/auth/login")).header("content-type", "application/json").body(body).send()
+    };
+    for body in ["{", r#"{"email": "a@b.co"}"#, r#"{"email": "a@b.co", "password": "x", "admin": true}"#, "[]"] {
+        let (status, error) = error_of(post(body).await.unwrap()).await;
+        assert_eq!((status, error["code"].as_str()), (400, Some("bad_request")), "{body}");
+    }
+    let wrong_method = app.get("/auth/login").await;
+    assert_eq!(wrong_method.status(), 405);
+    assert_eq!(wrong_method.headers()["allow"], "POST");
+}
+
+#[tokio::test]
+async fn logout_revokes_the_token_and_clears_the_cookie() {
+    let app = spawn_app().await;
+    let (_, first) = app.user_with_token("leaving@example.com", &[]).await;
+    let (_, second) = app.user_with_token("staying@example.com", &[]).await;
+
+    let response = app.request_as(Method::POST, "/auth/logout", &first).send().await.unwrap();
+    assert_eq!(response.status(), 204);
+    let cleared = response.headers()["set-cookie"].to_str().unwrap();
+    assert!(cleared.starts_with("autoflow_session=;") && cleared.contains("Max-Age=0"), "{cleared}");
+
+    let (status, error) = error_of(me(&app, &first).await).await;
+    assert_eq!(status, 401);
+    assert!(error["message"].as_str().unwrap().contains("revoked"), "{error}");
+    assert_eq!(me(&app, &second).await.status(), 200, "other sessions stay valid");
+    assert_eq!(app.client.post(app.url("/auth/logout")).send().await.unwrap().status(), 401);
+}
+
+#[tokio::test]
+async fn a_disabled_user_loses_access_at_once_and_cannot_log_in() {
+    let app = spawn_app().await;
+    let (user, token) = app.user_with_token("suspended@example.com", &[]).await;
+    assert_eq!(me(&app, &token).await.status(), 200);
+
+    let disable = UserPatch { disabled: Some(true), ..UserPatch::default() };
+    app.auth.identity.update(&user.id, disable).await.unwrap();
+
+    let (status, error) = error_of(me(&app, &token).await).await;
+    assert_eq!(status, 401);
+    assert!(error["message"].as_str().unwrap().contains("disabled"), "{error}");
+    let (status, error) = error_of(app.login("suspended@example.com", PASSWORD).await).await;
+    assert_eq!((status, error["message"].as_str()), (401, Some("invalid email or password")));
+}
+
+/// Claims for hand-made tokens: valid unless a test changes them.
+fn claims(sub: &str) -> Value {
+    let now = chrono::Utc::now().timestamp();
+    json!({
+        "sub": sub, "permissions": ["admin"], "iat": now, "exp": now + 600,
+        "iss": "autoflow", "aud": "autoflow", "jti": uuid::Uuid::now_v7().to_string(),
+    })
+}
+
+fn sign(claims: &Value, kid: &str, pem: &str) -> String {
+    let mut header = Header::new(Algorithm::RS256);
+    header.kid = Some(kid.to_owned());
+    jsonwebtoken::encode(&header, claims, &EncodingKey::from_rsa_pem(pem.as_bytes()).unwrap()).unwrap()
+}
+
+fn unsigned(header: &Value, claims: &Value) -> String {
+    let part = |v: &Value| URL_SAFE_NO_PAD.encode(serde_json::to_vec(v).unwrap());
+    format!("{}.{}.", part(header), part(claims))
+}
+
+#[tokio::test]
+async fn forged_expired_and_misaddressed_tokens_are_refused() {
+    let app = spawn_app().await;
+    let user = app.create_user("target@example.com", &["admin"]).await;
+    let jwks: Value = app.get("/.well-known/jwks.json").await.json().await.unwrap();
+    let kid = jwks["keys"][0]["kid"].as_str().unwrap().to_owned();
+    let ours = test_key().expose_secret().to_owned();
+    let foreign_dir = tempfile::TempDir::new().unwrap();
+    let foreign = RsaKeys::load(&KeySource::Generated(foreign_dir.path().to_owned())).unwrap();
+    let foreign = foreign.private_pem().expose_secret().to_owned();
+    let public_pem = RsaKeys::from_pem(test_key().clone(), "test").unwrap().public_pem().to_owned();
+    let now = chrono::Utc::now().timestamp();
+    let with = |change: &dyn Fn(&mut Value)| {
+        let mut claims = claims(&user.id);
+        change(&mut claims);
+        claims
+    };
+
+    // The control: a token made the same way with nothing wrong is accepted.
+    let valid = sign(&claims(&user.id), &kid, &ours);
+    assert_eq!(me(&app, &valid).await.status(), 200, "the hand-made control token must work");
+
+    let mut tampered: Vec<&str> = valid.split('.').collect();
+    let elevated = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&with(&|c| c["sub"] = json!("someone-else"))).unwrap());
+    tampered[1] = &elevated;
+    let hs256 = {
+        let mut header = Header::new(Algorithm::HS256);
+        header.kid = Some(kid.clone());
+        jsonwebtoken::encode(&header, &claims(&user.id), &EncodingKey::from_secret(public_pem.as_bytes())).unwrap()
+    };
+    let attacks = [
+        ("expired", sign(&with(&|c| c["exp"] = json!(now - 120)), &kid, &ours), "expired"),
+        ("not yet valid", sign(&with(&|c| c["nbf"] = json!(now + 600)), &kid, &ours), "not valid yet"),
+        ("issued in the future", sign(&with(&|c| c["iat"] = json!(now + 600)), &kid, &ours), "not valid yet"),
+        ("wrong issuer", sign(&with(&|c| c["iss"] = json!("evil")), &kid, &ours), "issuer"),
+        ("wrong audience", sign(&with(&|c| c["aud"] = json!("other-app")), &kid, &ours), "audience"),
+        ("missing expiry", sign(&with(&|c| c.as_object_mut().unwrap().clear()), &kid, &ours), "claims"),
+        ("tampered payload", tampered.join("."), "signature"),
+        ("foreign key with our kid", sign(&claims(&user.id), &kid, &foreign), "signature"),
+        ("alg none", unsigned(&json!({"alg": "none", "typ": "JWT", "kid": kid}), &claims(&user.id)), "RS256"),
+        ("HS256 keyed with the public key", hs256, "RS256"),
+        ("garbage", "not.a.jwt".to_owned(), "invalid"),
+    ];
+    for (attack, token, reason) in attacks {
+        let response = me(&app, &token).await;
+        let challenge = response.headers().get("www-authenticate").map(|v| v.to_str().unwrap().to_owned());
+        let (status, error) = error_of(response).await;
+        assert_eq!(status, 401, "{attack} must be refused");
+        assert!(error["message"].as_str().unwrap().contains(reason), "{attack}: {error}");
+        assert!(challenge.unwrap_or_default().contains("invalid_token"), "{attack}");
+    }
+}
+
+#[tokio::test]
+async fn the_jwks_verifies_issued_tokens() {
+    let app = spawn_app().await;
+    let (user, token) = app.user_with_token("jwks@example.com", &[]).await;
+
+    let response = app.get("/.well-known/jwks.json").await;
+    assert!(response.headers()["cache-control"].to_str().unwrap().contains("max-age"));
+    let jwks: Value = response.json().await.unwrap();
+    let key = &jwks["keys"][0];
+    assert_eq!(
+        (key["kty"].as_str(), key["alg"].as_str(), key["use"].as_str()),
+        (Some("RSA"), Some("RS256"), Some("sig"))
+    );
+
+    let header = jsonwebtoken::decode_header(&token).unwrap();
+    assert_eq!(header.kid.as_deref(), key["kid"].as_str());
+    let decoding =
+        jsonwebtoken::DecodingKey::from_rsa_components(key["n"].as_str().unwrap(), key["e"].as_str().unwrap()).unwrap();
+    let mut validation = jsonwebtoken::Validation::new(Algorithm::RS256);
+    validation.set_audience(&["autoflow"]);
+    let verified = jsonwebtoken::decode::<Value>(&token, &decoding, &validation).unwrap();
+    assert_eq!(verified.claims["sub"], user.id.as_str());
+    for claim in ["iat", "exp", "iss", "aud", "jti", "permissions"] {
+        assert!(verified.claims.get(claim).is_some(), "claim {claim} missing");
+    }
+}
+
+#[tokio::test]
+async fn login_brute_force_hits_the_rate_limit_per_email_and_per_address() {
+    let app = spawn_configured(&["hello"], |config| {
+        config.auth.login_limit.per_email = 3;
+        config.auth.login_limit.per_address = 6;
+    })
+    .await;
+    app.create_user("victim@example.com", &[]).await;
+
+    for _ in 0..3 {
+        assert_eq!(app.login("victim@example.com", "guess-guess-guess").await.status(), 401);
+    }
+    let limited = app.login("Victim@example.com", PASSWORD).await;
+    assert_eq!(limited.status(), 429, "even the right password is refused once the limit is reached");
+    assert_eq!(limited.headers()["retry-after"], "900");
+    let (_, error) = error_of(limited).await;
+    assert_eq!(error["code"], "rate_limited");
+
+    // The address has made 4 attempts; 2 more are allowed for other emails, then none.
+    assert_eq!(app.login("other1@example.com", "guess-guess-guess").await.status(), 401);
+    assert_eq!(app.login("other2@example.com", "guess-guess-guess").await.status(), 401);
+    assert_eq!(app.login("other3@example.com", "guess-guess-guess").await.status(), 429);
+}
+
+#[tokio::test]
+async fn a_public_route_sees_the_caller_when_a_valid_token_comes_along() {
+    let app = spawn_app().await;
+    let (user, token) = app.user_with_token("echo@example.com", &[]).await;
+    let echo = |token: Option<&str>| {
+        let request = app.client.post(app.url("/api/echo")).json(&json!({}));
+        match token {
+            Some(token) => request.bearer_auth(token),
+            None => request,
+        }
+        .send()
+    };
+
+    let as_user: Value = echo(Some(&token)).await.unwrap().json().await.unwrap();
+    assert_eq!(as_user["userId"], user.id.as_str());
+    let anonymous: Value = echo(None).await.unwrap().json().await.unwrap();
+    assert_eq!(anonymous["userId"], Value::Null);
+    let bad = echo(Some("garbage")).await.unwrap();
+    assert_eq!(bad.status(), 200, "a public route ignores credentials it cannot verify");
+}
+
+#[tokio::test]
+async fn route_access_follows_the_manifest_read_and_write_permissions() {
+    let app = spawn_app_with(&["users"]).await;
+    let (_, nobody) = app.user_with_token("nobody@example.com", &[]).await;
+    let (_, reader) = app.user_with_token("reader@example.com", &["read:users"]).await;
+    let (_, admin) = app.user_with_token("admin@example.com", &["admin"]).await;
+    let create = json!({ "email": "new@example.com", "password": "long enough password" });
+
+    assert_eq!(app.get("/api/users").await.status(), 401);
+    let (status, error) = error_of(app.request_as(Method::GET, "/api/users", &nobody).send().await.unwrap()).await;
+    assert_eq!((status, error["code"].as_str()), (403, Some("forbidden")));
+    assert!(error["message"].as_str().unwrap().contains("admin, read:users"), "{error}");
+    assert_eq!(app.request_as(Method::GET, "/api/users", &reader).send().await.unwrap().status(), 200);
+    let write = app.request_as(Method::POST, "/api/users", &reader).json(&create).send().await.unwrap();
+    assert_eq!(write.status(), 403, "read:users may not write");
+    let write = app.request_as(Method::POST, "/api/users", &admin).json(&create).send().await.unwrap();
+    assert_eq!(write.status(), 201);
+}
+
+#[tokio::test]
+async fn the_admin_api_is_open_to_admins_only() {
+    let app = spawn_configured(&["hello"], |config| config.admin_token = None).await;
+    let (_, user) = app.user_with_token("user@example.com", &["read:users"]).await;
+    let (_, admin) = app.user_with_token("root@example.com", &["admin"]).await;
+
+    assert_eq!(app.get("/admin/plugins").await.status(), 401);
+    let static_token = app.admin(Method::GET, "/admin/plugins").send().await.unwrap();
+    assert_eq!(static_token.status(), 401, "the static token only works when the operator opts in");
+    let (status, error) = error_of(app.request_as(Method::GET, "/admin/plugins", &user).send().await.unwrap()).await;
+    assert_eq!((status, error["code"].as_str()), (403, Some("forbidden")));
+    let listed: Value =
+        app.request_as(Method::GET, "/admin/plugins", &admin).send().await.unwrap().json().await.unwrap();
+    assert_eq!(listed["items"][0]["name"], "hello");
+}
