@@ -1,6 +1,6 @@
 //! The `autoflow` binary itself: serve, migrate, and the messages it fails with.
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
@@ -170,4 +170,70 @@ async fn plugins_push_deploys_to_every_serve_process_and_plugins_list_shows_it()
         "{}",
         stderr_of(&refused)
     );
+}
+
+/// Runs `autoflow users create` with `args`, the password given on stdin.
+fn create_user(database: &TestDatabase, data: &std::path::Path, args: &[&str], stdin: &str) -> Output {
+    let mut child = autoflow(database, data)
+        .args(["users", "create"])
+        .args(args)
+        .env_remove("AUTOFLOW_USER_PASSWORD")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
+    child.wait_with_output().unwrap()
+}
+
+#[tokio::test]
+async fn users_create_makes_the_first_admin_of_a_fresh_install() {
+    let (database, data, plugins) =
+        (TestDatabase::create().await, tempfile::TempDir::new().unwrap(), PluginsDir::with(&["users"]));
+
+    let created = create_user(
+        &database,
+        data.path(),
+        &["--email", "root@example.com", "--permissions", "admin"],
+        "first admin password\n",
+    );
+    let short = create_user(&database, data.path(), &["--email", "nope", "--permissions", "admin"], "short\n");
+    let empty = create_user(&database, data.path(), &["--email", "x@example.com"], "");
+    let mut command = autoflow(&database, data.path());
+    command.args(["serve", "--listen", "127.0.0.1:0", "--plugins"]).arg(plugins.path());
+    let (serve, address) = start_serving(command);
+    let client = reqwest::Client::new();
+    let login = client
+        .post(format!("http://{address}/auth/login"))
+        .json(&serde_json::json!({ "email": "root@example.com", "password": "first admin password" }))
+        .send()
+        .await
+        .unwrap();
+    let login_status = login.status();
+    let token = login.json::<serde_json::Value>().await.unwrap()["token"].as_str().unwrap_or_default().to_owned();
+    let users = client.get(format!("http://{address}/api/users")).bearer_auth(&token).send().await.unwrap();
+    let users_status = users.status();
+    let users: serde_json::Value = users.json().await.unwrap();
+    kill(serve);
+
+    assert!(created.status.success(), "{}", stderr_of(&created));
+    let printed: serde_json::Value = serde_json::from_slice(&created.stdout).unwrap();
+    assert_eq!(
+        (printed["email"].as_str(), printed["permissions"].clone()),
+        (Some("root@example.com"), serde_json::json!(["admin"]))
+    );
+    assert!(!String::from_utf8_lossy(&created.stdout).contains("argon2"));
+    assert!(!short.status.success());
+    assert!(
+        stderr_of(&short).contains("email must be an email address")
+            && stderr_of(&short).contains("password must be at least 10"),
+        "{}",
+        stderr_of(&short)
+    );
+    assert!(!empty.status.success());
+    assert!(stderr_of(&empty).contains("AUTOFLOW_USER_PASSWORD"), "{}", stderr_of(&empty));
+    assert_eq!(login_status, 200);
+    assert_eq!(users_status, 200);
+    assert_eq!(users["items"][0]["email"], "root@example.com");
 }

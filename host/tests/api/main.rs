@@ -20,3 +20,4 @@ mod requests;
 mod routing;
 mod startup;
 mod uploads;
+mod users;
