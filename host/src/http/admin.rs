@@ -51,7 +51,7 @@ async fn require_admin(State(state): State<AppState>, request: Request, next: Ne
         }
     }
     let caller = state.auth.require(request.headers()).await?;
-    if !caller.has_any(&[ADMIN_PERMISSION.to_owned()]) {
+    if !caller.has(ADMIN_PERMISSION) {
         return Err(ApiError::Forbidden(format!("the admin API needs the `{ADMIN_PERMISSION}` permission")));
     }
     Ok(next.run(request).await)

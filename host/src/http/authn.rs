@@ -39,9 +39,14 @@ impl Caller {
         Principal { user_id: self.user.id.clone(), permissions: self.user.permissions.clone() }
     }
 
+    /// Whether the caller holds `permission`.
+    pub fn has(&self, permission: &str) -> bool {
+        self.user.permissions.iter().any(|p| p == permission)
+    }
+
     /// Whether the caller holds at least one of `permissions`.
     pub fn has_any(&self, permissions: &[String]) -> bool {
-        permissions.iter().any(|p| self.user.permissions.contains(p))
+        permissions.iter().any(|p| self.has(p))
     }
 }
 

@@ -129,6 +129,11 @@ impl RsaKeys {
         })
     }
 
+    /// The public key's modulus and exponent, base64url (the JWK's `n` and `e`).
+    pub fn public_components(&self) -> (&str, &str) {
+        (&self.jwk_n, &self.jwk_e)
+    }
+
     /// The public key as PEM.
     pub fn public_pem(&self) -> &str {
         &self.public_pem

@@ -99,11 +99,8 @@ impl Tokens {
     /// A token service signing with `keys` and keeping revocations in `cache`.
     pub fn new(keys: &RsaKeys, settings: TokenSettings, cache: Cache) -> Result<Self, jsonwebtoken::errors::Error> {
         let encoding = EncodingKey::from_rsa_pem(keys.private_pem().expose_secret().as_bytes())?;
-        let jwk = keys.public_jwk();
-        let decoding = DecodingKey::from_rsa_components(
-            jwk["n"].as_str().unwrap_or_default(),
-            jwk["e"].as_str().unwrap_or_default(),
-        )?;
+        let (n, e) = keys.public_components();
+        let decoding = DecodingKey::from_rsa_components(n, e)?;
         let mut validation = Validation::new(Algorithm::RS256);
         validation.algorithms = vec![Algorithm::RS256];
         validation.leeway = LEEWAY_SECS;
@@ -115,7 +112,7 @@ impl Tokens {
             encoding,
             decoding,
             kid: keys.kid().to_owned(),
-            jwks: serde_json::json!({ "keys": [jwk] }),
+            jwks: serde_json::json!({ "keys": [keys.public_jwk()] }),
             validation,
             settings,
             cache,
