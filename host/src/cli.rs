@@ -243,6 +243,7 @@ impl From<ServeArgs> for Config {
             watch: args.watch,
             admin_token: args.admin_token,
             auth: args.auth.into(),
+            plugin_overrides: crate::config::plugin_overrides_from_env(),
         }
     }
 }

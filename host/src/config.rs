@@ -1,6 +1,7 @@
 //! Typed configuration of a host process: where it listens, where plugins and data live, which
 //! database it uses and the limits it enforces. Built from the command line and `AUTOFLOW_*` env.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -32,6 +33,8 @@ pub struct Config {
     /// `None`, the default, accepts only users.
     pub admin_token: Option<SecretString>,
     pub auth: AuthConfig,
+    /// Plugin settings overrides: every `AUTOFLOW_PLUGIN_<NAME>__<KEY>` variable, by name.
+    pub plugin_overrides: BTreeMap<String, String>,
 }
 
 /// Authentication: the key pair, tokens, the session cookie and login rate limits.
@@ -121,6 +124,7 @@ impl Config {
             watch: true,
             admin_token: None,
             auth: AuthConfig::default(),
+            plugin_overrides: BTreeMap::new(),
         }
     }
 
@@ -128,4 +132,9 @@ impl Config {
     pub fn key_source(&self) -> KeySource {
         self.auth.private_key.clone().unwrap_or_else(|| KeySource::Generated(self.data_dir.join("keys")))
     }
+}
+
+/// Every `AUTOFLOW_PLUGIN_*` variable of this process's environment: the plugin settings overrides.
+pub fn plugin_overrides_from_env() -> BTreeMap<String, String> {
+    std::env::vars().filter(|(name, _)| name.starts_with(crate::capabilities::config::OVERRIDE_PREFIX)).collect()
 }

@@ -69,7 +69,10 @@ impl Application {
         let cache =
             redis.clone().map(Cache::redis).unwrap_or_else(Cache::memory).with_namespace(&config.cache_namespace);
         let auth = build_auth(&config, db.clone(), cache).await?;
-        let services = HostServices { identity: auth.identity.clone() };
+        let services = HostServices {
+            identity: auth.identity.clone(),
+            config_overrides: Arc::new(config.plugin_overrides.clone()),
+        };
         let cache_dir = config.data_dir.join("cache").join("components");
         let runtime = Runtime::new(&config.limits, Some(&cache_dir), services).map_err(StartupError::Runtime)?;
         sync_dir_from_db(&db, &config.plugins_dir).await?;

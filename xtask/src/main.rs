@@ -7,7 +7,7 @@ mod plugins;
 #[path = "../../host/src/plugins/publish.rs"]
 mod publish;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, ExitCode};
 
 use anyhow::{Context, Result, bail};
@@ -63,7 +63,11 @@ fn main() -> ExitCode {
 }
 
 fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask lives one level below the repository root").to_owned()
+    // `cargo run` sets the variable for the process too. Prefer that value: a binary reused from a
+    // shared target directory may have been compiled in another checkout.
+    let manifest_dir =
+        std::env::var_os("CARGO_MANIFEST_DIR").map_or_else(|| env!("CARGO_MANIFEST_DIR").into(), PathBuf::from);
+    manifest_dir.parent().expect("xtask lives one level below the repository root").to_owned()
 }
 
 fn cargo() -> Command {

@@ -1,10 +1,14 @@
 //! The host side of each `autoflow:platform` interface plugins import, one module each, and the
 //! grants that decide which of them a plugin may use.
 
+pub mod config;
 pub mod http;
 mod identity;
 mod log;
 mod types;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use crate::plugins::Manifest;
 use crate::runtime::OUTGOING_HTTP_INTERFACE;
@@ -19,6 +23,8 @@ pub const IDENTITY_INTERFACE: &str = "autoflow:platform/identity";
 #[derive(Clone)]
 pub struct HostServices {
     pub identity: Identity,
+    /// The operator's `AUTOFLOW_PLUGIN_<NAME>__<KEY>` settings overrides, by variable name.
+    pub config_overrides: Arc<BTreeMap<String, String>>,
 }
 
 /// What one plugin's instances may use, decided from its manifest when it loads.
@@ -28,6 +34,8 @@ pub struct Grants {
     pub outbound: OutboundHttp,
     /// The identity service, if granted.
     pub identity: Option<Identity>,
+    /// Its settings (`config`), overrides applied.
+    pub config: Arc<BTreeMap<String, String>>,
 }
 
 /// An interface a component imports that its manifest does not grant.
@@ -45,6 +53,7 @@ impl Grants {
         Self {
             outbound: OutboundHttp::new(capabilities.outbound_hosts.clone().into(), timeout),
             identity: capabilities.identity.then(|| services.identity.clone()),
+            config: config::resolve(manifest.name.as_str(), &manifest.config, &services.config_overrides),
         }
     }
 

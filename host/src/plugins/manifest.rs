@@ -1,5 +1,6 @@
 //! `plugin.toml`: a plugin's name, version, kind and routes, parsed and validated at the edge.
 
+use std::collections::BTreeMap;
 use std::fmt;
 
 use std::time::Duration;
@@ -30,6 +31,8 @@ pub struct Manifest {
     pub routes: Vec<RouteSpec>,
     pub limits: ManifestLimits,
     pub capabilities: Capabilities,
+    /// The `[config]` table: setting name → default value, in key order.
+    pub config: BTreeMap<String, String>,
 }
 
 /// What a plugin may use beyond handling its requests. Anything not granted here is refused.
@@ -217,6 +220,8 @@ struct RawManifest {
     limits: ManifestLimits,
     #[serde(default)]
     capabilities: Capabilities,
+    #[serde(default)]
+    config: BTreeMap<String, toml::Value>,
 }
 
 impl Manifest {
@@ -247,8 +252,32 @@ impl Manifest {
             routes,
             limits: raw.limits,
             capabilities: raw.capabilities,
+            config: parse_config(raw.config)?,
         })
     }
+}
+
+/// The `[config]` table as strings: keys of `a-z`, `0-9`, `_` and `-`; values strings, numbers or
+/// booleans.
+fn parse_config(table: BTreeMap<String, toml::Value>) -> Result<BTreeMap<String, String>, String> {
+    table
+        .into_iter()
+        .map(|(key, value)| {
+            let valid_key = (1..=64).contains(&key.len())
+                && key.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-');
+            if !valid_key {
+                return Err(format!("[config] key `{key}` must be 1-64 characters of a-z, 0-9, '_' and '-'"));
+            }
+            let value = match value {
+                toml::Value::String(text) => text,
+                toml::Value::Integer(_) | toml::Value::Float(_) | toml::Value::Boolean(_) => value.to_string(),
+                other => {
+                    return Err(format!("[config] {key} must be a string, number or boolean, not {}", other.type_str()));
+                }
+            };
+            Ok((key, value))
+        })
+        .collect()
 }
 
 fn validate_route(route: &RouteSpec) -> Result<(), String> {
@@ -337,6 +366,18 @@ mod tests {
         }
         let twice = format!("{VALID}\n[[routes]]\nmethod = \"GET\"\npath = \"/api/hello/{{name}}\"");
         assert!(Manifest::parse(&twice).unwrap_err().contains("declared twice"));
+    }
+
+    #[test]
+    fn config_values_become_strings_and_keys_are_checked() {
+        let manifest =
+            Manifest::parse(&format!("{VALID}\n[config]\ngreeting = \"Hi\"\nretries = 3\nloud = true")).unwrap();
+        let config: Vec<(&str, &str)> = manifest.config.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        assert_eq!(config, [("greeting", "Hi"), ("loud", "true"), ("retries", "3")]);
+        let err = Manifest::parse(&format!("{VALID}\n[config]\nGreeting = \"Hi\"")).unwrap_err();
+        assert!(err.contains("`Greeting`"), "{err}");
+        let err = Manifest::parse(&format!("{VALID}\n[config]\nlist = [1]")).unwrap_err();
+        assert!(err.contains("list must be a string"), "{err}");
     }
 
     #[test]

@@ -1,6 +1,9 @@
 //! The state of one plugin instance's store: its WASI context (no files, no env, no sockets;
 //! stdout/stderr captured into tracing), resource table and resource limits.
 
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
 use tracing::Span;
 use wasmtime::ResourceLimiter;
 use wasmtime::component::ResourceTable;
@@ -21,6 +24,8 @@ pub struct InstanceState {
     outbound: OutboundHttp,
     /// The identity service, if the plugin is granted it.
     pub(crate) identity: Option<Identity>,
+    /// The plugin's settings.
+    pub(crate) config: Arc<BTreeMap<String, String>>,
     pub(super) limits: InstanceLimits,
 }
 
@@ -63,6 +68,7 @@ impl InstanceState {
             http: WasiHttpCtx::new(),
             outbound: grants.outbound,
             identity: grants.identity,
+            config: grants.config,
             limits: InstanceLimits { memory_bytes, memory_exceeded: false },
         }
     }

@@ -44,6 +44,7 @@ async fn serve_answers_from_the_plugin_and_stops_cleanly_on_sigterm() {
         (TestDatabase::create().await, tempfile::TempDir::new().unwrap(), PluginsDir::with(&["hello"]));
     let mut command = autoflow(&database, data.path());
     command.args(["serve", "--listen", "127.0.0.1:0", "--plugins"]).arg(plugins.path());
+    command.env("AUTOFLOW_PLUGIN_HELLO__GREETING", "Servus");
 
     let (mut child, address) = start_serving(command);
     let response = reqwest::get(format!("http://{address}/api/hello/cli")).await.unwrap();
@@ -53,7 +54,7 @@ async fn serve_answers_from_the_plugin_and_stops_cleanly_on_sigterm() {
     let exit = child.wait().unwrap();
 
     assert_eq!(status, 200);
-    assert_eq!(body["message"], "Hello, cli!");
+    assert_eq!(body["message"], "Servus, cli!", "the operator's setting reaches the plugin");
     assert!(exit.success(), "autoflow serve should exit 0 after SIGTERM, got {exit}");
 }
 

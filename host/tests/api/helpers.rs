@@ -34,7 +34,11 @@ fn postgres_url() -> Option<String> {
 
 /// The directory of a plugin built by `cargo xtask build-plugins`.
 pub fn built_plugin(name: &str) -> PathBuf {
-    let dist = Path::new(env!("CARGO_MANIFEST_DIR")).join("../dist");
+    // `cargo test` sets the variable at run time; a test binary reused from a shared target
+    // directory may have been compiled in another checkout.
+    let manifest_dir =
+        std::env::var_os("CARGO_MANIFEST_DIR").map_or_else(|| env!("CARGO_MANIFEST_DIR").into(), PathBuf::from);
+    let dist = manifest_dir.join("../dist");
     let kind = if name.starts_with("test-") { "test-plugins" } else { "plugins" };
     let dir = dist.join(kind).join(name);
     assert!(
@@ -191,6 +195,7 @@ pub fn test_config(plugins_dir: &Path, data_dir: &Path, database: &TestDatabase)
         watch: false,
         admin_token: Some(ADMIN_TOKEN.into()),
         auth: AuthConfig { private_key: Some(KeySource::Pem(test_key().clone())), ..AuthConfig::default() },
+        plugin_overrides: Default::default(),
     }
 }
 

@@ -8,6 +8,7 @@ mod auth;
 mod backends;
 mod cache;
 mod cli;
+mod config;
 mod database;
 mod faults;
 mod health;

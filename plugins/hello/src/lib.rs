@@ -1,12 +1,16 @@
 //! Example feature plugin: `GET /api/hello/{name}` greets, `POST /api/echo` echoes JSON.
 
-use autoflow_sdk::{Request, Response, Result, Router, log};
+use autoflow_sdk::{Request, Response, Result, Router, config, log};
 use serde_json::{Map, Value, json};
 
-/// `GET /api/hello/{name}?greeting=Hi` → `{"message": "Hi, {name}!", "requestId": …}`.
+/// `GET /api/hello/{name}?greeting=Hi` → `{"message": "Hi, {name}!", "requestId": …}`; without
+/// `greeting` the `greeting` setting is used.
 fn hello(req: &Request) -> Result<Response> {
     let name = req.param("name")?;
-    let greeting = req.query("greeting").unwrap_or("Hello");
+    let greeting = match req.query("greeting") {
+        Some(greeting) => greeting.to_owned(),
+        None => config::get("greeting").unwrap_or_else(|| "Hello".into()),
+    };
     log::event(log::LogLevel::Info, "greeting", &[("name", name)]);
     Response::json(&json!({
         "message": format!("{greeting}, {name}!"),
