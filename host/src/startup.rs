@@ -71,6 +71,7 @@ impl Application {
         let auth = build_auth(&config, db.clone(), cache).await?;
         let services = HostServices {
             identity: auth.identity.clone(),
+            cache: auth.cache.clone(),
             config_overrides: Arc::new(config.plugin_overrides.clone()),
         };
         let cache_dir = config.data_dir.join("cache").join("components");

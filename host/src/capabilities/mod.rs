@@ -1,6 +1,7 @@
 //! The host side of each `autoflow:platform` interface plugins import, one module each, and the
 //! grants that decide which of them a plugin may use.
 
+pub mod cache;
 pub mod config;
 pub mod http;
 mod identity;
@@ -12,9 +13,15 @@ use std::sync::Arc;
 
 use crate::plugins::Manifest;
 use crate::runtime::OUTGOING_HTTP_INTERFACE;
+use crate::services::cache::Cache;
 use crate::services::identity::Identity;
 
+use self::cache::PluginCache;
+
 use self::http::OutboundHttp;
+
+/// The interface a plugin imports for the cache; granted by `[capabilities] cache = true`.
+pub const CACHE_INTERFACE: &str = "autoflow:platform/cache";
 
 /// The interface a plugin imports to manage users; granted by `[capabilities] identity = true`.
 pub const IDENTITY_INTERFACE: &str = "autoflow:platform/identity";
@@ -23,6 +30,8 @@ pub const IDENTITY_INTERFACE: &str = "autoflow:platform/identity";
 #[derive(Clone)]
 pub struct HostServices {
     pub identity: Identity,
+    /// The host cache (Redis or in-process), namespaced per plugin when granted.
+    pub cache: Cache,
     /// The operator's `AUTOFLOW_PLUGIN_<NAME>__<KEY>` settings overrides, by variable name.
     pub config_overrides: Arc<BTreeMap<String, String>>,
 }
@@ -34,6 +43,8 @@ pub struct Grants {
     pub outbound: OutboundHttp,
     /// The identity service, if granted.
     pub identity: Option<Identity>,
+    /// Its view of the cache, if granted.
+    pub cache: Option<PluginCache>,
     /// Its settings (`config`), overrides applied.
     pub config: Arc<BTreeMap<String, String>>,
 }
@@ -53,15 +64,17 @@ impl Grants {
         Self {
             outbound: OutboundHttp::new(capabilities.outbound_hosts.clone().into(), timeout),
             identity: capabilities.identity.then(|| services.identity.clone()),
+            cache: capabilities.cache.then(|| PluginCache::new(services.cache.clone(), manifest.name.as_str())),
             config: config::resolve(manifest.name.as_str(), &manifest.config, &services.config_overrides),
         }
     }
 
     /// The first of `imports` (interface names, possibly versioned) these grants do not cover.
     pub fn check(&self, imports: &[String]) -> Result<(), Ungranted> {
-        let rules: [(&str, bool, &'static str); 2] = [
+        let rules: [(&str, bool, &'static str); 3] = [
             (OUTGOING_HTTP_INTERFACE, self.outbound.allows_any(), "[capabilities] outbound-hosts = [\"host:port\", …]"),
             (IDENTITY_INTERFACE, self.identity.is_some(), "[capabilities] identity = true"),
+            (CACHE_INTERFACE, self.cache.is_some(), "[capabilities] cache = true"),
         ];
         for import in imports {
             let unversioned = import.split('@').next().unwrap_or(import);

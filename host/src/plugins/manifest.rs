@@ -45,6 +45,9 @@ pub struct Capabilities {
     /// Manage users through `autoflow:platform/identity` (for trusted plugins such as `users`).
     #[serde(default)]
     pub identity: bool,
+    /// Use the host cache through `autoflow:platform/cache` (keys namespaced by plugin and user).
+    #[serde(default)]
+    pub cache: bool,
 }
 
 /// Limits a plugin asks for; each defaults to, and may not exceed, the host's setting.
@@ -272,7 +275,10 @@ fn parse_config(table: BTreeMap<String, toml::Value>) -> Result<BTreeMap<String,
                 toml::Value::String(text) => text,
                 toml::Value::Integer(_) | toml::Value::Float(_) | toml::Value::Boolean(_) => value.to_string(),
                 other => {
-                    return Err(format!("[config] {key} must be a string, number or boolean, not {}", other.type_str()));
+                    return Err(format!(
+                        "[config] {key} must be a string, number or boolean, not {}",
+                        other.type_str()
+                    ));
                 }
             };
             Ok((key, value))

@@ -4,6 +4,6 @@
 wasmtime::component::bindgen!({
     path: "../wit",
     world: "autoflow:platform/feature",
-    imports: { "autoflow:platform/identity": async },
+    imports: { "autoflow:platform/identity": async, "autoflow:platform/cache": async },
     exports: { default: async },
 });

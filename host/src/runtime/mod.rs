@@ -15,6 +15,7 @@ use wasmtime::component::{Component, HasSelf, Linker};
 use wasmtime::{Engine, Store, Trap, UpdateDeadline};
 
 pub use bindings::FeaturePre;
+pub(crate) use bindings::autoflow::platform::cache as bindings_cache;
 pub(crate) use bindings::autoflow::platform::config as bindings_config;
 pub(crate) use bindings::autoflow::platform::identity as bindings_identity;
 pub(crate) use bindings::autoflow::platform::log as bindings_log;
@@ -161,7 +162,12 @@ impl Runtime {
         request: &Request,
     ) -> Result<Result<Response, PluginError>, CallError> {
         let timeout = limits.timeout;
-        let state = InstanceState::new(tracing::Span::current(), limits.memory_bytes, grants.clone());
+        let state = InstanceState::new(
+            tracing::Span::current(),
+            limits.memory_bytes,
+            grants.clone(),
+            request.principal.as_ref().map(|p| p.user_id.clone()),
+        );
         let mut store = Store::new(&self.inner.engine, state);
         store.limiter(|state| &mut state.limits);
         let deadline = Instant::now() + timeout;

@@ -11,6 +11,7 @@ use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 use crate::capabilities::Grants;
+use crate::capabilities::cache::PluginCache;
 use crate::capabilities::http::OutboundHttp;
 use crate::services::identity::Identity;
 
@@ -24,6 +25,10 @@ pub struct InstanceState {
     outbound: OutboundHttp,
     /// The identity service, if the plugin is granted it.
     pub(crate) identity: Option<Identity>,
+    /// The plugin's view of the cache, if granted.
+    pub(crate) cache: Option<PluginCache>,
+    /// The user this instance acts for (the request's principal), if any.
+    pub(crate) user_id: Option<String>,
     /// The plugin's settings.
     pub(crate) config: Arc<BTreeMap<String, String>>,
     pub(super) limits: InstanceLimits,
@@ -53,8 +58,8 @@ impl ResourceLimiter for InstanceLimits {
 
 impl InstanceState {
     /// A sandboxed WASI context whose stdout and stderr become log lines under `span`, with
-    /// linear memory capped at `memory_bytes`, and the capabilities in `grants`.
-    pub fn new(span: Span, memory_bytes: usize, grants: Grants) -> Self {
+    /// linear memory capped at `memory_bytes`, the capabilities in `grants`, acting for `user_id`.
+    pub fn new(span: Span, memory_bytes: usize, grants: Grants, user_id: Option<String>) -> Self {
         let wasi = WasiCtxBuilder::new()
             .stdout(LogStream::new(span.clone(), "stdout"))
             .stderr(LogStream::new(span, "stderr"))
@@ -69,6 +74,8 @@ impl InstanceState {
             outbound: grants.outbound,
             identity: grants.identity,
             config: grants.config,
+            cache: grants.cache,
+            user_id,
             limits: InstanceLimits { memory_bytes, memory_exceeded: false },
         }
     }

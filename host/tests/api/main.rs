@@ -15,6 +15,7 @@ mod health;
 mod limits;
 mod logs;
 mod outbound;
+mod plugin_cache;
 mod proxy;
 mod reload;
 mod requests;

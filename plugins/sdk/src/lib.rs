@@ -14,6 +14,7 @@
 //! autoflow_sdk::feature!(Router::new().get("/api/hello/{name}", hello));
 //! ```
 
+pub mod cache;
 pub mod config;
 mod error;
 pub mod http;

@@ -1,0 +1,117 @@
+//! `autoflow:platform/cache`: the host cache for plugins granted it. Keys are namespaced here, never
+//! by the plugin: `plugins/{plugin}/s/{key}` for shared keys and `plugins/{plugin}/u/{user}/{key}`
+//! for the user bound to the instance, so neither another plugin's keys nor another user's are
+//! reachable (the `s`/`u` markers keep the two scopes apart whatever the key).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::runtime::{InstanceState, InvalidInput, PluginError, bindings_cache as wit};
+use crate::services::cache::Cache;
+
+/// Longest key, in bytes.
+pub const MAX_KEY_BYTES: usize = 512;
+/// Largest value, in bytes.
+pub const MAX_VALUE_BYTES: usize = 512 * 1024;
+
+/// The cache as one plugin sees it.
+#[derive(Clone)]
+pub struct PluginCache {
+    cache: Cache,
+    plugin: Arc<str>,
+}
+
+impl PluginCache {
+    pub fn new(cache: Cache, plugin: &str) -> Self {
+        Self { cache, plugin: plugin.into() }
+    }
+
+    /// The host key for `key` in `scope`, for the caller `user`.
+    fn key(&self, scope: wit::Scope, key: &str, user: Option<&str>) -> Result<String, PluginError> {
+        if key.is_empty() || key.len() > MAX_KEY_BYTES || key.chars().any(char::is_control) {
+            return Err(invalid(format!("cache keys must be 1-{MAX_KEY_BYTES} bytes without control characters")));
+        }
+        match scope {
+            wit::Scope::Shared => Ok(format!("plugins/{}/s/{key}", self.plugin)),
+            wit::Scope::User => {
+                let user = user.ok_or_else(|| {
+                    PluginError::Unauthorized("the user cache scope needs an authenticated caller".into())
+                })?;
+                Ok(format!("plugins/{}/u/{user}/{key}", self.plugin))
+            }
+        }
+    }
+}
+
+fn invalid(message: String) -> PluginError {
+    PluginError::Invalid(InvalidInput { message, fields: Vec::new() })
+}
+
+impl InstanceState {
+    /// The plugin's cache and the host key for `key`, or `forbidden` without the grant.
+    fn cache_key(&self, scope: wit::Scope, key: &str) -> Result<(&Cache, String), PluginError> {
+        let cache = self.cache.as_ref().ok_or_else(|| {
+            PluginError::Forbidden("this plugin's manifest does not grant [capabilities] cache".into())
+        })?;
+        Ok((&cache.cache, cache.key(scope, key, self.user_id.as_deref())?))
+    }
+}
+
+impl wit::Host for InstanceState {
+    async fn get(&mut self, scope: wit::Scope, key: String) -> Result<Option<Vec<u8>>, PluginError> {
+        let (cache, key) = self.cache_key(scope, &key)?;
+        Ok(cache.get(&key).await)
+    }
+
+    async fn set(
+        &mut self,
+        scope: wit::Scope,
+        key: String,
+        value: Vec<u8>,
+        ttl_ms: Option<u64>,
+    ) -> Result<(), PluginError> {
+        if value.len() > MAX_VALUE_BYTES {
+            return Err(invalid(format!("cache values are at most {MAX_VALUE_BYTES} bytes, got {}", value.len())));
+        }
+        let (cache, key) = self.cache_key(scope, &key)?;
+        cache.set(&key, &value, ttl_ms.map(Duration::from_millis)).await;
+        Ok(())
+    }
+
+    async fn delete(&mut self, scope: wit::Scope, key: String) -> Result<(), PluginError> {
+        let (cache, key) = self.cache_key(scope, &key)?;
+        cache.delete(&key).await;
+        Ok(())
+    }
+
+    async fn increment(
+        &mut self,
+        scope: wit::Scope,
+        key: String,
+        by: i64,
+        ttl_ms: Option<u64>,
+    ) -> Result<i64, PluginError> {
+        let (cache, key) = self.cache_key(scope, &key)?;
+        cache
+            .increment(&key, by, ttl_ms.map(Duration::from_millis))
+            .await
+            .ok_or_else(|| PluginError::Unavailable("the cache cannot count right now".into()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scopes_and_plugins_never_share_a_key() {
+        let cache = PluginCache::new(Cache::memory(), "notes");
+        let shared = cache.key(wit::Scope::Shared, "u/alice/x", Some("bob")).unwrap();
+        let user = cache.key(wit::Scope::User, "x", Some("alice")).unwrap();
+        assert_eq!(shared, "plugins/notes/s/u/alice/x");
+        assert_eq!(user, "plugins/notes/u/alice/x");
+        assert!(matches!(cache.key(wit::Scope::User, "x", None), Err(PluginError::Unauthorized(_))));
+        assert!(matches!(cache.key(wit::Scope::Shared, "", None), Err(PluginError::Invalid(_))));
+        assert!(matches!(cache.key(wit::Scope::Shared, &"k".repeat(513), None), Err(PluginError::Invalid(_))));
+    }
+}

@@ -1,0 +1,107 @@
+//! The cache capability as plugins use it (through `test-cache`): keys namespaced by plugin and
+//! user, TTLs, atomic counters, cache-aside, limits and the grant.
+
+use std::time::Duration;
+
+use reqwest::Method;
+use serde_json::Value;
+
+use crate::helpers::{PluginsDir, TestApp, error_of, spawn_app_with, startup_error};
+
+async fn call(app: &TestApp, token: Option<&str>, method: Method, path: &str, body: Vec<u8>) -> reqwest::Response {
+    let request = app.client.request(method, app.url(&format!("/api/test-cache/{path}"))).body(body);
+    match token {
+        Some(token) => request.bearer_auth(token),
+        None => request,
+    }
+    .send()
+    .await
+    .unwrap()
+}
+
+#[tokio::test]
+async fn shared_keys_round_trip_under_the_plugins_namespace() {
+    let app = spawn_app_with(&["test-cache"]).await;
+
+    assert_eq!(call(&app, None, Method::PUT, "shared/greeting", b"hi".to_vec()).await.status(), 204);
+    let read = call(&app, None, Method::GET, "shared/greeting", vec![]).await;
+    assert_eq!(read.status(), 200);
+    assert_eq!(read.bytes().await.unwrap().as_ref(), b"hi");
+    assert_eq!(app.auth.cache.get("plugins/test-cache/s/greeting").await.as_deref(), Some(&b"hi"[..]));
+
+    assert_eq!(call(&app, None, Method::DELETE, "shared/greeting", vec![]).await.status(), 204);
+    assert_eq!(call(&app, None, Method::GET, "shared/greeting", vec![]).await.status(), 404);
+}
+
+#[tokio::test]
+async fn a_user_never_sees_another_users_keys_and_anonymous_callers_have_none() {
+    let app = spawn_app_with(&["test-cache"]).await;
+    let (alice, alice_token) = app.user_with_token("alice@example.com", &[]).await;
+    let (_, bob_token) = app.user_with_token("bob@example.com", &[]).await;
+
+    call(&app, Some(&alice_token), Method::PUT, "user/draft", b"alice's".to_vec()).await;
+
+    let own = call(&app, Some(&alice_token), Method::GET, "user/draft", vec![]).await;
+    assert_eq!(own.bytes().await.unwrap().as_ref(), b"alice's");
+    assert_eq!(call(&app, Some(&bob_token), Method::GET, "user/draft", vec![]).await.status(), 404);
+    assert_eq!(call(&app, None, Method::GET, "shared/draft", vec![]).await.status(), 404, "scopes are apart");
+    let key = format!("plugins/test-cache/u/{}/draft", alice.id);
+    assert_eq!(app.auth.cache.get(&key).await.as_deref(), Some(&b"alice's"[..]));
+    let (status, error) = error_of(call(&app, None, Method::GET, "user/draft", vec![]).await).await;
+    assert_eq!((status, error["code"].as_str()), (401, Some("unauthorized")));
+}
+
+#[tokio::test]
+async fn values_expire_after_their_ttl() {
+    let app = spawn_app_with(&["test-cache"]).await;
+
+    call(&app, None, Method::PUT, "shared/brief?ttl-ms=300", b"x".to_vec()).await;
+    call(&app, None, Method::PUT, "shared/lasting", b"y".to_vec()).await;
+    assert_eq!(call(&app, None, Method::GET, "shared/brief", vec![]).await.status(), 200);
+    tokio::time::sleep(Duration::from_millis(800)).await;
+
+    assert_eq!(call(&app, None, Method::GET, "shared/brief", vec![]).await.status(), 404);
+    assert_eq!(call(&app, None, Method::GET, "shared/lasting", vec![]).await.status(), 200);
+}
+
+#[tokio::test]
+async fn concurrent_increments_are_atomic_and_cache_aside_computes_once() {
+    let app = spawn_app_with(&["test-cache"]).await;
+
+    let increments = (0..20).map(|_| call(&app, None, Method::POST, "shared/hits/increment", vec![]));
+    for response in futures_util::future::join_all(increments).await {
+        assert_eq!(response.status(), 200);
+    }
+    let total: Value = call(&app, None, Method::POST, "shared/hits/increment?by=0", vec![]).await.json().await.unwrap();
+    assert_eq!(total["value"], 20);
+
+    for _ in 0..3 {
+        let value: Value =
+            call(&app, None, Method::GET, "shared/report/cache-aside", vec![]).await.json().await.unwrap();
+        assert_eq!(value["value"], 1, "the value is computed on the first miss only");
+    }
+}
+
+#[tokio::test]
+async fn oversized_values_and_keys_are_refused() {
+    let app = spawn_app_with(&["test-cache"]).await;
+
+    let (status, error) = error_of(call(&app, None, Method::PUT, "shared/big", vec![b'x'; 600 * 1024]).await).await;
+    assert_eq!((status, error["code"].as_str()), (400, Some("invalid")));
+    assert!(error["message"].as_str().unwrap().contains("at most 524288 bytes"), "{error}");
+    let long_key = "k".repeat(600);
+    let (status, _) = error_of(call(&app, None, Method::PUT, &format!("shared/{long_key}"), b"x".to_vec()).await).await;
+    assert_eq!(status, 400);
+    assert_eq!(call(&app, None, Method::GET, "shared/big", vec![]).await.status(), 404, "nothing was stored");
+}
+
+#[tokio::test]
+async fn a_plugin_importing_the_cache_without_the_grant_is_refused_at_load() {
+    let plugins = PluginsDir::with(&["test-cache"]);
+    plugins.edit_manifest("test-cache", |text| text.replace("cache = true", "cache = false"));
+
+    let error = startup_error(plugins).await;
+
+    assert!(error.contains("plugin 'test-cache'") && error.contains("autoflow:platform/cache"), "{error}");
+    assert!(error.contains("[capabilities] cache = true"), "{error}");
+}
