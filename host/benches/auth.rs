@@ -9,7 +9,7 @@ use autoflow_host::config::Config;
 use autoflow_host::db::Database;
 use autoflow_host::services::cache::Cache;
 use autoflow_host::services::identity::NewUser;
-use autoflow_host::startup::build_auth;
+use autoflow_host::startup::build_services;
 use axum::http::{HeaderMap, HeaderValue, header::AUTHORIZATION};
 use secrecy::SecretString;
 
@@ -51,7 +51,7 @@ async fn bench_backend(label: &str, database_url: Option<SecretString>, redis_ur
         None => Cache::memory(),
     }
     .with_namespace(&namespace);
-    let auth = build_auth(&config, db.clone(), cache).await.unwrap();
+    let (auth, _) = build_services(&config, db.clone(), cache).await.unwrap();
     let email = format!("{namespace}@example.com");
     let user = auth
         .identity

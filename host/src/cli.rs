@@ -154,6 +154,11 @@ pub struct ServeArgs {
 
     #[command(flatten)]
     pub auth: AuthArgs,
+
+    /// The data key that seals values for plugins (base64 of 32 bytes); unset = generated under
+    /// <data>/keys on first run. Hosts sharing a database must share it.
+    #[arg(long, env = "AUTOFLOW_DATA_KEY", hide_env_values = true)]
+    pub data_key: Option<SecretString>,
 }
 
 /// Authentication settings of `serve`.
@@ -243,6 +248,7 @@ impl From<ServeArgs> for Config {
             watch: args.watch,
             admin_token: args.admin_token,
             auth: args.auth.into(),
+            data_key: args.data_key,
             plugin_overrides: crate::config::plugin_overrides_from_env(),
         }
     }

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use secrecy::SecretString;
 
+use crate::services::crypto::DataKeySource;
 use crate::services::keys::KeySource;
 use crate::services::tokens::TokenSettings;
 
@@ -33,6 +34,8 @@ pub struct Config {
     /// `None`, the default, accepts only users.
     pub admin_token: Option<SecretString>,
     pub auth: AuthConfig,
+    /// The data key sealing values (base64 of 32 bytes); `None` generates one under `<data>/keys/`.
+    pub data_key: Option<SecretString>,
     /// Plugin settings overrides: every `AUTOFLOW_PLUGIN_<NAME>__<KEY>` variable, by name.
     pub plugin_overrides: BTreeMap<String, String>,
 }
@@ -124,7 +127,16 @@ impl Config {
             watch: true,
             admin_token: None,
             auth: AuthConfig::default(),
+            data_key: None,
             plugin_overrides: BTreeMap::new(),
+        }
+    }
+
+    /// Where the data key comes from: the operator's, else generated under the data dir.
+    pub fn data_key_source(&self) -> DataKeySource {
+        match &self.data_key {
+            Some(key) => DataKeySource::Base64(key.clone()),
+            None => DataKeySource::Generated(self.data_dir.join("keys")),
         }
     }
 

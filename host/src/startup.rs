@@ -18,6 +18,7 @@ use crate::plugins::fanout::{self, Fanout};
 use crate::plugins::{InstallError, LivePlugins, LoadErrors, PluginWatcher, sync_dir_from_db};
 use crate::runtime::Runtime;
 use crate::services::cache::Cache;
+use crate::services::crypto::Crypto;
 use crate::services::identity::Identity;
 use crate::services::keys::{KeyError, RsaKeys};
 use crate::services::passwords::Passwords;
@@ -68,12 +69,7 @@ impl Application {
             .map_err(StartupError::RedisUrl)?;
         let cache =
             redis.clone().map(Cache::redis).unwrap_or_else(Cache::memory).with_namespace(&config.cache_namespace);
-        let auth = build_auth(&config, db.clone(), cache).await?;
-        let services = HostServices {
-            identity: auth.identity.clone(),
-            cache: auth.cache.clone(),
-            config_overrides: Arc::new(config.plugin_overrides.clone()),
-        };
+        let (auth, services) = build_services(&config, db.clone(), cache).await?;
         let cache_dir = config.data_dir.join("cache").join("components");
         let runtime = Runtime::new(&config.limits, Some(&cache_dir), services).map_err(StartupError::Runtime)?;
         sync_dir_from_db(&db, &config.plugins_dir).await?;
@@ -136,16 +132,29 @@ impl Application {
     }
 }
 
-/// The identity and token services over `db` and `cache`, with the host's key pair loaded (or
-/// generated on first run) off the async threads.
-pub async fn build_auth(config: &Config, db: Database, cache: Cache) -> Result<Auth, StartupError> {
-    let source = config.key_source();
-    let keys = tokio::task::spawn_blocking(move || RsaKeys::load(&source))
-        .await
-        .map_err(|e| StartupError::Keys(KeyError::Invalid { origin: "key loader".into(), reason: e.to_string() }))??;
+/// The host services over `db` and `cache`: identity and tokens (for the HTTP layer) and what
+/// plugin capabilities are built on. The RSA key pair and the data key are loaded (or generated on
+/// first run) off the async threads.
+pub async fn build_services(config: &Config, db: Database, cache: Cache) -> Result<(Auth, HostServices), StartupError> {
+    let (rsa_source, data_source) = (config.key_source(), config.data_key_source());
+    let (keys, crypto) = tokio::task::spawn_blocking(move || {
+        let keys = RsaKeys::load(&rsa_source)?;
+        let crypto = Crypto::load(&data_source, &keys)?;
+        Ok::<_, KeyError>((keys, crypto))
+    })
+    .await
+    .map_err(|e| StartupError::Keys(KeyError::Invalid { origin: "key loader".into(), reason: e.to_string() }))??;
     let tokens = Tokens::new(&keys, config.auth.tokens.clone(), cache.clone()).map_err(StartupError::Signing)?;
-    let identity = Identity::new(db, Passwords::default(), cache.clone());
-    Ok(Auth { identity, tokens, cache, config: config.auth.clone() })
+    let passwords = Passwords::default();
+    let identity = Identity::new(db, passwords.clone(), cache.clone());
+    let services = HostServices {
+        identity: identity.clone(),
+        cache: cache.clone(),
+        crypto,
+        passwords,
+        config_overrides: Arc::new(config.plugin_overrides.clone()),
+    };
+    Ok((Auth { identity, tokens, cache, config: config.auth.clone() }, services))
 }
 
 /// Completes on Ctrl-C or SIGTERM.

@@ -3,6 +3,7 @@
 
 pub mod cache;
 pub mod config;
+pub mod crypto;
 pub mod http;
 mod identity;
 mod log;
@@ -17,11 +18,17 @@ use crate::services::cache::Cache;
 use crate::services::identity::Identity;
 
 use self::cache::PluginCache;
+use self::crypto::PluginCrypto;
+use crate::services::crypto::Crypto;
+use crate::services::passwords::Passwords;
 
 use self::http::OutboundHttp;
 
 /// The interface a plugin imports for the cache; granted by `[capabilities] cache = true`.
 pub const CACHE_INTERFACE: &str = "autoflow:platform/cache";
+
+/// The interface a plugin imports for host-held encryption; granted by `[capabilities] crypto = true`.
+pub const CRYPTO_INTERFACE: &str = "autoflow:platform/crypto";
 
 /// The interface a plugin imports to manage users; granted by `[capabilities] identity = true`.
 pub const IDENTITY_INTERFACE: &str = "autoflow:platform/identity";
@@ -32,6 +39,10 @@ pub struct HostServices {
     pub identity: Identity,
     /// The host cache (Redis or in-process), namespaced per plugin when granted.
     pub cache: Cache,
+    /// Encryption with the host's keys.
+    pub crypto: Crypto,
+    /// Argon2id hashing (shared with identity, so the bound on concurrent hashes is host-wide).
+    pub passwords: Passwords,
     /// The operator's `AUTOFLOW_PLUGIN_<NAME>__<KEY>` settings overrides, by variable name.
     pub config_overrides: Arc<BTreeMap<String, String>>,
 }
@@ -45,6 +56,8 @@ pub struct Grants {
     pub identity: Option<Identity>,
     /// Its view of the cache, if granted.
     pub cache: Option<PluginCache>,
+    /// Its view of the crypto service, if granted.
+    pub crypto: Option<PluginCrypto>,
     /// Its settings (`config`), overrides applied.
     pub config: Arc<BTreeMap<String, String>>,
 }
@@ -65,16 +78,20 @@ impl Grants {
             outbound: OutboundHttp::new(capabilities.outbound_hosts.clone().into(), timeout),
             identity: capabilities.identity.then(|| services.identity.clone()),
             cache: capabilities.cache.then(|| PluginCache::new(services.cache.clone(), manifest.name.as_str())),
+            crypto: capabilities.crypto.then(|| {
+                PluginCrypto::new(services.crypto.clone(), services.passwords.clone(), manifest.name.as_str())
+            }),
             config: config::resolve(manifest.name.as_str(), &manifest.config, &services.config_overrides),
         }
     }
 
     /// The first of `imports` (interface names, possibly versioned) these grants do not cover.
     pub fn check(&self, imports: &[String]) -> Result<(), Ungranted> {
-        let rules: [(&str, bool, &'static str); 3] = [
+        let rules: [(&str, bool, &'static str); 4] = [
             (OUTGOING_HTTP_INTERFACE, self.outbound.allows_any(), "[capabilities] outbound-hosts = [\"host:port\", …]"),
             (IDENTITY_INTERFACE, self.identity.is_some(), "[capabilities] identity = true"),
             (CACHE_INTERFACE, self.cache.is_some(), "[capabilities] cache = true"),
+            (CRYPTO_INTERFACE, self.crypto.is_some(), "[capabilities] crypto = true"),
         ];
         for import in imports {
             let unversioned = import.split('@').next().unwrap_or(import);

@@ -48,6 +48,9 @@ pub struct Capabilities {
     /// Use the host cache through `autoflow:platform/cache` (keys namespaced by plugin and user).
     #[serde(default)]
     pub cache: bool,
+    /// Encrypt with the host's keys through `autoflow:platform/crypto` (keys never reach the plugin).
+    #[serde(default)]
+    pub crypto: bool,
 }
 
 /// Limits a plugin asks for; each defaults to, and may not exceed, the host's setting.

@@ -4,6 +4,10 @@
 wasmtime::component::bindgen!({
     path: "../wit",
     world: "autoflow:platform/feature",
-    imports: { "autoflow:platform/identity": async, "autoflow:platform/cache": async },
+    imports: {
+        "autoflow:platform/identity": async,
+        "autoflow:platform/cache": async,
+        "autoflow:platform/crypto": async,
+    },
     exports: { default: async },
 });

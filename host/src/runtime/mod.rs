@@ -17,6 +17,7 @@ use wasmtime::{Engine, Store, Trap, UpdateDeadline};
 pub use bindings::FeaturePre;
 pub(crate) use bindings::autoflow::platform::cache as bindings_cache;
 pub(crate) use bindings::autoflow::platform::config as bindings_config;
+pub(crate) use bindings::autoflow::platform::crypto as bindings_crypto;
 pub(crate) use bindings::autoflow::platform::identity as bindings_identity;
 pub(crate) use bindings::autoflow::platform::log as bindings_log;
 pub(crate) use bindings::autoflow::platform::types as bindings_types;

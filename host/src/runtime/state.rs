@@ -12,6 +12,7 @@ use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 use crate::capabilities::Grants;
 use crate::capabilities::cache::PluginCache;
+use crate::capabilities::crypto::PluginCrypto;
 use crate::capabilities::http::OutboundHttp;
 use crate::services::identity::Identity;
 
@@ -27,6 +28,8 @@ pub struct InstanceState {
     pub(crate) identity: Option<Identity>,
     /// The plugin's view of the cache, if granted.
     pub(crate) cache: Option<PluginCache>,
+    /// The plugin's view of the crypto service, if granted.
+    pub(crate) crypto: Option<PluginCrypto>,
     /// The user this instance acts for (the request's principal), if any.
     pub(crate) user_id: Option<String>,
     /// The plugin's settings.
@@ -75,6 +78,7 @@ impl InstanceState {
             identity: grants.identity,
             config: grants.config,
             cache: grants.cache,
+            crypto: grants.crypto,
             user_id,
             limits: InstanceLimits { memory_bytes, memory_exceeded: false },
         }

@@ -9,7 +9,9 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use aws_lc_rs::encoding::{AsDer, Pkcs8V1Der, PublicKeyX509Der};
-use aws_lc_rs::rsa::{KeyPair, KeySize};
+use aws_lc_rs::rsa::{
+    KeyPair, KeySize, OaepPrivateDecryptingKey, OaepPublicEncryptingKey, PrivateDecryptingKey, PublicEncryptingKey,
+};
 use aws_lc_rs::signature::KeyPair as _;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -139,35 +141,56 @@ impl RsaKeys {
         &self.public_pem
     }
 
+    /// The private key for RSA-OAEP decryption (constant-time, aws-lc).
+    pub fn oaep_decrypting_key(&self) -> Result<OaepPrivateDecryptingKey, KeyError> {
+        let unusable = || KeyError::Invalid { origin: "the host key".into(), reason: "not usable for RSA-OAEP".into() };
+        let der: Pkcs8V1Der = self.key_pair.as_der().map_err(|_| unusable())?;
+        let private = PrivateDecryptingKey::from_pkcs8(der.as_ref()).map_err(|_| unusable())?;
+        OaepPrivateDecryptingKey::new(private).map_err(|_| unusable())
+    }
+
+    /// The public key for RSA-OAEP encryption.
+    pub fn oaep_encrypting_key(&self) -> Result<OaepPublicEncryptingKey, KeyError> {
+        let unusable = || KeyError::Invalid { origin: "the host key".into(), reason: "not usable for RSA-OAEP".into() };
+        let spki: PublicKeyX509Der = self.key_pair.public_key().as_der().map_err(|_| unusable())?;
+        let public = PublicEncryptingKey::from_der(spki.as_ref()).map_err(|_| unusable())?;
+        OaepPublicEncryptingKey::new(public).map_err(|_| unusable())
+    }
+
     /// The modulus size in bits.
     pub fn bits(&self) -> usize {
         self.key_pair.public_modulus_len() * 8
     }
 }
 
-/// Generates a 2048-bit key and stores it at `path` (mode 0600, directory 0700). Written to a
-/// temporary file first and linked into place, so a concurrent start never reads half a key and
-/// never overwrites a key another process stored first.
+/// Generates a 2048-bit key and stores it at `path`.
 fn generate_into(dir: &Path, path: &Path) -> Result<(), KeyError> {
-    let write_error = |source| KeyError::Write { path: path.to_owned(), source };
-    create_private_dir(dir).map_err(write_error)?;
     let key_pair = KeyPair::generate(KeySize::Rsa2048).map_err(|_| KeyError::Generate)?;
     let der: Pkcs8V1Der = key_pair.as_der().map_err(|_| KeyError::Generate)?;
     let pem = pem::encode(&pem::Pem::new("PRIVATE KEY", der.as_ref().to_vec()));
+    let stored = store_new_private_file(dir, path, pem.as_bytes())
+        .map_err(|source| KeyError::Write { path: path.to_owned(), source })?;
+    if stored {
+        tracing::info!(path = %path.display(), "generated the host's RSA key pair");
+    }
+    Ok(())
+}
 
-    let temporary = dir.join(format!(".{GENERATED_KEY_FILE}.{}", std::process::id()));
-    let mut file = private_file_options().open(&temporary).map_err(write_error)?;
-    file.write_all(pem.as_bytes()).and_then(|()| file.sync_all()).map_err(write_error)?;
-    let linked = std::fs::hard_link(&temporary, path);
+/// Stores `contents` at `path` in `dir` (file 0600, directory 0700) unless a file is already
+/// there; `false` if another process stored its own first (use that one). Written to a temporary
+/// file and linked into place, so nobody ever reads half a key.
+pub(crate) fn store_new_private_file(dir: &Path, path: &Path, contents: &[u8]) -> std::io::Result<bool> {
+    create_private_dir(dir)?;
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let temporary = dir.join(format!(".{name}.{}", std::process::id()));
+    let mut file = private_file_options().open(&temporary)?;
+    let written = file.write_all(contents).and_then(|()| file.sync_all());
+    let linked = written.and_then(|()| std::fs::hard_link(&temporary, path));
     let _ = std::fs::remove_file(&temporary);
     match linked {
-        Ok(()) => {
-            tracing::info!(path = %path.display(), "generated the host's RSA key pair");
-            Ok(())
-        }
-        // Another process stored its key first: use that one.
-        Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
-        Err(error) => Err(write_error(error)),
+        Ok(()) => Ok(true),
+        Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
+        Err(error) => Err(error),
     }
 }
 

@@ -2,6 +2,7 @@
 //! endpoints and, through the capabilities, by plugins.
 
 pub mod cache;
+pub mod crypto;
 pub mod identity;
 pub mod keys;
 pub mod passwords;

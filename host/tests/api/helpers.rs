@@ -195,6 +195,7 @@ pub fn test_config(plugins_dir: &Path, data_dir: &Path, database: &TestDatabase)
         watch: false,
         admin_token: Some(ADMIN_TOKEN.into()),
         auth: AuthConfig { private_key: Some(KeySource::Pem(test_key().clone())), ..AuthConfig::default() },
+        data_key: None,
         plugin_overrides: Default::default(),
     }
 }

@@ -16,6 +16,7 @@ mod limits;
 mod logs;
 mod outbound;
 mod plugin_cache;
+mod plugin_crypto;
 mod proxy;
 mod reload;
 mod requests;

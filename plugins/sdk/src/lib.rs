@@ -16,6 +16,7 @@
 
 pub mod cache;
 pub mod config;
+pub mod crypto;
 mod error;
 pub mod http;
 pub mod identity;

@@ -1,0 +1,85 @@
+//! `autoflow:platform/crypto`: the host's crypto service for plugins granted it. Sealing binds the
+//! plugin's name into the context, so one plugin cannot open another's sealed values.
+
+use std::sync::Arc;
+
+use secrecy::SecretString;
+
+use crate::runtime::{InstanceState, InvalidInput, PluginError, bindings_crypto as wit};
+use crate::services::crypto::{Crypto, CryptoError};
+use crate::services::passwords::Passwords;
+
+/// The crypto service as one plugin sees it.
+#[derive(Clone)]
+pub struct PluginCrypto {
+    crypto: Crypto,
+    passwords: Passwords,
+    plugin: Arc<str>,
+}
+
+impl PluginCrypto {
+    pub fn new(crypto: Crypto, passwords: Passwords, plugin: &str) -> Self {
+        Self { crypto, passwords, plugin: plugin.into() }
+    }
+
+    fn context(&self, context: &str) -> String {
+        format!("{}\u{0}{context}", self.plugin)
+    }
+}
+
+impl From<CryptoError> for PluginError {
+    fn from(error: CryptoError) -> Self {
+        match error {
+            CryptoError::Failed => PluginError::Internal(error.to_string()),
+            _ => PluginError::Invalid(InvalidInput { message: error.to_string(), fields: Vec::new() }),
+        }
+    }
+}
+
+impl InstanceState {
+    fn crypto(&self) -> Result<&PluginCrypto, PluginError> {
+        self.crypto
+            .as_ref()
+            .ok_or_else(|| PluginError::Forbidden("this plugin's manifest does not grant [capabilities] crypto".into()))
+    }
+}
+
+impl wit::Host for InstanceState {
+    async fn seal(&mut self, plaintext: Vec<u8>, context: String) -> Result<Vec<u8>, PluginError> {
+        let crypto = self.crypto()?;
+        Ok(crypto.crypto.seal(&plaintext, &crypto.context(&context))?)
+    }
+
+    async fn open(&mut self, sealed: Vec<u8>, context: String) -> Result<Vec<u8>, PluginError> {
+        let crypto = self.crypto()?;
+        Ok(crypto.crypto.open(&sealed, &crypto.context(&context))?)
+    }
+
+    async fn rsa_encrypt(&mut self, plaintext: Vec<u8>) -> Result<Vec<u8>, PluginError> {
+        Ok(self.crypto()?.crypto.rsa_encrypt(&plaintext)?)
+    }
+
+    async fn rsa_decrypt(&mut self, ciphertext: Vec<u8>) -> Result<Vec<u8>, PluginError> {
+        Ok(self.crypto()?.crypto.rsa_decrypt(&ciphertext)?)
+    }
+
+    async fn public_key(&mut self) -> String {
+        self.crypto.as_ref().map(|c| c.crypto.public_key_pem().to_owned()).unwrap_or_default()
+    }
+
+    async fn hash_password(&mut self, password: String) -> Result<String, PluginError> {
+        if password.is_empty() {
+            return Err(PluginError::Invalid(InvalidInput {
+                message: "the password is empty".into(),
+                fields: Vec::new(),
+            }));
+        }
+        let crypto = self.crypto()?;
+        crypto.passwords.hash(&SecretString::from(password)).await.map_err(|e| PluginError::Internal(e.to_string()))
+    }
+
+    async fn verify_password(&mut self, password: String, hash: String) -> Result<bool, PluginError> {
+        let crypto = self.crypto()?;
+        Ok(crypto.passwords.verify(&SecretString::from(password), Some(hash)).await)
+    }
+}

@@ -1,0 +1,107 @@
+//! The crypto capability as plugins use it (through `test-crypto`): sealing bound to plugin,
+//! context and key; RSA-OAEP with a client-side encryption; password hashing; the grant.
+
+use aws_lc_rs::rsa::{OAEP_SHA256_MGF1SHA256, OaepPublicEncryptingKey, PublicEncryptingKey};
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use secrecy::SecretString;
+use serde_json::{Value, json};
+
+use crate::helpers::{PluginsDir, TestApp, error_of, spawn_app_with, spawn_configured, startup_error, try_spawn};
+
+async fn operate(app: &TestApp, operation: &str, body: Value) -> reqwest::Response {
+    app.client.post(app.url(&format!("/api/test-crypto/{operation}"))).json(&body).send().await.unwrap()
+}
+
+/// The decoded `data` of a successful operation.
+async fn data(app: &TestApp, operation: &str, body: Value) -> Vec<u8> {
+    let response = operate(app, operation, body).await;
+    assert_eq!(response.status(), 200, "{operation}");
+    let body: Value = response.json().await.unwrap();
+    BASE64.decode(body["data"].as_str().unwrap()).unwrap()
+}
+
+fn fixed_data_key() -> SecretString {
+    SecretString::from(BASE64.encode([7u8; 32]))
+}
+
+#[tokio::test]
+async fn sealed_values_open_only_in_the_same_plugin_context_and_key() {
+    let app = spawn_configured(&["test-crypto"], |config| config.data_key = Some(fixed_data_key())).await;
+    let secret = b"database password: hunter2";
+
+    let sealed = data(&app, "seal", json!({ "data": BASE64.encode(secret), "context": "secret/1" })).await;
+    assert!(!sealed.windows(7).any(|w| w == b"hunter2"), "no plaintext in the sealed value");
+    let opened = data(&app, "open", json!({ "data": BASE64.encode(&sealed), "context": "secret/1" })).await;
+    assert_eq!(opened, secret);
+
+    let mut tampered = sealed.clone();
+    tampered[20] ^= 1;
+    for (what, sealed, context) in [("another context", &sealed, "secret/2"), ("tampered", &tampered, "secret/1")] {
+        let (status, error) =
+            error_of(operate(&app, "open", json!({ "data": BASE64.encode(sealed), "context": context })).await).await;
+        assert_eq!((status, error["code"].as_str()), (400, Some("invalid")), "{what}");
+    }
+
+    // The same key in another plugin, and the same plugin under another key, cannot open it.
+    let renamed = PluginsDir::new();
+    renamed.publish_built("test-crypto", "test-crypto-b");
+    let other_plugin = try_spawn(renamed, |config| config.data_key = Some(fixed_data_key())).await.ok().unwrap();
+    let other_key = spawn_app_with(&["test-crypto"]).await;
+    for app in [&other_plugin, &other_key] {
+        let response = operate(app, "open", json!({ "data": BASE64.encode(&sealed), "context": "secret/1" })).await;
+        assert_eq!(response.status(), 400);
+    }
+}
+
+#[tokio::test]
+async fn a_client_encrypts_to_the_public_key_and_the_plugin_decrypts() {
+    let app = spawn_app_with(&["test-crypto"]).await;
+    let pem = app.get("/api/test-crypto/public-key").await.text().await.unwrap();
+    let spki = pem::parse(pem.as_bytes()).unwrap();
+    assert_eq!(spki.tag(), "PUBLIC KEY");
+    let public = OaepPublicEncryptingKey::new(PublicEncryptingKey::from_der(spki.contents()).unwrap()).unwrap();
+    let mut ciphertext = vec![0; public.ciphertext_size()];
+    let ciphertext = public.encrypt(&OAEP_SHA256_MGF1SHA256, b"api key 123", &mut ciphertext, None).unwrap().to_vec();
+
+    let decrypted = data(&app, "rsa-decrypt", json!({ "data": BASE64.encode(&ciphertext) })).await;
+    assert_eq!(decrypted, b"api key 123");
+    let round_trip = data(&app, "rsa-encrypt", json!({ "data": BASE64.encode(b"x") })).await;
+    assert_eq!(data(&app, "rsa-decrypt", json!({ "data": BASE64.encode(&round_trip) })).await, b"x");
+
+    for garbage in [BASE64.encode(b"not made with the host key"), BASE64.encode(vec![1u8; 256])] {
+        let (status, error) = error_of(operate(&app, "rsa-decrypt", json!({ "data": garbage })).await).await;
+        assert_eq!((status, error["code"].as_str()), (400, Some("invalid")));
+    }
+    let (status, _) = error_of(operate(&app, "rsa-decrypt", json!({ "data": "%%% not base64" })).await).await;
+    assert_eq!(status, 400);
+    let (status, _) =
+        error_of(operate(&app, "rsa-encrypt", json!({ "data": BASE64.encode(vec![0u8; 300]) })).await).await;
+    assert_eq!(status, 400, "too long for RSA-OAEP");
+}
+
+#[tokio::test]
+async fn passwords_hash_and_verify_and_an_empty_one_is_refused() {
+    let app = spawn_app_with(&["test-crypto"]).await;
+
+    let hash =
+        String::from_utf8(data(&app, "hash-password", json!({ "data": BASE64.encode("s3cret pass") })).await).unwrap();
+    assert!(hash.starts_with("$argon2id$"), "{hash}");
+    for (password, expected) in [("s3cret pass", true), ("wrong", false)] {
+        let body = json!({ "data": BASE64.encode(password), "hash": hash });
+        let result: Value = operate(&app, "verify-password", body).await.json().await.unwrap();
+        assert_eq!(result["matches"], expected, "{password}");
+    }
+    let (status, error) = error_of(operate(&app, "hash-password", json!({ "data": "" })).await).await;
+    assert_eq!((status, error["code"].as_str()), (400, Some("invalid")));
+}
+
+#[tokio::test]
+async fn a_plugin_importing_crypto_without_the_grant_is_refused_at_load() {
+    let plugins = PluginsDir::with(&["test-crypto"]);
+    plugins.edit_manifest("test-crypto", |text| text.replace("crypto = true", "crypto = false"));
+
+    let error = startup_error(plugins).await;
+
+    assert!(error.contains("autoflow:platform/crypto") && error.contains("[capabilities] crypto = true"), "{error}");
+}

@@ -1,0 +1,45 @@
+//! The crypto capability over HTTP, for the host's tests. `POST /api/test-crypto/{operation}` with
+//! `{"data": base64, "context"?: string, "hash"?: string}` → `{"data": base64}` or `{"matches": bool}`;
+//! operations: seal, open, rsa-encrypt, rsa-decrypt, hash-password, verify-password.
+//! `GET /api/test-crypto/public-key` → the PEM.
+
+use autoflow_sdk::{Error, Request, Response, Result, Router, crypto};
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use serde::Deserialize;
+use serde_json::json;
+
+#[derive(Deserialize)]
+struct Input {
+    data: String,
+    #[serde(default)]
+    context: String,
+    #[serde(default)]
+    hash: String,
+}
+
+fn operate(req: &Request) -> Result<Response> {
+    let input: Input = req.json()?;
+    let data = BASE64.decode(&input.data).map_err(|_| Error::invalid_field("data", "is not base64"))?;
+    let text = || String::from_utf8(data.clone()).map_err(|_| Error::invalid_field("data", "is not UTF-8"));
+    let output = match req.param("operation")? {
+        "seal" => crypto::seal(&data, &input.context)?,
+        "open" => crypto::open(&data, &input.context)?,
+        "rsa-encrypt" => crypto::rsa_encrypt(&data)?,
+        "rsa-decrypt" => crypto::rsa_decrypt(&data)?,
+        "hash-password" => crypto::hash_password(&text()?)?.into_bytes(),
+        "verify-password" => {
+            return Response::json(&json!({ "matches": crypto::verify_password(&text()?, &input.hash)? }));
+        }
+        other => return Err(Error::not_found(format!("no operation `{other}`"))),
+    };
+    Response::json(&json!({ "data": BASE64.encode(&output) }))
+}
+
+fn public_key(_: &Request) -> Result<Response> {
+    Ok(Response::text(crypto::public_key()))
+}
+
+autoflow_sdk::feature!(
+    Router::new().post("/api/test-crypto/{operation}", operate).get("/api/test-crypto/public-key", public_key)
+);
