@@ -50,9 +50,7 @@ fn invalid(message: String) -> PluginError {
 impl InstanceState {
     /// The plugin's cache and the host key for `key`, or `forbidden` without the grant.
     fn cache_key(&self, scope: wit::Scope, key: &str) -> Result<(&Cache, String), PluginError> {
-        let cache = self.cache.as_ref().ok_or_else(|| {
-            PluginError::Forbidden("this plugin's manifest does not grant [capabilities] cache".into())
-        })?;
+        let cache = super::granted(self.grants.cache.as_ref(), "cache")?;
         Ok((&cache.cache, cache.key(scope, key, self.user_id.as_deref())?))
     }
 }

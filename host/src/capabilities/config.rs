@@ -34,11 +34,11 @@ pub fn resolve(
 
 impl wit::Host for InstanceState {
     fn get(&mut self, key: String) -> Option<String> {
-        self.config.get(&key).cloned()
+        self.grants.config.get(&key).cloned()
     }
 
     fn get_all(&mut self) -> Vec<(String, String)> {
-        self.config.iter().map(|(key, value)| (key.clone(), value.clone())).collect()
+        self.grants.config.iter().map(|(key, value)| (key.clone(), value.clone())).collect()
     }
 }
 

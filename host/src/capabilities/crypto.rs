@@ -38,9 +38,7 @@ impl From<CryptoError> for PluginError {
 
 impl InstanceState {
     fn crypto(&self) -> Result<&PluginCrypto, PluginError> {
-        self.crypto
-            .as_ref()
-            .ok_or_else(|| PluginError::Forbidden("this plugin's manifest does not grant [capabilities] crypto".into()))
+        super::granted(self.grants.crypto.as_ref(), "crypto")
     }
 }
 
@@ -64,7 +62,7 @@ impl wit::Host for InstanceState {
     }
 
     async fn public_key(&mut self) -> String {
-        self.crypto.as_ref().map(|c| c.crypto.public_key_pem().to_owned()).unwrap_or_default()
+        self.grants.crypto.as_ref().map(|c| c.crypto.public_key_pem().to_owned()).unwrap_or_default()
     }
 
     async fn hash_password(&mut self, password: String) -> Result<String, PluginError> {

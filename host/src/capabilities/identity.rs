@@ -8,12 +8,8 @@ use crate::runtime::{FieldError, InstanceState, InvalidInput, PluginError, bindi
 use crate::services::identity::{Identity, IdentityError, NewUser, User, UserPatch};
 
 impl InstanceState {
-    /// The identity service, or `forbidden` if this plugin is not granted it (a component that
-    /// imports it without the grant is refused at load, so this is the second line).
     fn identity(&self) -> Result<&Identity, PluginError> {
-        self.identity.as_ref().ok_or_else(|| {
-            PluginError::Forbidden("this plugin's manifest does not grant [capabilities] identity".into())
-        })
+        super::granted(self.grants.identity.as_ref(), "identity")
     }
 }
 

@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use crate::plugins::Manifest;
-use crate::runtime::OUTGOING_HTTP_INTERFACE;
+use crate::runtime::{OUTGOING_HTTP_INTERFACE, PluginError};
 use crate::services::cache::Cache;
 use crate::services::identity::Identity;
 
@@ -60,6 +60,14 @@ pub struct Grants {
     pub crypto: Option<PluginCrypto>,
     /// Its settings (`config`), overrides applied.
     pub config: Arc<BTreeMap<String, String>>,
+}
+
+/// `grant` if the manifest gave it, else the `forbidden` error naming the missing grant (a component
+/// importing an ungranted interface is refused at load, so this is the second line of defence).
+fn granted<'a, T>(grant: Option<&'a T>, capability: &str) -> Result<&'a T, PluginError> {
+    grant.ok_or_else(|| {
+        PluginError::Forbidden(format!("this plugin's manifest does not grant [capabilities] {capability}"))
+    })
 }
 
 /// An interface a component imports that its manifest does not grant.

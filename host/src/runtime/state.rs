@@ -1,9 +1,6 @@
 //! The state of one plugin instance's store: its WASI context (no files, no env, no sockets;
 //! stdout/stderr captured into tracing), resource table and resource limits.
 
-use std::collections::BTreeMap;
-use std::sync::Arc;
-
 use tracing::Span;
 use wasmtime::ResourceLimiter;
 use wasmtime::component::ResourceTable;
@@ -11,10 +8,6 @@ use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 use crate::capabilities::Grants;
-use crate::capabilities::cache::PluginCache;
-use crate::capabilities::crypto::PluginCrypto;
-use crate::capabilities::http::OutboundHttp;
-use crate::services::identity::Identity;
 
 use super::stdio::LogStream;
 
@@ -23,17 +16,10 @@ pub struct InstanceState {
     wasi: WasiCtx,
     table: ResourceTable,
     http: WasiHttpCtx,
-    outbound: OutboundHttp,
-    /// The identity service, if the plugin is granted it.
-    pub(crate) identity: Option<Identity>,
-    /// The plugin's view of the cache, if granted.
-    pub(crate) cache: Option<PluginCache>,
-    /// The plugin's view of the crypto service, if granted.
-    pub(crate) crypto: Option<PluginCrypto>,
+    /// What the plugin's manifest grants it.
+    pub(crate) grants: Grants,
     /// The user this instance acts for (the request's principal), if any.
     pub(crate) user_id: Option<String>,
-    /// The plugin's settings.
-    pub(crate) config: Arc<BTreeMap<String, String>>,
     pub(super) limits: InstanceLimits,
 }
 
@@ -74,11 +60,7 @@ impl InstanceState {
             wasi,
             table: ResourceTable::new(),
             http: WasiHttpCtx::new(),
-            outbound: grants.outbound,
-            identity: grants.identity,
-            config: grants.config,
-            cache: grants.cache,
-            crypto: grants.crypto,
+            grants,
             user_id,
             limits: InstanceLimits { memory_bytes, memory_exceeded: false },
         }
@@ -93,6 +75,6 @@ impl WasiView for InstanceState {
 
 impl WasiHttpView for InstanceState {
     fn http(&mut self) -> WasiHttpCtxView<'_> {
-        WasiHttpCtxView { hooks: &mut self.outbound, table: &mut self.table, ctx: &mut self.http }
+        WasiHttpCtxView { hooks: &mut self.grants.outbound, table: &mut self.table, ctx: &mut self.http }
     }
 }
