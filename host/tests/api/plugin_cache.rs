@@ -6,7 +6,7 @@ use std::time::Duration;
 use reqwest::Method;
 use serde_json::Value;
 
-use crate::helpers::{PluginsDir, TestApp, error_of, spawn_app_with, startup_error};
+use crate::helpers::{TestApp, error_of, spawn_app_with};
 
 async fn call(app: &TestApp, token: Option<&str>, method: Method, path: &str, body: Vec<u8>) -> reqwest::Response {
     let request = app.client.request(method, app.url(&format!("/api/test-cache/{path}"))).body(body);
@@ -93,15 +93,4 @@ async fn oversized_values_and_keys_are_refused() {
     let (status, _) = error_of(call(&app, None, Method::PUT, &format!("shared/{long_key}"), b"x".to_vec()).await).await;
     assert_eq!(status, 400);
     assert_eq!(call(&app, None, Method::GET, "shared/big", vec![]).await.status(), 404, "nothing was stored");
-}
-
-#[tokio::test]
-async fn a_plugin_importing_the_cache_without_the_grant_is_refused_at_load() {
-    let plugins = PluginsDir::with(&["test-cache"]);
-    plugins.edit_manifest("test-cache", |text| text.replace("cache = true", "cache = false"));
-
-    let error = startup_error(plugins).await;
-
-    assert!(error.contains("plugin 'test-cache'") && error.contains("autoflow:platform/cache"), "{error}");
-    assert!(error.contains("[capabilities] cache = true"), "{error}");
 }

@@ -7,7 +7,7 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use secrecy::SecretString;
 use serde_json::{Value, json};
 
-use crate::helpers::{PluginsDir, TestApp, error_of, spawn_app_with, spawn_configured, startup_error, try_spawn};
+use crate::helpers::{PluginsDir, TestApp, error_of, spawn_app_with, spawn_configured, try_spawn};
 
 async fn operate(app: &TestApp, operation: &str, body: Value) -> reqwest::Response {
     app.client.post(app.url(&format!("/api/test-crypto/{operation}"))).json(&body).send().await.unwrap()
@@ -94,14 +94,4 @@ async fn passwords_hash_and_verify_and_an_empty_one_is_refused() {
     }
     let (status, error) = error_of(operate(&app, "hash-password", json!({ "data": "" })).await).await;
     assert_eq!((status, error["code"].as_str()), (400, Some("invalid")));
-}
-
-#[tokio::test]
-async fn a_plugin_importing_crypto_without_the_grant_is_refused_at_load() {
-    let plugins = PluginsDir::with(&["test-crypto"]);
-    plugins.edit_manifest("test-crypto", |text| text.replace("crypto = true", "crypto = false"));
-
-    let error = startup_error(plugins).await;
-
-    assert!(error.contains("autoflow:platform/crypto") && error.contains("[capabilities] crypto = true"), "{error}");
 }

@@ -107,3 +107,19 @@ async fn hidden_staging_directories_are_ignored() {
 
     assert_eq!(app.get("/api/hello/world").await.status(), 200);
 }
+
+#[tokio::test]
+async fn a_plugin_importing_a_capability_its_manifest_does_not_grant_is_refused_at_load() {
+    for (plugin, capability) in [("users", "identity"), ("test-cache", "cache"), ("test-crypto", "crypto")] {
+        let plugins = PluginsDir::with(&[plugin]);
+        plugins.edit_manifest(plugin, |text| {
+            text.replace(&format!("{capability} = true"), &format!("{capability} = false"))
+        });
+
+        let error = startup_error(plugins).await;
+
+        assert!(error.contains(&format!("plugin '{plugin}'")), "{error}");
+        assert!(error.contains(&format!("autoflow:platform/{capability}")), "{error}");
+        assert!(error.contains(&format!("[capabilities] {capability} = true")), "{error}");
+    }
+}

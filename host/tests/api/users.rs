@@ -3,7 +3,7 @@
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::helpers::{PASSWORD, PluginsDir, TestApp, error_of, spawn_app_with, startup_error};
+use crate::helpers::{PASSWORD, TestApp, error_of, spawn_app_with};
 
 /// A host serving `users`, and an admin's token.
 async fn users_app() -> (TestApp, String) {
@@ -189,15 +189,4 @@ async fn disabling_a_user_through_the_api_ends_their_access() {
         403,
         "permission changes apply at once"
     );
-}
-
-#[tokio::test]
-async fn a_plugin_importing_identity_without_the_grant_is_refused_at_load() {
-    let plugins = PluginsDir::with(&["users"]);
-    plugins.edit_manifest("users", |text| text.replace("identity = true", "identity = false"));
-
-    let error = startup_error(plugins).await;
-
-    assert!(error.contains("plugin 'users'") && error.contains("autoflow:platform/identity"), "{error}");
-    assert!(error.contains("[capabilities] identity = true"), "{error}");
 }
