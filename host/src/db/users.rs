@@ -62,8 +62,6 @@ const UPDATE_SQLITE: &str = concat!(
      WHERE id = ?1 RETURNING ",
     columns!()
 );
-const SET_PASSWORD_POSTGRES: &str = "UPDATE users SET password_hash = $2, updated_at = $3 WHERE id = $1";
-const SET_PASSWORD_SQLITE: &str = "UPDATE users SET password_hash = ?2, updated_at = ?3 WHERE id = ?1";
 const DELETE_POSTGRES: &str = "DELETE FROM users WHERE id = $1";
 const DELETE_SQLITE: &str = "DELETE FROM users WHERE id = ?1";
 
@@ -122,20 +120,6 @@ impl Database {
             .bind(Utc::now())
             .fetch_optional(pool)
             .await)?)
-    }
-
-    /// Replaces user `id`'s password hash; `false` if there is no such user.
-    #[tracing::instrument(skip(self, password_hash))]
-    pub async fn set_user_password(&self, id: &str, password_hash: &str) -> Result<bool, DbError> {
-        let sql = self.sql(SET_PASSWORD_POSTGRES, SET_PASSWORD_SQLITE);
-        let affected = on_pool!(self, pool => sqlx::query(sql)
-            .bind(id)
-            .bind(password_hash)
-            .bind(Utc::now())
-            .execute(pool)
-            .await
-            .map(|r| r.rows_affected()))?;
-        Ok(affected > 0)
     }
 
     /// Deletes user `id`; `false` if there was none.

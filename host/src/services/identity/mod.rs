@@ -230,16 +230,9 @@ impl Identity {
         if deleted { Ok(()) } else { Err(IdentityError::NotFound) }
     }
 
-    /// Replaces user `id`'s password (the policy applies).
-    #[tracing::instrument(skip(self, password))]
+    /// Replaces user `id`'s password (the policy applies): an update of that field alone.
     pub async fn set_password(&self, id: &str, password: SecretString) -> Result<(), IdentityError> {
-        let id = UserId::parse(id).ok_or(IdentityError::NotFound)?;
-        let mut errors = FieldErrors::default();
-        let password = errors.check("password", Password::parse(password));
-        errors.finish()?;
-        let Some(password) = password else { return Err(IdentityError::Internal("no password".into())) };
-        let hash = self.hash(&password).await?;
-        if self.db.set_user_password(id.as_str(), &hash).await? { Ok(()) } else { Err(IdentityError::NotFound) }
+        self.update(id, UserPatch { password: Some(password), ..UserPatch::default() }).await.map(drop)
     }
 
     /// The active user with this email and password. A wrong password, an unknown email and a
