@@ -22,6 +22,7 @@ use crate::services::crypto::Crypto;
 use crate::services::identity::Identity;
 use crate::services::keys::{KeyError, RsaKeys};
 use crate::services::passwords::Passwords;
+use crate::services::records::Records;
 use crate::services::tokens::Tokens;
 
 /// Why the host could not start.
@@ -113,6 +114,11 @@ impl Application {
         &self.state.auth
     }
 
+    /// The services plugin capabilities are built on.
+    pub fn services(&self) -> &HostServices {
+        self.state.runtime.services()
+    }
+
     /// The live plugin set.
     pub fn plugins(&self) -> &Arc<LivePlugins> {
         &self.state.plugins
@@ -146,12 +152,14 @@ pub async fn build_services(config: &Config, db: Database, cache: Cache) -> Resu
     .map_err(|e| StartupError::Keys(KeyError::Invalid { origin: "key loader".into(), reason: e.to_string() }))??;
     let tokens = Tokens::new(&keys, config.auth.tokens.clone(), cache.clone()).map_err(StartupError::Signing)?;
     let passwords = Passwords::default();
+    let records = Records::new(db.clone(), cache.clone());
     let identity = Identity::new(db, passwords.clone(), cache.clone());
     let services = HostServices {
         identity: identity.clone(),
         cache: cache.clone(),
         crypto,
         passwords,
+        records,
         config_overrides: Arc::new(config.plugin_overrides.clone()),
     };
     Ok((Auth { identity, tokens, cache, config: config.auth.clone() }, services))

@@ -7,6 +7,7 @@ pub mod crypto;
 pub mod http;
 mod identity;
 mod log;
+pub mod records;
 mod types;
 
 use std::collections::BTreeMap;
@@ -19,8 +20,10 @@ use crate::services::identity::Identity;
 
 use self::cache::PluginCache;
 use self::crypto::PluginCrypto;
+use self::records::PluginRecords;
 use crate::services::crypto::Crypto;
 use crate::services::passwords::Passwords;
+use crate::services::records::Records;
 
 use self::http::OutboundHttp;
 
@@ -33,6 +36,9 @@ pub const CRYPTO_INTERFACE: &str = "autoflow:platform/crypto";
 /// The interface a plugin imports to manage users; granted by `[capabilities] identity = true`.
 pub const IDENTITY_INTERFACE: &str = "autoflow:platform/identity";
 
+/// The interface a plugin imports for JSON documents; granted by declaring `[capabilities.records]`.
+pub const RECORDS_INTERFACE: &str = "autoflow:platform/records";
+
 /// The host services capabilities are built on; shared by every plugin.
 #[derive(Clone)]
 pub struct HostServices {
@@ -43,6 +49,8 @@ pub struct HostServices {
     pub crypto: Crypto,
     /// Argon2id hashing (shared with identity, so the bound on concurrent hashes is host-wide).
     pub passwords: Passwords,
+    /// JSON documents in plugins' collections.
+    pub records: Records,
     /// The operator's `AUTOFLOW_PLUGIN_<NAME>__<KEY>` settings overrides, by variable name.
     pub config_overrides: Arc<BTreeMap<String, String>>,
 }
@@ -58,6 +66,8 @@ pub struct Grants {
     pub cache: Option<PluginCache>,
     /// Its view of the crypto service, if granted.
     pub crypto: Option<PluginCrypto>,
+    /// Its collections, if it declares any.
+    pub records: Option<PluginRecords>,
     /// Its settings (`config`), overrides applied.
     pub config: Arc<BTreeMap<String, String>>,
 }
@@ -89,17 +99,21 @@ impl Grants {
             crypto: capabilities.crypto.then(|| {
                 PluginCrypto::new(services.crypto.clone(), services.passwords.clone(), manifest.name.as_str())
             }),
+            records: (!capabilities.records.is_empty()).then(|| {
+                PluginRecords::new(services.records.clone(), manifest.name.as_str(), capabilities.records.clone())
+            }),
             config: config::resolve(manifest.name.as_str(), &manifest.config, &services.config_overrides),
         }
     }
 
     /// The first of `imports` (interface names, possibly versioned) these grants do not cover.
     pub fn check(&self, imports: &[String]) -> Result<(), Ungranted> {
-        let rules: [(&str, bool, &'static str); 4] = [
+        let rules: [(&str, bool, &'static str); 5] = [
             (OUTGOING_HTTP_INTERFACE, self.outbound.allows_any(), "[capabilities] outbound-hosts = [\"host:port\", …]"),
             (IDENTITY_INTERFACE, self.identity.is_some(), "[capabilities] identity = true"),
             (CACHE_INTERFACE, self.cache.is_some(), "[capabilities] cache = true"),
             (CRYPTO_INTERFACE, self.crypto.is_some(), "[capabilities] crypto = true"),
+            (RECORDS_INTERFACE, self.records.is_some(), "[capabilities.records] <collection> = \"shared\" | \"user\""),
         ];
         for import in imports {
             let unversioned = import.split('@').next().unwrap_or(import);

@@ -13,6 +13,7 @@ macro_rules! on_pool {
 
 mod plugin_builds;
 mod plugins;
+mod records;
 mod users;
 
 use std::path::Path;
@@ -26,6 +27,7 @@ use sqlx::{PgPool, SqlitePool};
 
 pub use plugin_builds::PluginBuild;
 pub use plugins::PluginRecord;
+pub use records::{CollectionRef, RecordRow};
 pub use users::{UserChanges, UserRow};
 
 /// Failures talking to the database.

@@ -64,6 +64,8 @@ const UPDATE_SQLITE: &str = concat!(
 );
 const DELETE_POSTGRES: &str = "DELETE FROM users WHERE id = $1";
 const DELETE_SQLITE: &str = "DELETE FROM users WHERE id = ?1";
+const DELETE_RECORDS_POSTGRES: &str = "DELETE FROM records WHERE owner = $1";
+const DELETE_RECORDS_SQLITE: &str = "DELETE FROM records WHERE owner = ?1";
 
 impl Database {
     /// Inserts a new user; a taken email key is a unique violation ([`DbError::is_unique_violation`]).
@@ -122,12 +124,19 @@ impl Database {
             .await)?)
     }
 
-    /// Deletes user `id`; `false` if there was none.
+    /// Deletes user `id` and, in the same transaction, their documents in plugins' `user`
+    /// collections; `false` if there was no such user.
     #[tracing::instrument(skip(self))]
     pub async fn delete_user(&self, id: &str) -> Result<bool, DbError> {
-        let sql = self.sql(DELETE_POSTGRES, DELETE_SQLITE);
-        let affected =
-            on_pool!(self, pool => sqlx::query(sql).bind(id).execute(pool).await.map(|r| r.rows_affected()))?;
+        let users = self.sql(DELETE_POSTGRES, DELETE_SQLITE);
+        let records = self.sql(DELETE_RECORDS_POSTGRES, DELETE_RECORDS_SQLITE);
+        let affected = on_pool!(self, pool => {
+            let mut transaction = pool.begin().await?;
+            sqlx::query(records).bind(id).execute(&mut *transaction).await?;
+            let affected = sqlx::query(users).bind(id).execute(&mut *transaction).await?.rows_affected();
+            transaction.commit().await?;
+            affected
+        });
         Ok(affected > 0)
     }
 }

@@ -7,6 +7,8 @@
 //! - `PUT /admin/plugins/{name}` — upload a build (`multipart/form-data` with parts `manifest` and
 //!   `component`): validated, stored for every host sharing the database, swapped in everywhere.
 //! - `DELETE /admin/plugins/{name}` — delete an uploaded build everywhere.
+//! - `GET /admin/stats` — how this host's records reads were served and how many cache
+//!   operations degraded because Redis was unreachable.
 
 use axum::extract::multipart::{Multipart, MultipartRejection};
 use axum::extract::{DefaultBodyLimit, Path, Request, State};
@@ -24,6 +26,7 @@ use subtle::ConstantTimeEq;
 
 use super::{ApiError, AppState};
 use crate::plugins::{InstallError, LoadedPlugin, PluginName, ReloadFailure, ReloadOutcome};
+use crate::services::records::RecordStats;
 
 /// The permission that opens the admin API.
 pub const ADMIN_PERMISSION: &str = "admin";
@@ -33,6 +36,7 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/plugins", get(list_plugins))
         .route("/plugins/{name}", get(get_plugin).put(upload_plugin).delete(delete_plugin))
         .route("/plugins/{name}/reload", post(reload_plugin))
+        .route("/stats", get(stats))
         .layer(DefaultBodyLimit::max(state.limits.max_upload_bytes))
         .route_layer(middleware::from_fn_with_state(state, require_admin))
 }
@@ -55,6 +59,29 @@ async fn require_admin(State(state): State<AppState>, request: Request, next: Ne
         return Err(ApiError::Forbidden(format!("the admin API needs the `{ADMIN_PERMISSION}` permission")));
     }
     Ok(next.run(request).await)
+}
+
+/// Counters of this host since it started.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct StatsView {
+    records: RecordStats,
+    cache: CacheStatsView,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct CacheStatsView {
+    /// Reads that missed and writes that were skipped because Redis was unreachable.
+    degraded_operations: u64,
+}
+
+async fn stats(State(state): State<AppState>) -> Json<StatsView> {
+    let services = state.runtime.services();
+    Json(StatsView {
+        records: services.records.stats(),
+        cache: CacheStatsView { degraded_operations: services.cache.degraded_operations() },
+    })
 }
 
 /// A plugin as the admin API shows it.

@@ -51,6 +51,19 @@ pub struct Capabilities {
     /// Encrypt with the host's keys through `autoflow:platform/crypto` (keys never reach the plugin).
     #[serde(default)]
     pub crypto: bool,
+    /// Collections of JSON documents through `autoflow:platform/records`, by name, with their scope.
+    #[serde(default)]
+    pub records: BTreeMap<String, CollectionScope>,
+}
+
+/// Whose documents a collection holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum CollectionScope {
+    /// One set for every user (the seed's "shared" data).
+    Shared,
+    /// One set per user, the caller's (the seed's "standard" data).
+    User,
 }
 
 /// Limits a plugin asks for; each defaults to, and may not exceed, the host's setting.
@@ -250,6 +263,11 @@ impl Manifest {
             }
             routes.push(route);
         }
+        if let Some(bad) = raw.capabilities.records.keys().find(|name| !is_plain_key(name)) {
+            return Err(format!(
+                "[capabilities.records] collection `{bad}` must be 1-64 characters of a-z, 0-9, '_' and '-'"
+            ));
+        }
         Ok(Self {
             name,
             version: raw.version,
@@ -269,9 +287,7 @@ fn parse_config(table: BTreeMap<String, toml::Value>) -> Result<BTreeMap<String,
     table
         .into_iter()
         .map(|(key, value)| {
-            let valid_key = (1..=64).contains(&key.len())
-                && key.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-');
-            if !valid_key {
+            if !is_plain_key(&key) {
                 return Err(format!("[config] key `{key}` must be 1-64 characters of a-z, 0-9, '_' and '-'"));
             }
             let value = match value {
@@ -287,6 +303,12 @@ fn parse_config(table: BTreeMap<String, toml::Value>) -> Result<BTreeMap<String,
             Ok((key, value))
         })
         .collect()
+}
+
+/// Whether `name` is 1-64 characters of `a-z`, `0-9`, `_` and `-` (config keys, collection names).
+fn is_plain_key(name: &str) -> bool {
+    (1..=64).contains(&name.len())
+        && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-')
 }
 
 fn validate_route(route: &RouteSpec) -> Result<(), String> {
@@ -387,6 +409,18 @@ mod tests {
         assert!(err.contains("`Greeting`"), "{err}");
         let err = Manifest::parse(&format!("{VALID}\n[config]\nlist = [1]")).unwrap_err();
         assert!(err.contains("list must be a string"), "{err}");
+    }
+
+    #[test]
+    fn collections_declare_a_scope_and_a_plain_name() {
+        let manifest =
+            Manifest::parse(&format!("{VALID}\n[capabilities.records]\nnotes = \"user\"\ntags = \"shared\"")).unwrap();
+        let scopes: Vec<_> = manifest.capabilities.records.iter().map(|(k, v)| (k.as_str(), *v)).collect();
+        assert_eq!(scopes, [("notes", CollectionScope::User), ("tags", CollectionScope::Shared)]);
+        let err = Manifest::parse(&format!("{VALID}\n[capabilities.records]\nnotes = \"global\"")).unwrap_err();
+        assert!(err.contains("global"), "{err}");
+        let err = Manifest::parse(&format!("{VALID}\n[capabilities.records]\n\"a/b\" = \"user\"")).unwrap_err();
+        assert!(err.contains("collection `a/b`"), "{err}");
     }
 
     #[test]

@@ -13,7 +13,7 @@ mod watcher;
 
 pub use live::{LivePlugins, ReloadFailure, ReloadOutcome};
 pub use loader::{LoadError, LoadErrors, LoadedPlugin, load_dir};
-pub use manifest::{Access, Manifest, PluginName};
+pub use manifest::{Access, CollectionScope, Manifest, PluginName};
 pub use registry::Registry;
 pub use uploads::{InstallError, sync_dir_from_db};
 pub use watcher::PluginWatcher;

@@ -8,6 +8,7 @@ wasmtime::component::bindgen!({
         "autoflow:platform/identity": async,
         "autoflow:platform/cache": async,
         "autoflow:platform/crypto": async,
+        "autoflow:platform/records": async,
     },
     exports: { default: async },
 });

@@ -20,6 +20,7 @@ pub(crate) use bindings::autoflow::platform::config as bindings_config;
 pub(crate) use bindings::autoflow::platform::crypto as bindings_crypto;
 pub(crate) use bindings::autoflow::platform::identity as bindings_identity;
 pub(crate) use bindings::autoflow::platform::log as bindings_log;
+pub(crate) use bindings::autoflow::platform::records as bindings_records;
 pub(crate) use bindings::autoflow::platform::types as bindings_types;
 pub use bindings::autoflow::platform::types::{Error as PluginError, FieldError, InvalidInput, Principal};
 pub use bindings::exports::autoflow::platform::handler::{Request, Response};

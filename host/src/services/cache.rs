@@ -132,6 +132,24 @@ impl Cache {
         }
     }
 
+    /// Stores `value` under `key` for `ttl` unless the key holds a value already (a cache fill that
+    /// must not overwrite a concurrent writer's fresher entry).
+    pub async fn set_if_absent(&self, key: &str, value: &[u8], ttl: Duration) {
+        let key = &self.key(key);
+        match &*self.backend {
+            Backend::Memory(cache) => {
+                cache.entry(key.to_owned()).or_insert(Entry { value: value.into(), ttl: Some(ttl) }).await;
+            }
+            Backend::Redis(redis) => {
+                let Some(mut connection) = self.connection(redis).await else { return };
+                let mut set = redis::cmd("SET");
+                set.arg(key).arg(value).arg("NX").arg("PX").arg(millis(ttl));
+                let result = timed(set.query_async::<Option<String>>(&mut connection)).await;
+                self.degrade_on_error("set_if_absent", key, result);
+            }
+        }
+    }
+
     /// Removes `key`.
     pub async fn delete(&self, key: &str) {
         let key = &self.key(key);

@@ -6,4 +6,5 @@ pub mod crypto;
 pub mod identity;
 pub mod keys;
 pub mod passwords;
+pub mod records;
 pub mod tokens;

@@ -14,7 +14,7 @@ fn redis_cache(url: &str) -> Cache {
 /// The behaviour every backend must have; keys are unique so runs can share one Redis.
 async fn exercise(cache: &Cache) {
     let key = |name: &str| format!("test/{}/{name}", uuid::Uuid::now_v7());
-    let (plain, expiring, counter) = (key("plain"), key("expiring"), key("counter"));
+    let (plain, expiring, counter, fill) = (key("plain"), key("expiring"), key("counter"), key("fill"));
 
     assert_eq!(cache.get(&plain).await, None);
     cache.set(&plain, b"value", None).await;
@@ -31,6 +31,12 @@ async fn exercise(cache: &Cache) {
     assert_eq!(cache.increment(&counter, 2, Some(Duration::from_millis(300))).await, Some(3));
     tokio::time::sleep(Duration::from_millis(600)).await;
     assert_eq!(cache.increment(&counter, 1, None).await, Some(1), "the counter expired with its first TTL");
+
+    cache.set_if_absent(&fill, b"first", Duration::from_millis(300)).await;
+    cache.set_if_absent(&fill, b"second", Duration::from_secs(60)).await;
+    assert_eq!(cache.get(&fill).await.as_deref(), Some(&b"first"[..]), "a fill never overwrites");
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert_eq!(cache.get(&fill).await, None, "a fill expires with its TTL");
     assert_eq!(cache.degraded_operations(), 0);
 }
 

@@ -234,6 +234,14 @@ impl TestApp {
         self.client.get(self.url(path)).send().await.expect("request failed")
     }
 
+    /// The first column of every row `sql` returns, as text; the SQL must suit both databases.
+    pub async fn column(&self, sql: &'static str) -> Vec<String> {
+        match &self.db {
+            Database::Postgres(pool) => sqlx::query_scalar(sql).fetch_all(pool).await.unwrap(),
+            Database::Sqlite(pool) => sqlx::query_scalar(sql).fetch_all(pool).await.unwrap(),
+        }
+    }
+
     /// A request to the admin API with the admin token.
     pub fn admin(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
         self.client.request(method, self.url(path)).bearer_auth(ADMIN_TOKEN)

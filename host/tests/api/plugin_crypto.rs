@@ -95,3 +95,18 @@ async fn passwords_hash_and_verify_and_an_empty_one_is_refused() {
     let (status, error) = error_of(operate(&app, "hash-password", json!({ "data": "" })).await).await;
     assert_eq!((status, error["code"].as_str()), (400, Some("invalid")));
 }
+
+#[tokio::test]
+async fn values_sealed_into_records_hold_no_plaintext_in_the_database() {
+    let app = spawn_app_with(&["test-crypto"]).await;
+    let (_, token) = app.user_with_token("vault@example.com", &[]).await;
+
+    let put = app.request_as(reqwest::Method::PUT, "/api/test-crypto/vault/api-key", &token);
+    assert_eq!(put.body("sk-live-plaintext-42").send().await.unwrap().status(), 204);
+    let read = app.request_as(reqwest::Method::GET, "/api/test-crypto/vault/api-key", &token).send().await.unwrap();
+    assert_eq!(read.text().await.unwrap(), "sk-live-plaintext-42");
+
+    let stored = app.column("SELECT CAST(data AS TEXT) FROM records").await;
+    assert_eq!(stored.len(), 1);
+    assert!(stored[0].contains("sealed") && !stored[0].contains("plaintext"), "{stored:?}");
+}

@@ -122,4 +122,11 @@ async fn a_plugin_importing_a_capability_its_manifest_does_not_grant_is_refused_
         assert!(error.contains(&format!("autoflow:platform/{capability}")), "{error}");
         assert!(error.contains(&format!("[capabilities] {capability} = true")), "{error}");
     }
+
+    let plugins = PluginsDir::with(&["test-records"]);
+    plugins.edit_manifest("test-records", |text| {
+        text.replace("[capabilities.records]\nitems = \"user\"\nsettings = \"shared\"\n", "")
+    });
+    let error = startup_error(plugins).await;
+    assert!(error.contains("autoflow:platform/records") && error.contains("[capabilities.records]"), "{error}");
 }

@@ -21,6 +21,7 @@ mod error;
 pub mod http;
 pub mod identity;
 pub mod log;
+pub mod records;
 mod request;
 mod response;
 mod router;
