@@ -17,7 +17,7 @@ async fn plugin_log_calls_are_logged_under_the_plugin_and_request_span() {
         .find(|line| line.contains(&request_id) && line.contains("greeting"))
         .unwrap_or_else(|| panic!("no log line for request {request_id}"));
     assert!(line.contains(&format!("plugin{{plugin=hello request_id={request_id}}}")), "{line}");
-    assert!(line.contains("name=logger"), "{line}");
+    assert!(line.contains(r#"fields={"name":"logger"}"#), "{line}");
 }
 
 #[tokio::test]
