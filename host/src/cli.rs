@@ -1,10 +1,13 @@
 //! The `autoflow` command line: subcommands and their flags, each flag also readable from env.
 
+use std::ffi::OsString;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand};
+use clap::error::ErrorKind;
+use clap::parser::ValueSource;
+use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 use secrecy::SecretString;
 
 use crate::config::{AuthConfig, Config, Limits, LoginLimit};
@@ -17,6 +20,58 @@ use crate::services::tokens::TokenSettings;
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
+}
+
+impl Cli {
+    /// Parses the process's arguments, exiting with clap's message on bad input.
+    pub fn parse_layered() -> Self {
+        Self::try_parse_layered(std::env::args_os()).unwrap_or_else(|error| error.exit())
+    }
+
+    /// Parses `args` in layers: a flag beats its environment variable, which beats the `serve
+    /// --config` file, which beats the built-in default.
+    pub fn try_parse_layered(args: impl IntoIterator<Item = impl Into<OsString>>) -> Result<Self, clap::Error> {
+        let mut args: Vec<OsString> = args.into_iter().map(Into::into).collect();
+        let matches = Self::command().try_get_matches_from(&args)?;
+        let Some(("serve", serve)) = matches.subcommand() else { return Self::from_arg_matches(&matches) };
+        let Some(file) = serve.get_one::<PathBuf>("config") else { return Self::from_arg_matches(&matches) };
+        args.extend(settings_from_file(file, serve)?);
+        Self::try_parse_from(args)
+    }
+}
+
+/// The `--name=value` flags for the settings in the TOML `file` that neither a flag nor an
+/// environment variable gave in `serve`; an unknown setting is an error naming it.
+fn settings_from_file(file: &Path, serve: &ArgMatches) -> Result<Vec<OsString>, clap::Error> {
+    let fail = |message: String| clap::Error::raw(ErrorKind::InvalidValue, format!("{message}\n"));
+    let text = std::fs::read_to_string(file)
+        .map_err(|error| fail(format!("cannot read the config file {}: {error}", file.display())))?;
+    let table: toml::Table =
+        toml::from_str(&text).map_err(|error| fail(format!("config file {}: {error}", file.display())))?;
+    let command = Cli::command();
+    let serve_command = command.find_subcommand("serve").expect("serve is a subcommand");
+    let mut flags = Vec::new();
+    for (name, value) in table {
+        let arg = serve_command
+            .get_arguments()
+            .find(|arg| arg.get_long() == Some(name.as_str()) && name != "config")
+            .ok_or_else(|| fail(format!("config file {}: unknown setting `{name}`", file.display())))?;
+        let value = match value {
+            toml::Value::String(text) => text,
+            toml::Value::Integer(_) | toml::Value::Float(_) | toml::Value::Boolean(_) => value.to_string(),
+            other => {
+                return Err(fail(format!(
+                    "config file {}: `{name}` must be a string, number or boolean, not {}",
+                    file.display(),
+                    other.type_str()
+                )));
+            }
+        };
+        if matches!(serve.value_source(arg.get_id().as_str()), None | Some(ValueSource::DefaultValue)) {
+            flags.push(OsString::from(format!("--{name}={value}")));
+        }
+    }
+    Ok(flags)
 }
 
 #[derive(Debug, Subcommand)]
@@ -92,6 +147,11 @@ pub struct DatabaseArgs {
 
 #[derive(Debug, Args)]
 pub struct ServeArgs {
+    /// A TOML file of settings, named as the long flags below (`listen = "0.0.0.0:8080"`); flags
+    /// and environment variables override it.
+    #[arg(long, env = "AUTOFLOW_CONFIG")]
+    pub config: Option<PathBuf>,
+
     /// Address to listen on.
     #[arg(long, env = "AUTOFLOW_LISTEN", default_value = "127.0.0.1:3000")]
     pub listen: SocketAddr,
@@ -251,5 +311,48 @@ impl From<ServeArgs> for Config {
             data_key: args.data_key,
             plugin_overrides: crate::config::plugin_overrides_from_env(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn serve_config(file_text: &str, flags: &[&str]) -> Result<Config, String> {
+        let dir = tempfile::TempDir::new().unwrap();
+        let file = dir.path().join("autoflow.toml");
+        std::fs::write(&file, file_text).unwrap();
+        let mut args = vec!["autoflow".into(), "serve".into(), "--config".into(), file.into_os_string()];
+        args.extend(flags.iter().map(OsString::from));
+        match Cli::try_parse_layered(args).map_err(|e| e.to_string())?.command {
+            Command::Serve(serve) => Ok(Config::from(*serve)),
+            other => panic!("parsed as {other:?}"),
+        }
+    }
+
+    #[test]
+    fn the_file_fills_in_what_flags_leave_at_their_defaults() {
+        let file = "listen = \"127.0.0.1:4000\"\nmax-body-bytes = 10\nwatch = false\ntoken-issuer = \"me\"\n";
+        let config = serve_config(file, &[]).unwrap();
+        assert_eq!(config.listen.port(), 4000);
+        assert_eq!(config.limits.max_body_bytes, 10);
+        assert!(!config.watch);
+        assert_eq!(config.auth.tokens.issuer, "me");
+        assert_eq!(config.limits.max_instances, Limits::default().max_instances, "unset stays default");
+
+        let config = serve_config(file, &["--max-body-bytes", "20"]).unwrap();
+        assert_eq!(config.limits.max_body_bytes, 20, "a flag beats the file");
+    }
+
+    #[test]
+    fn unknown_settings_and_unreadable_files_are_named() {
+        let err = serve_config("max-bodybytes = 1\n", &[]).unwrap_err();
+        assert!(err.contains("unknown setting `max-bodybytes`"), "{err}");
+        let err = serve_config("listen = [1]\n", &[]).unwrap_err();
+        assert!(err.contains("`listen` must be a string"), "{err}");
+        let err = serve_config("listen = \"nowhere\"\n", &[]).unwrap_err();
+        assert!(err.contains("nowhere"), "{err}");
+        let err = Cli::try_parse_layered(["autoflow", "serve", "--config", "/no/such/autoflow.toml"]).unwrap_err();
+        assert!(err.to_string().contains("/no/such/autoflow.toml"), "{err}");
     }
 }

@@ -8,11 +8,10 @@ use autoflow_host::config::Config;
 use autoflow_host::db::Database;
 use autoflow_host::startup::{Application, shutdown_signal};
 use autoflow_host::{telemetry, user_commands};
-use clap::Parser;
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = Cli::parse_layered();
     telemetry::init();
     match run(cli.command).await {
         Ok(()) => ExitCode::SUCCESS,

@@ -76,6 +76,36 @@ async fn serve_with_a_broken_plugin_exits_non_zero_naming_the_file() {
 }
 
 #[tokio::test]
+async fn serve_reads_a_config_file_under_its_environment_and_flags() {
+    let (database, data, plugins) =
+        (TestDatabase::create().await, tempfile::TempDir::new().unwrap(), PluginsDir::with(&["hello"]));
+    let file = data.path().join("autoflow.toml");
+    let settings = format!(
+        "listen = \"127.0.0.1:0\"\nplugins = \"{}\"\nmax-body-bytes = 8\nrequest-timeout-ms = 5000\n",
+        plugins.path().display()
+    );
+    std::fs::write(&file, settings).unwrap();
+
+    let mut command = autoflow(&database, data.path());
+    command.args(["serve", "--config"]).arg(&file).env("AUTOFLOW_MAX_BODY_BYTES", "64");
+    let (child, address) = start_serving(command);
+    let client = reqwest::Client::new();
+    let echo = |body: &'static str| client.post(format!("http://{address}/api/echo")).body(body).send();
+    let fits = echo("{\"the env\": \"wins\"}").await.unwrap().status();
+    let too_big =
+        echo(r#"{"padding": "more than sixty-four bytes of JSON body in one request"}"#).await.unwrap().status();
+    kill(child);
+
+    assert_eq!(fits, 200, "plugins came from the file; 8 bytes from the file lost to the env's 64");
+    assert_eq!(too_big, 413);
+
+    std::fs::write(&file, "listen = \"127.0.0.1:0\"\nlisten-port = 1\n").unwrap();
+    let output = autoflow(&database, data.path()).args(["serve", "--config"]).arg(&file).output().unwrap();
+    assert!(!output.status.success());
+    assert!(stderr_of(&output).contains("unknown setting `listen-port`"), "{}", stderr_of(&output));
+}
+
+#[tokio::test]
 async fn migrate_creates_the_schema_and_exits_zero() {
     let (database, data) = (TestDatabase::create().await, tempfile::TempDir::new().unwrap());
 
