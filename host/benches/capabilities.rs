@@ -87,10 +87,10 @@ async fn bench_backend(Backend { label, database_url, redis_url }: Backend) {
         }
     };
     let noop = through_plugin("noop").await;
-    report("request floor: instantiate + call, no capability calls", noop);
+    report("request floor (HTTP + instantiate + call)", noop);
     for (what, op, native) in [
         ("records get, cache hit", "records-get", native_hit),
-        ("records get, cache miss (database read + cache fill)", "records-miss", native_miss),
+        ("records get, cache miss (DB read + fill)", "records-miss", native_miss),
         ("cache get", "cache-get", native_cache),
     ] {
         let (median, _) = through_plugin(op).await;
