@@ -10,6 +10,7 @@ use secrecy::ExposeSecret;
 use tokio::net::TcpListener;
 
 use crate::capabilities::HostServices;
+use crate::capabilities::http::InternalRoutes;
 use crate::config::Config;
 use crate::db::{Database, DbError};
 use crate::http::Auth;
@@ -53,6 +54,8 @@ pub struct Application {
     listener: TcpListener,
     local_addr: SocketAddr,
     state: AppState,
+    /// Serves plugins' internal requests; plugins hold only a weak link to it.
+    internal: Arc<dyn InternalRoutes>,
     watcher: Option<PluginWatcher>,
     listener_task: Option<tokio::task::JoinHandle<()>>,
 }
@@ -96,7 +99,9 @@ impl Application {
         );
         let state =
             AppState { runtime, plugins, db, limits: config.limits, admin_token: config.admin_token, auth, fanout };
-        Ok(Self { listener, local_addr, state, watcher, listener_task })
+        let internal: Arc<dyn InternalRoutes> = Arc::new(state.clone());
+        state.runtime.services().internal.connect(&internal);
+        Ok(Self { listener, local_addr, state, internal, watcher, listener_task })
     }
 
     /// The address actually bound (useful with port 0).
@@ -129,6 +134,7 @@ impl Application {
         let db = self.state.db.clone();
         let service = http::router(self.state).into_make_service_with_connect_info::<SocketAddr>();
         let result = axum::serve(self.listener, service).with_graceful_shutdown(shutdown).await;
+        drop(self.internal);
         drop(self.watcher);
         if let Some(task) = self.listener_task {
             task.abort();
@@ -161,6 +167,7 @@ pub async fn build_services(config: &Config, db: Database, cache: Cache) -> Resu
         passwords,
         records,
         config_overrides: Arc::new(config.plugin_overrides.clone()),
+        internal: Default::default(),
     };
     Ok((Auth { identity, tokens, cache, config: config.auth.clone() }, services))
 }

@@ -25,7 +25,7 @@ use crate::services::crypto::Crypto;
 use crate::services::passwords::Passwords;
 use crate::services::records::Records;
 
-use self::http::OutboundHttp;
+use self::http::{Chain, InternalLink, OutboundHttp};
 
 /// The interface a plugin imports for the cache; granted by `[capabilities] cache = true`.
 pub const CACHE_INTERFACE: &str = "autoflow:platform/cache";
@@ -53,6 +53,8 @@ pub struct HostServices {
     pub records: Records,
     /// The operator's `AUTOFLOW_PLUGIN_<NAME>__<KEY>` settings overrides, by variable name.
     pub config_overrides: Arc<BTreeMap<String, String>>,
+    /// Where requests to `{plugin}.autoflow.internal` are served (connected once the HTTP layer exists).
+    pub internal: InternalLink,
 }
 
 /// What one plugin's instances may use, decided from its manifest when it loads.
@@ -92,8 +94,15 @@ impl Grants {
     /// The grants of a plugin with `manifest`, whose calls are bounded by `timeout`.
     pub fn for_manifest(manifest: &Manifest, services: &HostServices, timeout: std::time::Duration) -> Self {
         let capabilities = &manifest.capabilities;
+        let config = config::resolve(manifest.name.as_str(), &manifest.config, &services.config_overrides);
+        let outbound_hosts = expand_hosts(&capabilities.outbound_hosts, &config);
         Self {
-            outbound: OutboundHttp::new(capabilities.outbound_hosts.clone().into(), timeout),
+            outbound: OutboundHttp::new(
+                outbound_hosts.into(),
+                !capabilities.outbound_hosts.is_empty(),
+                timeout,
+                services.internal.clone(),
+            ),
             identity: capabilities.identity.then(|| services.identity.clone()),
             cache: capabilities.cache.then(|| PluginCache::new(services.cache.clone(), manifest.name.as_str())),
             crypto: capabilities.crypto.then(|| {
@@ -102,14 +111,19 @@ impl Grants {
             records: (!capabilities.records.is_empty()).then(|| {
                 PluginRecords::new(services.records.clone(), manifest.name.as_str(), capabilities.records.clone())
             }),
-            config: config::resolve(manifest.name.as_str(), &manifest.config, &services.config_overrides),
+            config,
         }
+    }
+
+    /// These grants for one call acting for `chain` (its internal requests carry it on).
+    pub fn for_call(&self, chain: Chain) -> Self {
+        Self { outbound: self.outbound.for_call(chain), ..self.clone() }
     }
 
     /// The first of `imports` (interface names, possibly versioned) these grants do not cover.
     pub fn check(&self, imports: &[String]) -> Result<(), Ungranted> {
         let rules: [(&str, bool, &'static str); 5] = [
-            (OUTGOING_HTTP_INTERFACE, self.outbound.allows_any(), "[capabilities] outbound-hosts = [\"host:port\", …]"),
+            (OUTGOING_HTTP_INTERFACE, self.outbound.declared(), "[capabilities] outbound-hosts = [\"host:port\", …]"),
             (IDENTITY_INTERFACE, self.identity.is_some(), "[capabilities] identity = true"),
             (CACHE_INTERFACE, self.cache.is_some(), "[capabilities] cache = true"),
             (CRYPTO_INTERFACE, self.crypto.is_some(), "[capabilities] crypto = true"),
@@ -124,5 +138,31 @@ impl Grants {
             }
         }
         Ok(())
+    }
+}
+
+/// The manifest's outbound hosts with each `{{ key }}` replaced by the comma-separated hosts of
+/// setting `key` (the operator's override, else the manifest's default).
+fn expand_hosts(entries: &[String], config: &BTreeMap<String, String>) -> Vec<String> {
+    entries
+        .iter()
+        .flat_map(|entry| match crate::plugins::manifest::config_reference(entry) {
+            Some(key) => config.get(key).map(String::as_str).unwrap_or_default().split(',').map(str::trim).collect(),
+            None => vec![entry.as_str()],
+        })
+        .filter(|host| !host.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn outbound_hosts_expand_settings_the_operator_may_override() {
+        let config = BTreeMap::from([("hosts".to_owned(), " a.test:8080, ,b.test ".to_owned())]);
+        let entries = ["secrets.autoflow.internal".to_owned(), "{{ hosts }}".to_owned(), "{{missing}}".to_owned()];
+        assert_eq!(expand_hosts(&entries, &config), ["secrets.autoflow.internal", "a.test:8080", "b.test"]);
     }
 }

@@ -71,9 +71,7 @@ impl Auth {
 
     /// The caller, or `401` without credentials.
     pub async fn require(&self, headers: &HeaderMap) -> Result<Caller, ApiError> {
-        self.authenticate(headers).await?.ok_or_else(|| {
-            ApiError::Unauthorized("this route needs authentication: send `Authorization: Bearer <token>`".into())
-        })
+        self.authenticate(headers).await?.ok_or_else(needs_authentication)
     }
 
     /// Decides a route's `access` for a request: `401` without valid credentials where they are
@@ -84,17 +82,34 @@ impl Auth {
             Access::Authenticated => self.require(headers).await.map(Some),
             Access::AnyOf(permissions) => {
                 let caller = self.require(headers).await?;
-                if caller.has_any(permissions) {
-                    Ok(Some(caller))
-                } else {
-                    Err(ApiError::Forbidden(format!(
-                        "this route needs one of the permissions: {}",
-                        permissions.join(", ")
-                    )))
-                }
+                if caller.has_any(permissions) { Ok(Some(caller)) } else { Err(needs_permission(permissions)) }
             }
         }
     }
+}
+
+/// Decides a route's `access` for a principal authenticated upstream (an internal request acts
+/// for the user of the request that made it).
+pub fn authorize_principal(access: &Access, principal: Option<&Principal>) -> Result<(), ApiError> {
+    match (access, principal) {
+        (Access::Public, _) | (Access::Authenticated, Some(_)) => Ok(()),
+        (_, None) => Err(needs_authentication()),
+        (Access::AnyOf(permissions), Some(principal)) => {
+            if permissions.iter().any(|p| principal.permissions.contains(p)) {
+                Ok(())
+            } else {
+                Err(needs_permission(permissions))
+            }
+        }
+    }
+}
+
+fn needs_authentication() -> ApiError {
+    ApiError::Unauthorized("this route needs authentication: send `Authorization: Bearer <token>`".into())
+}
+
+fn needs_permission(permissions: &[String]) -> ApiError {
+    ApiError::Forbidden(format!("this route needs one of the permissions: {}", permissions.join(", ")))
 }
 
 /// The bearer token, else the session cookie's value.

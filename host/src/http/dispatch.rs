@@ -4,15 +4,18 @@
 use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, request::Parts};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use tower_http::request_id::RequestId;
 use tracing::Instrument;
 
 use super::AppState;
-use super::authn::Caller;
+use super::authn::{Caller, authorize_principal};
 use super::error::ApiError;
-use crate::plugins::routes::RouteMatch;
+use crate::capabilities::http::{Chain, InternalRoutes};
+use crate::plugins::routes::{RouteMatch, RouteTarget};
+use crate::plugins::{LoadedPlugin, Registry};
 use crate::runtime::{self, CallError};
 
 /// Most headers a plugin response may carry, and their total size in bytes.
@@ -40,33 +43,82 @@ pub async fn dispatch(State(state): State<AppState>, request: Request) -> Result
         .unwrap_or_default()
         .to_owned();
     let (parts, body) = request.into_parts();
-    let method = parts.method.as_str();
-    let path = parts.uri.path();
 
     // This snapshot keeps the plugin's current build alive until the request is done, even if a
     // reload swaps in another build meanwhile.
     let registry = state.plugins.registry();
-    let (target, raw_params) = match registry.route(method, path) {
-        RouteMatch::Found { target, params } => (target, params),
-        RouteMatch::MethodNotAllowed { allowed } => {
-            return Err(ApiError::MethodNotAllowed { method: method.into(), path: path.into(), allowed });
-        }
-        RouteMatch::NotFound => return Err(ApiError::NotFound { method: method.into(), path: path.into() }),
-    };
-    let plugin = registry.plugin(target.plugin);
+    let (target, params) = match_route(&registry, &parts)?;
     let caller = state.auth.authorize(&target.access, &parts.headers).await?;
     let body = read_body(&parts.headers, body, state.limits.max_body_bytes).await?;
+    let chain = Chain { principal: caller.as_ref().map(Caller::principal), request_id, depth: 0 };
+    call_plugin(&state, registry.plugin(target.plugin), target, params, &parts, body, chain).await
+}
 
+/// Serves a request a plugin made to `{plugin}.autoflow.internal`: that plugin's routes under the
+/// same access rules as from outside, for the user of the request that made it.
+pub async fn dispatch_internal(
+    state: AppState,
+    plugin: String,
+    request: http::Request<Bytes>,
+    chain: Chain,
+) -> http::Response<Bytes> {
+    let (parts, body) = request.into_parts();
+    let registry = state.plugins.registry();
+    let result = async {
+        let (target, params) = match_route(&registry, &parts)?;
+        let loaded = registry.plugin(target.plugin);
+        if loaded.manifest.name.as_str() != plugin {
+            let path = parts.uri.path();
+            return Err(ApiError::NotFound { method: parts.method.to_string(), path: path.into() });
+        }
+        authorize_principal(&target.access, chain.principal.as_ref())?;
+        if body.len() > state.limits.max_body_bytes {
+            return Err(ApiError::PayloadTooLarge { limit: state.limits.max_body_bytes });
+        }
+        call_plugin(&state, loaded, target, params, &parts, body.to_vec(), chain).await
+    }
+    .await;
+    let (parts, body) = result.unwrap_or_else(IntoResponse::into_response).into_parts();
+    // The body is in memory already (the plugin's answer, or an error), so reading it cannot fail.
+    let body = axum::body::to_bytes(body, usize::MAX).await.unwrap_or_default();
+    http::Response::from_parts(parts, body)
+}
+
+/// Decoded path parameters, by name.
+type Params = Vec<(String, String)>;
+
+/// The route `parts` asks for, or the `404`/`405` saying why there is none.
+fn match_route<'a>(registry: &'a Registry, parts: &Parts) -> Result<(&'a RouteTarget, Params), ApiError> {
+    let (method, path) = (parts.method.as_str(), parts.uri.path());
+    match registry.route(method, path) {
+        RouteMatch::Found { target, params } => Ok((target, decode_params(params)?)),
+        RouteMatch::MethodNotAllowed { allowed } => {
+            Err(ApiError::MethodNotAllowed { method: method.into(), path: path.into(), allowed })
+        }
+        RouteMatch::NotFound => Err(ApiError::NotFound { method: method.into(), path: path.into() }),
+    }
+}
+
+/// Runs one request in a fresh instance of `plugin` and turns its answer (or failure) into a response.
+async fn call_plugin(
+    state: &AppState,
+    plugin: &LoadedPlugin,
+    target: &RouteTarget,
+    params: Params,
+    parts: &Parts,
+    body: Vec<u8>,
+    chain: Chain,
+) -> Result<Response, ApiError> {
     let request = runtime::Request {
-        method: method.to_owned(),
-        path: path.to_owned(),
+        method: parts.method.as_str().to_owned(),
+        path: parts.uri.path().to_owned(),
         route: target.pattern.clone(),
-        params: decode_params(raw_params)?,
+        params,
         query: parts.uri.query().map(parse_query).unwrap_or_default(),
-        headers: header_pairs(&parts),
+        headers: header_pairs(parts),
         body,
-        principal: caller.as_ref().map(Caller::principal),
-        request_id: request_id.clone(),
+        principal: chain.principal.clone(),
+        request_id: chain.request_id.clone(),
     };
     let name = plugin.manifest.name.to_string();
     // At most `max_concurrency` instances of one plugin run at once; a request waits briefly for
@@ -76,13 +128,25 @@ pub async fn dispatch(State(state): State<AppState>, request: Request) -> Result
         .ok()
         .and_then(Result::ok)
         .ok_or_else(|| ApiError::PluginBusy { plugin: name.clone(), limit: plugin.limits.max_concurrency })?;
-    let span = tracing::info_span!("plugin", plugin = %name, request_id = %request_id);
-    match state.runtime.handle(&plugin.pre, &plugin.limits, &plugin.grants, &request).instrument(span).await {
+    let span = tracing::info_span!("plugin", plugin = %name, request_id = %chain.request_id);
+    let grants = plugin.grants.for_call(chain);
+    match state.runtime.handle(&plugin.pre, &plugin.limits, &grants, &request).instrument(span).await {
         Ok(Ok(response)) => into_http_response(&name, response, state.limits.max_response_bytes),
         Ok(Err(error)) => Err(ApiError::Plugin { plugin: name, error }),
         Err(CallError::Timeout(timeout)) => Err(ApiError::PluginTimeout { plugin: name, timeout }),
         Err(source @ CallError::MemoryExceeded(_)) => Err(ApiError::PluginMemoryExceeded { plugin: name, source }),
         Err(source) => Err(ApiError::PluginFailed { plugin: name, source }),
+    }
+}
+
+impl InternalRoutes for AppState {
+    fn serve(
+        &self,
+        plugin: String,
+        request: http::Request<Bytes>,
+        chain: Chain,
+    ) -> std::pin::Pin<Box<dyn Future<Output = http::Response<Bytes>> + Send>> {
+        Box::pin(dispatch_internal(self.clone(), plugin, request, chain))
     }
 }
 

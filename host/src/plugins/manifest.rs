@@ -39,7 +39,9 @@ pub struct Manifest {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct Capabilities {
-    /// Hosts outbound HTTP may reach: `host` (any port) or `host:port`. Empty: no outbound HTTP.
+    /// Hosts outbound HTTP may reach: `host` (any port) or `host:port`, or `{{ key }}` for the
+    /// comma-separated hosts in the `[config]` setting `key`, which the operator may override.
+    /// Empty: no outbound HTTP.
     #[serde(default)]
     pub outbound_hosts: Vec<String>,
     /// Manage users through `autoflow:platform/identity` (for trusted plugins such as `users`).
@@ -263,6 +265,11 @@ impl Manifest {
             }
             routes.push(route);
         }
+        for entry in &raw.capabilities.outbound_hosts {
+            if let Some(key) = config_reference(entry).filter(|key| !raw.config.contains_key(*key)) {
+                return Err(format!("outbound-hosts entry `{entry}` names `{key}`, which [config] does not declare"));
+            }
+        }
         if let Some(bad) = raw.capabilities.records.keys().find(|name| !is_plain_key(name)) {
             return Err(format!(
                 "[capabilities.records] collection `{bad}` must be 1-64 characters of a-z, 0-9, '_' and '-'"
@@ -303,6 +310,11 @@ fn parse_config(table: BTreeMap<String, toml::Value>) -> Result<BTreeMap<String,
             Ok((key, value))
         })
         .collect()
+}
+
+/// The setting an outbound-hosts entry `{{ key }}` refers to, if it is such a reference.
+pub fn config_reference(entry: &str) -> Option<&str> {
+    entry.trim().strip_prefix("{{")?.strip_suffix("}}").map(str::trim)
 }
 
 /// Whether `name` is 1-64 characters of `a-z`, `0-9`, `_` and `-` (config keys, collection names).
@@ -421,6 +433,17 @@ mod tests {
         assert!(err.contains("global"), "{err}");
         let err = Manifest::parse(&format!("{VALID}\n[capabilities.records]\n\"a/b\" = \"user\"")).unwrap_err();
         assert!(err.contains("collection `a/b`"), "{err}");
+    }
+
+    #[test]
+    fn outbound_hosts_may_name_a_declared_setting() {
+        let ok = Manifest::parse(&format!(
+            "{VALID}\n[capabilities]\noutbound-hosts = [\"a.test\", \"{{{{ hosts }}}}\"]\n[config]\nhosts = \"\""
+        ));
+        assert!(ok.is_ok(), "{ok:?}");
+        let err =
+            Manifest::parse(&format!("{VALID}\n[capabilities]\noutbound-hosts = [\"{{{{ hosts }}}}\"]")).unwrap_err();
+        assert!(err.contains("`hosts`, which [config] does not declare"), "{err}");
     }
 
     #[test]

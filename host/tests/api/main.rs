@@ -12,6 +12,7 @@ mod config;
 mod database;
 mod faults;
 mod health;
+mod internal_requests;
 mod limits;
 mod logs;
 mod notes;

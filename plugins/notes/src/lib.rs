@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use autoflow_sdk::cache::{self, Scope};
 use autoflow_sdk::records::{Collection, Record};
-use autoflow_sdk::{Error, FieldError, Request, Response, Result, Router, config};
+use autoflow_sdk::{Error, Request, Response, Result, Router, Validation, config};
 use serde::{Deserialize, Serialize};
 
 /// The collection, as declared in `plugin.toml`.
@@ -60,17 +60,15 @@ struct NotePatch {
 fn validate(title: Option<&str>, body: Option<&str>) -> Result<()> {
     let max_title: usize = config::parse("max-title-chars")?;
     let max_body: usize = config::parse("max-body-chars")?;
-    let mut fields = Vec::new();
+    let mut problems = Validation::new();
     if let Some(title) = title {
         let chars = title.trim().chars().count();
-        if chars == 0 || chars > max_title {
-            fields.push(FieldError { field: "title".into(), message: format!("must be 1-{max_title} characters") });
-        }
+        problems.check((1..=max_title).contains(&chars), "title", format!("must be 1-{max_title} characters"));
     }
-    if body.is_some_and(|body| body.chars().count() > max_body) {
-        fields.push(FieldError { field: "body".into(), message: format!("must be at most {max_body} characters") });
+    if let Some(body) = body {
+        problems.check(body.chars().count() <= max_body, "body", format!("must be at most {max_body} characters"));
     }
-    if fields.is_empty() { Ok(()) } else { Err(Error::Invalid { message: "the note is not valid".into(), fields }) }
+    problems.finish("the note is not valid")
 }
 
 /// A note in a response, with its `ETag`.
@@ -95,11 +93,8 @@ fn create(req: &Request) -> Result<Response> {
     validate(Some(&new.title), Some(&new.body))?;
     let limit: i64 = config::parse("creates-per-minute")?;
     if cache::increment(Scope::User, "creates", 1, Some(CREATE_WINDOW))? > limit {
-        let error = serde_json::json!({ "error": {
-            "code": "rate_limited",
-            "message": format!("at most {limit} notes may be created per minute"),
-        }});
-        return Ok(Response::json_with_status(429, &error)?.with_header("retry-after", "60"));
+        let message = format!("at most {limit} notes may be created per minute");
+        return Ok(Response::error(429, "rate_limited", message).with_header("retry-after", "60"));
     }
     let note = NOTES.create(&Note { title: new.title.trim().to_owned(), body: new.body, pinned: new.pinned })?;
     Ok(note_response(201, &note)?.with_header("location", format!("/api/notes/{}", note.id)))
@@ -112,10 +107,7 @@ fn update(req: &Request) -> Result<Response> {
     patch.title = patch.title.map(|title| title.trim().to_owned());
     let expected = req.header("if-match").map(parse_etag).transpose()?;
     match NOTES.update(id, &patch, expected) {
-        Err(Error::Conflict(message)) if expected.is_some() => {
-            let error = serde_json::json!({ "error": { "code": "precondition_failed", "message": message } });
-            Response::json_with_status(412, &error)
-        }
+        Err(Error::Conflict(message)) if expected.is_some() => Ok(Response::error(412, "precondition_failed", message)),
         result => note_response(200, &result?),
     }
 }

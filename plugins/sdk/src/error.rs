@@ -67,6 +67,33 @@ impl Error {
     }
 }
 
+/// Collects every bad field of an input, so a client learns of them all at once.
+#[derive(Debug, Default)]
+pub struct Validation(Vec<FieldError>);
+
+impl Validation {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Records that `field` is wrong, and why.
+    pub fn add(&mut self, field: impl Into<String>, message: impl Into<String>) {
+        self.0.push(FieldError { field: field.into(), message: message.into() });
+    }
+
+    /// Records `message` for `field` unless `ok`.
+    pub fn check(&mut self, ok: bool, field: &str, message: impl Into<String>) {
+        if !ok {
+            self.add(field, message);
+        }
+    }
+
+    /// `Ok` if nothing was recorded, else a `400` with `summary` and every field.
+    pub fn finish(self, summary: &str) -> Result<()> {
+        if self.0.is_empty() { Ok(()) } else { Err(Error::Invalid { message: summary.to_owned(), fields: self.0 }) }
+    }
+}
+
 impl core::fmt::Display for Error {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {

@@ -26,7 +26,7 @@ mod request;
 mod response;
 mod router;
 
-pub use error::{Error, FieldError, Result};
+pub use error::{Error, FieldError, Result, Validation};
 pub use request::{Principal, Request};
 pub use response::Response;
 pub use router::{Handler, Router};

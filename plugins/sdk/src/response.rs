@@ -26,6 +26,13 @@ impl Response {
         Ok(Self::new(status, body).with_header("content-type", "application/json"))
     }
 
+    /// An error in the platform's shape, `{"error": {"code", "message"}}`, for statuses the
+    /// [`Error`] kinds do not cover (`412`, `429`, `502`, `504`, …).
+    pub fn error(status: u16, code: &str, message: impl Into<String>) -> Self {
+        let body = serde_json::json!({ "error": { "code": code, "message": message.into() } });
+        Self::new(status, body.to_string().into_bytes()).with_header("content-type", "application/json")
+    }
+
     /// `200` with a plain-text body.
     pub fn text(body: impl Into<String>) -> Self {
         Self::new(200, body.into().into_bytes()).with_header("content-type", "text/plain; charset=utf-8")

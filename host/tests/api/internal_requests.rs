@@ -1,0 +1,82 @@
+//! Internal requests: a plugin calling `http://{plugin}.autoflow.internal/…` reaches that plugin's
+//! routes in-process, as the same user, only if its manifest allows the host, and never deeper
+//! than the chain limit.
+
+use serde_json::{Value, json};
+
+use crate::helpers::{PluginsDir, TestApp, try_spawn};
+
+/// `test-trap` (allowed to call `notes` and itself) beside `notes` and `hello`.
+async fn spawn() -> TestApp {
+    let plugins = PluginsDir::with(&["test-trap", "notes", "hello"]);
+    plugins.edit_manifest("test-trap", |text| {
+        text.replace("[\"allowed.invalid\"]", "[\"notes.autoflow.internal\", \"test-trap.autoflow.internal\"]")
+    });
+    try_spawn(plugins, |_| {}).await.unwrap_or_else(|(e, _)| panic!("{e}"))
+}
+
+/// What `test-trap` got fetching `url`, as `token`'s user if given.
+async fn fetch(app: &TestApp, token: Option<&str>, url: &str) -> Value {
+    let path = format!("/api/trap/fetch?url={}", urlencode(url));
+    let request = app.client.get(app.url(&path));
+    let request = match token {
+        Some(token) => request.bearer_auth(token),
+        None => request,
+    };
+    let response = request.send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    response.json().await.unwrap()
+}
+
+fn urlencode(text: &str) -> String {
+    form_urlencoded::byte_serialize(text.as_bytes()).collect()
+}
+
+#[tokio::test]
+async fn a_plugin_calls_another_plugins_routes_in_process_as_the_same_user() {
+    let app = spawn().await;
+    let (_, alice) = app.user_with_token("alice@example.com", &[]).await;
+    let (_, bob) = app.user_with_token("bob@example.com", &[]).await;
+    let created = app.request_as(reqwest::Method::POST, "/api/notes", &alice).json(&json!({ "title": "alice's" }));
+    assert_eq!(created.send().await.unwrap().status(), 201);
+
+    let as_alice = fetch(&app, Some(&alice), "http://notes.autoflow.internal/api/notes").await;
+    assert_eq!(as_alice["status"], 200, "{as_alice}");
+    let notes: Value = serde_json::from_str(as_alice["body"].as_str().unwrap()).unwrap();
+    assert_eq!(notes["items"][0]["title"], "alice's");
+
+    let as_bob = fetch(&app, Some(&bob), "http://notes.autoflow.internal/api/notes").await;
+    let notes: Value = serde_json::from_str(as_bob["body"].as_str().unwrap()).unwrap();
+    assert_eq!(notes["items"], json!([]), "the internal request acts for bob: {as_bob}");
+
+    let anonymous = fetch(&app, None, "http://notes.autoflow.internal/api/notes").await;
+    assert_eq!(anonymous["status"], 401, "{anonymous}");
+}
+
+#[tokio::test]
+async fn internal_requests_need_the_grant_and_reach_only_the_named_plugin() {
+    let app = spawn().await;
+
+    let ungranted = fetch(&app, None, "http://hello.autoflow.internal/api/hello/x").await;
+    assert!(ungranted["error"].as_str().unwrap().contains("not allowed"), "{ungranted}");
+
+    let elsewhere = fetch(&app, None, "http://notes.autoflow.internal/api/trap/ok").await;
+    assert_eq!(elsewhere["status"], 404, "a path of another plugin: {elsewhere}");
+    let unknown = fetch(&app, None, "http://notes.autoflow.internal/nowhere").await;
+    assert_eq!(unknown["status"], 404, "{unknown}");
+}
+
+#[tokio::test]
+async fn a_chain_of_internal_requests_is_cut_at_its_depth_limit() {
+    let app = spawn().await;
+    let chain = |links: usize| {
+        (0..links).fold("http://test-trap.autoflow.internal/api/trap/ok".to_owned(), |inner, _| {
+            format!("http://test-trap.autoflow.internal/api/trap/fetch?url={}", urlencode(&inner))
+        })
+    };
+
+    let short = fetch(&app, None, &chain(2)).await.to_string();
+    assert!(short.contains("still standing") && !short.contains("not allowed"), "{short}");
+    let long = fetch(&app, None, &chain(6)).await.to_string();
+    assert!(long.contains("508") && long.contains("chain_too_deep") && !long.contains("still standing"), "{long}");
+}
