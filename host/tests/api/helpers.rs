@@ -209,6 +209,17 @@ pub fn test_key() -> &'static SecretString {
     })
 }
 
+/// `plaintext` encrypted the way a client does it: RSA-OAEP with SHA-256 to the public key `pem`
+/// (SPKI, as the host hands it out).
+pub fn encrypt_to(pem: &str, plaintext: &[u8]) -> Vec<u8> {
+    use aws_lc_rs::rsa::{OAEP_SHA256_MGF1SHA256, OaepPublicEncryptingKey, PublicEncryptingKey};
+    let spki = pem::parse(pem.as_bytes()).unwrap();
+    assert_eq!(spki.tag(), "PUBLIC KEY");
+    let public = OaepPublicEncryptingKey::new(PublicEncryptingKey::from_der(spki.contents()).unwrap()).unwrap();
+    let mut ciphertext = vec![0; public.ciphertext_size()];
+    public.encrypt(&OAEP_SHA256_MGF1SHA256, plaintext, &mut ciphertext, None).unwrap().to_vec()
+}
+
 /// The password of users made by [`TestApp::create_user`].
 pub const PASSWORD: &str = "correct horse battery staple";
 

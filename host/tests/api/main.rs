@@ -4,6 +4,7 @@
 mod helpers;
 
 mod admin;
+mod ai;
 mod auth;
 mod backends;
 mod cache;
@@ -12,6 +13,7 @@ mod config;
 mod database;
 mod faults;
 mod health;
+mod integrations;
 mod internal_requests;
 mod limits;
 mod logs;
@@ -24,6 +26,8 @@ mod records;
 mod reload;
 mod requests;
 mod routing;
+mod secrets;
 mod startup;
 mod uploads;
+mod upstream;
 mod users;

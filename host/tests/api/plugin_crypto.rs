@@ -1,13 +1,12 @@
 //! The crypto capability as plugins use it (through `test-crypto`): sealing bound to plugin,
 //! context and key; RSA-OAEP with a client-side encryption; password hashing; the grant.
 
-use aws_lc_rs::rsa::{OAEP_SHA256_MGF1SHA256, OaepPublicEncryptingKey, PublicEncryptingKey};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use secrecy::SecretString;
 use serde_json::{Value, json};
 
-use crate::helpers::{PluginsDir, TestApp, error_of, spawn_app_with, spawn_configured, try_spawn};
+use crate::helpers::{PluginsDir, TestApp, encrypt_to, error_of, spawn_app_with, spawn_configured, try_spawn};
 
 async fn operate(app: &TestApp, operation: &str, body: Value) -> reqwest::Response {
     app.client.post(app.url(&format!("/api/test-crypto/{operation}"))).json(&body).send().await.unwrap()
@@ -58,11 +57,7 @@ async fn sealed_values_open_only_in_the_same_plugin_context_and_key() {
 async fn a_client_encrypts_to_the_public_key_and_the_plugin_decrypts() {
     let app = spawn_app_with(&["test-crypto"]).await;
     let pem = app.get("/api/test-crypto/public-key").await.text().await.unwrap();
-    let spki = pem::parse(pem.as_bytes()).unwrap();
-    assert_eq!(spki.tag(), "PUBLIC KEY");
-    let public = OaepPublicEncryptingKey::new(PublicEncryptingKey::from_der(spki.contents()).unwrap()).unwrap();
-    let mut ciphertext = vec![0; public.ciphertext_size()];
-    let ciphertext = public.encrypt(&OAEP_SHA256_MGF1SHA256, b"api key 123", &mut ciphertext, None).unwrap().to_vec();
+    let ciphertext = encrypt_to(&pem, b"api key 123");
 
     let decrypted = data(&app, "rsa-decrypt", json!({ "data": BASE64.encode(&ciphertext) })).await;
     assert_eq!(decrypted, b"api key 123");
