@@ -6,7 +6,7 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, encrypt_to, error_of, spawn_app_with};
+use crate::helpers::{TestApp, captured_logs, encrypt_to, error_of, spawn_app_with};
 
 async fn send(app: &TestApp, token: &str, method: Method, path: &str, body: Option<Value>) -> reqwest::Response {
     let request = app.request_as(method, path, token);
@@ -52,6 +52,8 @@ async fn values_are_sealed_at_rest_listed_without_values_and_shown_to_their_owne
 
     assert_eq!(send(&app, &token, Method::DELETE, &location, None).await.status(), 204);
     assert_eq!(send(&app, &token, Method::GET, &location, None).await.status(), 404);
+    let logs = captured_logs();
+    assert!(!logs.contains("sk-plaintext-123") && !logs.contains("sk-rotated-456"), "a value reached the log");
 }
 
 #[tokio::test]
