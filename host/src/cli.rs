@@ -13,6 +13,7 @@ use secrecy::SecretString;
 use crate::config::{AuthConfig, Config, Limits, LoginLimit};
 use crate::services::keys::KeySource;
 use crate::services::tokens::TokenSettings;
+use crate::tasks::WorkerSettings;
 
 /// Autoflow: serves HTTP routes and runs tasks from sandboxed wasm plugins.
 #[derive(Debug, Parser)]
@@ -203,6 +204,14 @@ pub struct ServeArgs {
     #[arg(long, env = "AUTOFLOW_QUEUE_TIMEOUT_MS", default_value_t = 1_000)]
     pub queue_timeout_ms: u64,
 
+    /// Longest one attempt of a task may run, in milliseconds (default and ceiling for manifests).
+    #[arg(long, env = "AUTOFLOW_TASK_TIMEOUT_MS", default_value_t = 300_000)]
+    pub task_timeout_ms: u64,
+
+    /// Task workers this process runs (0: none, another process runs the tasks).
+    #[arg(long, env = "AUTOFLOW_WORKERS", default_value_t = WorkerSettings::default().concurrency)]
+    pub workers: usize,
+
     /// Reload plugins when their files change (`false` to load them once).
     #[arg(long, env = "AUTOFLOW_WATCH", default_value_t = true, action = clap::ArgAction::Set)]
     pub watch: bool,
@@ -304,12 +313,14 @@ impl From<ServeArgs> for Config {
                 plugin_memory_bytes: args.plugin_memory_mb.saturating_mul(1024 * 1024),
                 plugin_concurrency: args.plugin_concurrency,
                 queue_timeout: Duration::from_millis(args.queue_timeout_ms),
+                task_timeout: Duration::from_millis(args.task_timeout_ms),
             },
             watch: args.watch,
             admin_token: args.admin_token,
             auth: args.auth.into(),
             data_key: args.data_key,
             plugin_overrides: crate::config::plugin_overrides_from_env(),
+            workers: WorkerSettings { concurrency: args.workers, ..WorkerSettings::default() },
         }
     }
 }

@@ -11,6 +11,7 @@ use secrecy::SecretString;
 use crate::services::crypto::DataKeySource;
 use crate::services::keys::KeySource;
 use crate::services::tokens::TokenSettings;
+use crate::tasks::WorkerSettings;
 
 /// Everything `autoflow serve` needs to start.
 #[derive(Debug, Clone)]
@@ -38,6 +39,8 @@ pub struct Config {
     pub data_key: Option<SecretString>,
     /// Plugin settings overrides: every `AUTOFLOW_PLUGIN_<NAME>__<KEY>` variable, by name.
     pub plugin_overrides: BTreeMap<String, String>,
+    /// The task workers this process runs (`concurrency` 0: none; another process runs them).
+    pub workers: WorkerSettings,
 }
 
 /// Authentication: the key pair, tokens, the session cookie and login rate limits.
@@ -96,6 +99,8 @@ pub struct Limits {
     pub plugin_concurrency: u32,
     /// How long a request waits for a busy plugin before it gets `503` with `Retry-After`.
     pub queue_timeout: Duration,
+    /// Longest one attempt of a task may run: the default and the ceiling for `[[tasks]]`.
+    pub task_timeout: Duration,
 }
 
 impl Default for Limits {
@@ -109,6 +114,7 @@ impl Default for Limits {
             plugin_memory_bytes: 128 * 1024 * 1024,
             plugin_concurrency: 100,
             queue_timeout: Duration::from_secs(1),
+            task_timeout: Duration::from_secs(5 * 60),
         }
     }
 }
@@ -129,6 +135,7 @@ impl Config {
             auth: AuthConfig::default(),
             data_key: None,
             plugin_overrides: BTreeMap::new(),
+            workers: WorkerSettings::default(),
         }
     }
 

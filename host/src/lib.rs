@@ -14,5 +14,6 @@ pub mod plugins;
 pub mod runtime;
 pub mod services;
 pub mod startup;
+pub mod tasks;
 pub mod telemetry;
 pub mod user_commands;

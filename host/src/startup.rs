@@ -25,6 +25,8 @@ use crate::services::keys::{KeyError, RsaKeys};
 use crate::services::passwords::Passwords;
 use crate::services::records::Records;
 use crate::services::tokens::Tokens;
+use crate::tasks::{Scheduler, Workers};
+use tokio::sync::Notify;
 
 /// Why the host could not start.
 #[derive(Debug, thiserror::Error)]
@@ -54,8 +56,10 @@ pub struct Application {
     listener: TcpListener,
     local_addr: SocketAddr,
     state: AppState,
-    /// Serves plugins' internal requests; plugins hold only a weak link to it.
-    internal: Arc<dyn InternalRoutes>,
+    /// What plugins' internal requests and `queue.enqueue` reach; plugins hold only weak links.
+    links: (Arc<dyn InternalRoutes>, Arc<Scheduler>),
+    /// The task workers of this process, if it runs any.
+    workers: Option<Workers>,
     watcher: Option<PluginWatcher>,
     listener_task: Option<tokio::task::JoinHandle<()>>,
 }
@@ -97,11 +101,28 @@ impl Application {
             plugins = plugin_count,
             "listening"
         );
-        let state =
-            AppState { runtime, plugins, db, limits: config.limits, admin_token: config.admin_token, auth, fanout };
+        let wake = Arc::new(Notify::new());
+        let scheduler = Scheduler::new(db.clone(), plugins.clone(), runtime.clone(), wake.clone());
+        let workers = (config.workers.concurrency > 0).then(|| {
+            let identity = auth.identity.clone();
+            Workers::spawn(db.clone(), plugins.clone(), runtime.clone(), identity, wake, config.workers)
+        });
+        let state = AppState {
+            runtime,
+            plugins,
+            db,
+            limits: config.limits,
+            admin_token: config.admin_token,
+            auth,
+            fanout,
+            scheduler: scheduler.clone(),
+        };
         let internal: Arc<dyn InternalRoutes> = Arc::new(state.clone());
-        state.runtime.services().internal.connect(&internal);
-        Ok(Self { listener, local_addr, state, internal, watcher, listener_task })
+        let scheduler = Arc::new(scheduler);
+        let services = state.runtime.services();
+        services.internal.connect(&internal);
+        services.scheduler.connect(&scheduler);
+        Ok(Self { listener, local_addr, state, links: (internal, scheduler), workers, watcher, listener_task })
     }
 
     /// The address actually bound (useful with port 0).
@@ -134,7 +155,10 @@ impl Application {
         let db = self.state.db.clone();
         let service = http::router(self.state).into_make_service_with_connect_info::<SocketAddr>();
         let result = axum::serve(self.listener, service).with_graceful_shutdown(shutdown).await;
-        drop(self.internal);
+        if let Some(workers) = self.workers {
+            workers.shutdown().await;
+        }
+        drop(self.links);
         drop(self.watcher);
         if let Some(task) = self.listener_task {
             task.abort();
@@ -168,6 +192,7 @@ pub async fn build_services(config: &Config, db: Database, cache: Cache) -> Resu
         records,
         config_overrides: Arc::new(config.plugin_overrides.clone()),
         internal: Default::default(),
+        scheduler: Default::default(),
     };
     Ok((Auth { identity, tokens, cache, config: config.auth.clone() }, services))
 }

@@ -8,7 +8,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::{Arc, OnceLock, Weak};
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -46,26 +46,8 @@ pub trait InternalRoutes: Send + Sync {
     ) -> Pin<Box<dyn Future<Output = http::Response<Bytes>> + Send>>;
 }
 
-/// A late-bound link to the [`InternalRoutes`]: the HTTP layer is built after the runtime.
-#[derive(Clone, Default)]
-pub struct InternalLink(Arc<OnceLock<Weak<dyn InternalRoutes>>>);
-
-impl InternalLink {
-    /// Points the link at `routes` (kept alive by their owner; the link does not).
-    pub fn connect(&self, routes: &Arc<dyn InternalRoutes>) {
-        let _ = self.0.set(Arc::downgrade(routes));
-    }
-
-    fn routes(&self) -> Option<Arc<dyn InternalRoutes>> {
-        self.0.get().and_then(Weak::upgrade)
-    }
-}
-
-impl std::fmt::Debug for InternalLink {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("InternalLink")
-    }
-}
+/// The link to the [`InternalRoutes`]: the HTTP layer is built after the runtime.
+pub type InternalLink = super::link::Link<dyn InternalRoutes>;
 
 /// The outbound policy of one plugin: the `host` or `host:port` entries it may reach.
 #[derive(Debug, Clone, Default)]
@@ -147,7 +129,7 @@ impl OutboundHttp {
             let message = format!("more than {MAX_CHAIN_DEPTH} internal requests in a row (a loop between plugins?)");
             return answer(508, "chain_too_deep", &message);
         }
-        let Some(routes) = self.internal.routes() else {
+        let Some(routes) = self.internal.get() else {
             return answer(503, "unavailable", "the host is shutting down");
         };
         let chain = Chain { depth: self.chain.depth + 1, ..self.chain.clone() };

@@ -6,7 +6,9 @@ pub mod config;
 pub mod crypto;
 pub mod http;
 mod identity;
+pub mod link;
 mod log;
+pub mod queue;
 pub mod records;
 mod types;
 
@@ -20,10 +22,13 @@ use crate::services::identity::Identity;
 
 use self::cache::PluginCache;
 use self::crypto::PluginCrypto;
+use self::link::Link;
+use self::queue::PluginQueue;
 use self::records::PluginRecords;
 use crate::services::crypto::Crypto;
 use crate::services::passwords::Passwords;
 use crate::services::records::Records;
+use crate::tasks::Scheduler;
 
 use self::http::{Chain, InternalLink, OutboundHttp};
 
@@ -38,6 +43,9 @@ pub const IDENTITY_INTERFACE: &str = "autoflow:platform/identity";
 
 /// The interface a plugin imports for JSON documents; granted by declaring `[capabilities.records]`.
 pub const RECORDS_INTERFACE: &str = "autoflow:platform/records";
+
+/// The interface a plugin imports to schedule tasks; granted by `[capabilities] queue = [names]`.
+pub const QUEUE_INTERFACE: &str = "autoflow:platform/queue";
 
 /// The host services capabilities are built on; shared by every plugin.
 #[derive(Clone)]
@@ -55,6 +63,8 @@ pub struct HostServices {
     pub config_overrides: Arc<BTreeMap<String, String>>,
     /// Where requests to `{plugin}.autoflow.internal` are served (connected once the HTTP layer exists).
     pub internal: InternalLink,
+    /// The task scheduler (connected once the plugins are loaded).
+    pub scheduler: Link<Scheduler>,
 }
 
 /// What one plugin's instances may use, decided from its manifest when it loads.
@@ -70,6 +80,10 @@ pub struct Grants {
     pub crypto: Option<PluginCrypto>,
     /// Its collections, if it declares any.
     pub records: Option<PluginRecords>,
+    /// The tasks it may schedule, if any.
+    pub queue: Option<PluginQueue>,
+    /// Whom the current call acts for (set per call by [`Grants::for_call`]).
+    pub chain: Chain,
     /// Its settings (`config`), overrides applied.
     pub config: Arc<BTreeMap<String, String>>,
 }
@@ -108,6 +122,9 @@ impl Grants {
             crypto: capabilities.crypto.then(|| {
                 PluginCrypto::new(services.crypto.clone(), services.passwords.clone(), manifest.name.as_str())
             }),
+            queue: (!capabilities.queue.is_empty())
+                .then(|| PluginQueue::new(&capabilities.queue, services.scheduler.clone())),
+            chain: Chain::default(),
             records: (!capabilities.records.is_empty()).then(|| {
                 PluginRecords::new(services.records.clone(), manifest.name.as_str(), capabilities.records.clone())
             }),
@@ -117,16 +134,17 @@ impl Grants {
 
     /// These grants for one call acting for `chain` (its internal requests carry it on).
     pub fn for_call(&self, chain: Chain) -> Self {
-        Self { outbound: self.outbound.for_call(chain), ..self.clone() }
+        Self { outbound: self.outbound.for_call(chain.clone()), chain, ..self.clone() }
     }
 
     /// The first of `imports` (interface names, possibly versioned) these grants do not cover.
     pub fn check(&self, imports: &[String]) -> Result<(), Ungranted> {
-        let rules: [(&str, bool, &'static str); 5] = [
+        let rules: [(&str, bool, &'static str); 6] = [
             (OUTGOING_HTTP_INTERFACE, self.outbound.declared(), "[capabilities] outbound-hosts = [\"host:port\", …]"),
             (IDENTITY_INTERFACE, self.identity.is_some(), "[capabilities] identity = true"),
             (CACHE_INTERFACE, self.cache.is_some(), "[capabilities] cache = true"),
             (CRYPTO_INTERFACE, self.crypto.is_some(), "[capabilities] crypto = true"),
+            (QUEUE_INTERFACE, self.queue.is_some(), "[capabilities] queue = [\"task-name\", …]"),
             (RECORDS_INTERFACE, self.records.is_some(), "[capabilities.records] <collection> = \"shared\" | \"user\""),
         ];
         for import in imports {

@@ -14,6 +14,7 @@ macro_rules! on_pool {
 mod plugin_builds;
 mod plugins;
 mod records;
+mod tasks;
 mod users;
 
 use std::path::Path;
@@ -28,6 +29,7 @@ use sqlx::{PgPool, SqlitePool};
 pub use plugin_builds::PluginBuild;
 pub use plugins::PluginRecord;
 pub use records::{CollectionRef, RecordRow};
+pub use tasks::{AttemptRow, Finish, TaskFilter, TaskRow, status as task_status};
 pub use users::{UserChanges, UserRow};
 
 /// Failures talking to the database.

@@ -130,7 +130,10 @@ async fn call_plugin(
         .ok_or_else(|| ApiError::PluginBusy { plugin: name.clone(), limit: plugin.limits.max_concurrency })?;
     let span = tracing::info_span!("plugin", plugin = %name, request_id = %chain.request_id);
     let grants = plugin.grants.for_call(chain);
-    match state.runtime.handle(&plugin.pre, &plugin.limits, &grants, &request).instrument(span).await {
+    let Some(pre) = plugin.feature() else {
+        return Err(ApiError::NotFound { method: request.method, path: request.path });
+    };
+    match state.runtime.handle(pre, &plugin.limits, &grants, &request).instrument(span).await {
         Ok(Ok(response)) => into_http_response(&name, response, state.limits.max_response_bytes),
         Ok(Err(error)) => Err(ApiError::Plugin { plugin: name, error }),
         Err(CallError::Timeout(timeout)) => Err(ApiError::PluginTimeout { plugin: name, timeout }),

@@ -14,6 +14,7 @@ use axum::extract::rejection::JsonRejection;
 use crate::db::DbError;
 use crate::runtime::{CallError, PluginError};
 use crate::services::identity::IdentityError;
+use crate::tasks::ScheduleError;
 
 /// Everything a request can fail with.
 #[derive(Debug, thiserror::Error)]
@@ -104,6 +105,22 @@ impl From<IdentityError> for ApiError {
             IdentityError::InvalidCredentials => ApiError::Unauthorized(error.to_string()),
             IdentityError::Database(source) => ApiError::DatabaseUnavailable(source),
             IdentityError::Internal(cause) => ApiError::Internal(cause),
+        }
+    }
+}
+
+impl From<ScheduleError> for ApiError {
+    fn from(error: ScheduleError) -> Self {
+        match error {
+            ScheduleError::UnknownTask(_) => {
+                ApiError::Invalid { message: error.to_string(), fields: vec![("name".into(), error.to_string())] }
+            }
+            ScheduleError::Invalid { field, message } => {
+                ApiError::Invalid { message: message.clone(), fields: vec![(field.into(), message)] }
+            }
+            ScheduleError::Refused { plugin, error, .. } => ApiError::Plugin { plugin, error },
+            ScheduleError::Validator { plugin, source } => ApiError::PluginFailed { plugin, source },
+            ScheduleError::Database(source) => ApiError::DatabaseUnavailable(source),
         }
     }
 }

@@ -7,6 +7,7 @@ mod authn;
 mod dispatch;
 mod error;
 mod health;
+mod tasks;
 
 use std::sync::Arc;
 
@@ -28,6 +29,7 @@ use crate::db::Database;
 use crate::plugins::LivePlugins;
 use crate::plugins::fanout::Fanout;
 use crate::runtime::Runtime;
+use crate::tasks::Scheduler;
 
 /// What every handler can reach. Cheap to clone.
 #[derive(Clone)]
@@ -41,6 +43,8 @@ pub struct AppState {
     pub auth: Auth,
     /// Announces plugin changes to the other hosts; `None` when running alone.
     pub fanout: Option<Fanout>,
+    /// Schedules background tasks.
+    pub scheduler: Scheduler,
 }
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -58,6 +62,7 @@ pub fn router(state: AppState) -> Router {
         .route("/auth/logout", post(auth::logout).fallback(method_not_allowed(&["POST"])))
         .route("/auth/me", get(auth::me).fallback(method_not_allowed(&["GET"])))
         .nest("/admin", admin::router(state.clone()))
+        .merge(tasks::router())
         .fallback(dispatch::dispatch)
         .with_state(state)
         .layer(middleware)

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use tokio::sync::Semaphore;
 
 use crate::capabilities::{Grants, Ungranted};
-use crate::runtime::{ArtifactSource, FeaturePre, InstanceState, PluginLimits, Runtime};
+use crate::runtime::{ArtifactSource, FeaturePre, InstanceState, PluginLimits, PluginPre, Runtime, TaskPre};
 
 /// A plugin compiled, linked and ready to instantiate.
 pub struct LoadedPlugin {
@@ -27,13 +27,31 @@ pub struct LoadedPlugin {
     pub loaded_at: DateTime<Utc>,
     /// Whether its machine code was compiled for this load or read from the artifact cache.
     pub artifact: ArtifactSource,
-    pub pre: FeaturePre<InstanceState>,
+    pub pre: PluginPre,
     /// The limits its calls run under.
     pub limits: PluginLimits,
     /// One permit per instance allowed to run at once (`limits.max_concurrency`).
     pub slots: Arc<Semaphore>,
     /// The capabilities its manifest grants.
     pub grants: Grants,
+}
+
+impl LoadedPlugin {
+    /// Its `handler` export, if it is a feature plugin.
+    pub fn feature(&self) -> Option<&FeaturePre<InstanceState>> {
+        match &self.pre {
+            PluginPre::Feature(pre) => Some(pre),
+            PluginPre::Task(_) => None,
+        }
+    }
+
+    /// Its `task-handler` export, if it is a task plugin.
+    pub fn task(&self) -> Option<&TaskPre<InstanceState>> {
+        match &self.pre {
+            PluginPre::Task(pre) => Some(pre),
+            PluginPre::Feature(_) => None,
+        }
+    }
 }
 
 impl fmt::Debug for LoadedPlugin {
@@ -72,6 +90,8 @@ pub enum LoadError {
     Link { path: PathBuf, plugin: String, reason: String },
     #[error("{0}")]
     RouteConflict(String),
+    #[error("task `{task}` is handled by both plugin '{first}' and plugin '{second}'")]
+    TaskConflict { task: String, first: String, second: String },
 }
 
 /// Every problem found while loading a set of plugins.
@@ -159,6 +179,14 @@ pub async fn prepare(
         .limits
         .resolve(runtime.limits())
         .map_err(|reason| LoadError::Manifest { path: manifest_path.to_owned(), reason })?;
+    if let Some(task) = manifest.tasks.iter().find(|t| t.timeout.is_some_and(|t| t > runtime.limits().task_timeout)) {
+        let reason = format!(
+            "task {}: timeout-ms is above the host's maximum of {} ms",
+            task.name,
+            runtime.limits().task_timeout.as_millis()
+        );
+        return Err(LoadError::Manifest { path: manifest_path.to_owned(), reason });
+    }
     if name != manifest.name.as_str() {
         let reason = format!("the manifest names plugin '{}' but its directory is '{name}'", manifest.name);
         return Err(LoadError::Manifest { path: manifest_path.to_owned(), reason });
@@ -177,7 +205,7 @@ pub async fn prepare(
     if let Err(Ungranted { interface, grant }) = grants.check(&runtime.imports(&component)) {
         return Err(LoadError::Ungranted { path: component_path, plugin: manifest.name.to_string(), interface, grant });
     }
-    let pre = runtime.prepare_feature(&component).map_err(|e| LoadError::Link {
+    let pre = runtime.prepare(manifest.kind, &component).map_err(|e| LoadError::Link {
         path: component_path.clone(),
         plugin: manifest.name.to_string(),
         reason: format!("{e:#}"),

@@ -9,6 +9,7 @@ use serde::Deserialize;
 
 use crate::config::Limits;
 use crate::runtime::PluginLimits;
+use crate::tasks::{Backoff, Priority, TaskSpec, is_task_name};
 
 /// The file name of a plugin's manifest inside its directory.
 pub const MANIFEST_FILE: &str = "plugin.toml";
@@ -16,7 +17,7 @@ pub const MANIFEST_FILE: &str = "plugin.toml";
 pub const COMPONENT_FILE: &str = "plugin.wasm";
 
 /// Path prefixes the host serves itself; no plugin route may start with one.
-pub const RESERVED_PREFIXES: &[&str] = &["/health", "/admin", "/auth", "/.well-known", "/metrics"];
+pub const RESERVED_PREFIXES: &[&str] = &["/health", "/admin", "/auth", "/.well-known", "/metrics", "/api/tasks"];
 
 /// Methods a route may declare.
 const METHODS: &[&str] = &["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"];
@@ -29,6 +30,8 @@ pub struct Manifest {
     pub kind: PluginKind,
     pub description: Option<String>,
     pub routes: Vec<RouteSpec>,
+    /// The tasks a task plugin handles.
+    pub tasks: Vec<TaskSpec>,
     pub limits: ManifestLimits,
     pub capabilities: Capabilities,
     /// The `[config]` table: setting name → default value, in key order.
@@ -56,6 +59,9 @@ pub struct Capabilities {
     /// Collections of JSON documents through `autoflow:platform/records`, by name, with their scope.
     #[serde(default)]
     pub records: BTreeMap<String, CollectionScope>,
+    /// Task names it may schedule through `autoflow:platform/queue`.
+    #[serde(default)]
+    pub queue: Vec<String>,
 }
 
 /// Whose documents a collection holds.
@@ -139,6 +145,8 @@ impl fmt::Display for PluginName {
 pub enum PluginKind {
     /// Serves HTTP routes through the `handler` export.
     Feature,
+    /// Runs background tasks through the `task-handler` export.
+    Task,
 }
 
 /// Who may call a route, in the seed's terms.
@@ -225,6 +233,57 @@ impl RawRoute {
     }
 }
 
+/// A `[[tasks]]` entry as written.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawTask {
+    name: String,
+    #[serde(default)]
+    priority: Priority,
+    max_attempts: Option<u32>,
+    backoff_base_ms: Option<u64>,
+    backoff_cap_ms: Option<u64>,
+    timeout_ms: Option<u64>,
+}
+
+/// Attempts a task gets unless its manifest says otherwise.
+pub const DEFAULT_MAX_ATTEMPTS: u32 = 3;
+/// The most attempts a task may be given.
+pub const MAX_ATTEMPTS: u32 = 100;
+
+impl RawTask {
+    fn resolve(self) -> Result<TaskSpec, String> {
+        if !is_task_name(&self.name) {
+            return Err(format!(
+                "task name `{}` must be 1-64 characters of a-z, 0-9 and '-', starting with a letter",
+                self.name
+            ));
+        }
+        let max_attempts = self.max_attempts.unwrap_or(DEFAULT_MAX_ATTEMPTS);
+        if !(1..=MAX_ATTEMPTS).contains(&max_attempts) {
+            return Err(format!("task {}: max-attempts must be 1-{MAX_ATTEMPTS}", self.name));
+        }
+        let defaults = Backoff::default();
+        let backoff = Backoff {
+            base: self.backoff_base_ms.map_or(defaults.base, Duration::from_millis),
+            cap: self.backoff_cap_ms.map_or(defaults.cap, Duration::from_millis),
+        };
+        if backoff.base.is_zero() || backoff.cap < backoff.base {
+            return Err(format!("task {}: backoff-base-ms must be above 0 and at most backoff-cap-ms", self.name));
+        }
+        if self.timeout_ms == Some(0) {
+            return Err(format!("task {}: timeout-ms must be greater than zero", self.name));
+        }
+        Ok(TaskSpec {
+            name: self.name,
+            priority: self.priority,
+            max_attempts,
+            backoff,
+            timeout: self.timeout_ms.map(Duration::from_millis),
+        })
+    }
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawManifest {
@@ -237,6 +296,8 @@ struct RawManifest {
     access: Option<PermissionTable>,
     #[serde(default)]
     routes: Vec<RawRoute>,
+    #[serde(default)]
+    tasks: Vec<RawTask>,
     #[serde(default)]
     limits: ManifestLimits,
     #[serde(default)]
@@ -253,8 +314,31 @@ impl Manifest {
         if raw.version.trim().is_empty() {
             return Err("`version` must not be empty".into());
         }
-        if raw.kind == PluginKind::Feature && raw.routes.is_empty() {
-            return Err("a feature plugin must declare at least one [[routes]] entry".into());
+        match raw.kind {
+            PluginKind::Feature if raw.routes.is_empty() => {
+                return Err("a feature plugin must declare at least one [[routes]] entry".into());
+            }
+            PluginKind::Feature if !raw.tasks.is_empty() => {
+                return Err("only a task plugin (kind = \"task\") declares [[tasks]]".into());
+            }
+            PluginKind::Task if raw.tasks.is_empty() => {
+                return Err("a task plugin must declare at least one [[tasks]] entry".into());
+            }
+            PluginKind::Task if !raw.routes.is_empty() => {
+                return Err("a task plugin serves no [[routes]]; a feature plugin does".into());
+            }
+            _ => {}
+        }
+        let mut tasks: Vec<TaskSpec> = Vec::with_capacity(raw.tasks.len());
+        for task in raw.tasks {
+            let task = task.resolve()?;
+            if tasks.iter().any(|t| t.name == task.name) {
+                return Err(format!("task {} is declared twice", task.name));
+            }
+            tasks.push(task);
+        }
+        if let Some(bad) = raw.capabilities.queue.iter().find(|name| !is_task_name(name)) {
+            return Err(format!("[capabilities] queue: `{bad}` is not a task name"));
         }
         let mut routes: Vec<RouteSpec> = Vec::with_capacity(raw.routes.len());
         for route in raw.routes {
@@ -281,6 +365,7 @@ impl Manifest {
             kind: raw.kind,
             description: raw.description,
             routes,
+            tasks,
             limits: raw.limits,
             capabilities: raw.capabilities,
             config: parse_config(raw.config)?,
@@ -444,6 +529,32 @@ mod tests {
         let err =
             Manifest::parse(&format!("{VALID}\n[capabilities]\noutbound-hosts = [\"{{{{ hosts }}}}\"]")).unwrap_err();
         assert!(err.contains("`hosts`, which [config] does not declare"), "{err}");
+    }
+
+    #[test]
+    fn task_plugins_declare_tasks_with_defaults_and_no_routes() {
+        let base = "name = \"mailer\"\nversion = \"1\"\nkind = \"task\"\n";
+        let task = "[[tasks]]\nname = \"send-email\"\npriority = \"high\"\nmax-attempts = 5\nbackoff-base-ms = 10\n";
+        let manifest = Manifest::parse(&format!("{base}{task}")).unwrap();
+        let spec = &manifest.tasks[0];
+        assert_eq!((spec.name.as_str(), spec.priority, spec.max_attempts), ("send-email", Priority::High, 5));
+        assert_eq!(spec.backoff.base, Duration::from_millis(10));
+
+        let plain = Manifest::parse(&format!("{base}[[tasks]]\nname = \"x\"\n")).unwrap();
+        assert_eq!((plain.tasks[0].priority, plain.tasks[0].max_attempts), (Priority::Normal, DEFAULT_MAX_ATTEMPTS));
+        for (text, expected) in [
+            (base.to_owned(), "at least one [[tasks]]"),
+            (format!("{base}{task}[[tasks]]\nname = \"send-email\"\n"), "declared twice"),
+            (format!("{base}[[tasks]]\nname = \"Bad\"\n"), "task name `Bad`"),
+            (format!("{base}[[tasks]]\nname = \"x\"\nmax-attempts = 0\n"), "max-attempts"),
+            (format!("{base}[[tasks]]\nname = \"x\"\npriority = \"urgent\"\n"), "urgent"),
+            (format!("{base}{task}[[routes]]\nmethod = \"GET\"\npath = \"/x\"\n"), "no [[routes]]"),
+            (format!("{VALID}\n{task}"), "only a task plugin"),
+            (format!("{VALID}\n[capabilities]\nqueue = [\"Nope\"]"), "`Nope` is not a task name"),
+        ] {
+            let err = Manifest::parse(&text).unwrap_err();
+            assert!(err.contains(expected), "{expected}: {err}");
+        }
     }
 
     #[test]

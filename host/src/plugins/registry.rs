@@ -1,15 +1,19 @@
 //! The set of plugins being served and the route table over them.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use super::loader::{LoadError, LoadErrors, LoadedPlugin};
 use super::routes::{DeclaredRoute, RouteMatch, RouteTable};
+use crate::tasks::TaskSpec;
 
 /// Loaded plugins plus the routes that reach them. Immutable: a new set means a new registry.
 #[derive(Debug, Default)]
 pub struct Registry {
     plugins: Vec<Arc<LoadedPlugin>>,
     routes: RouteTable,
+    /// Task name → the plugin handling it.
+    tasks: HashMap<String, usize>,
 }
 
 impl Registry {
@@ -26,7 +30,30 @@ impl Registry {
         });
         let routes = RouteTable::build(declared)
             .map_err(|conflicts| LoadErrors(conflicts.into_iter().map(LoadError::RouteConflict).collect()))?;
-        Ok(Self { plugins, routes })
+        let mut tasks = HashMap::new();
+        let mut conflicts = Vec::new();
+        for (index, plugin) in plugins.iter().enumerate() {
+            for spec in &plugin.manifest.tasks {
+                if let Some(first) = tasks.insert(spec.name.clone(), index) {
+                    conflicts.push(LoadError::TaskConflict {
+                        task: spec.name.clone(),
+                        first: plugins[first].manifest.name.to_string(),
+                        second: plugin.manifest.name.to_string(),
+                    });
+                }
+            }
+        }
+        if !conflicts.is_empty() {
+            return Err(LoadErrors(conflicts));
+        }
+        Ok(Self { plugins, routes, tasks })
+    }
+
+    /// The plugin handling task `name`, with the task's declared defaults.
+    pub fn task_handler(&self, name: &str) -> Option<(&Arc<LoadedPlugin>, &TaskSpec)> {
+        let plugin = &self.plugins[*self.tasks.get(name)?];
+        let spec = plugin.manifest.tasks.iter().find(|spec| spec.name == name)?;
+        Some((plugin, spec))
     }
 
     /// Matches a request to a plugin route.

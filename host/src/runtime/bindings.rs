@@ -1,5 +1,6 @@
-//! The one `bindgen!` for the `autoflow:platform` contract: host-side types and traits for every
-//! interface plugins import or export.
+//! The `bindgen!`s of the `autoflow:platform` contract: host-side types and traits for every
+//! interface plugins import, and the two exports: `handler` (features) and `task-handler` (tasks).
+//! Both worlds import the same interfaces, so the task world reuses the feature world's bindings.
 
 wasmtime::component::bindgen!({
     path: "../wit",
@@ -9,6 +10,27 @@ wasmtime::component::bindgen!({
         "autoflow:platform/cache": async,
         "autoflow:platform/crypto": async,
         "autoflow:platform/records": async,
+        "autoflow:platform/queue": async,
     },
     exports: { default: async },
 });
+
+/// The `task` world: the imports above, exporting `task-handler`.
+pub mod task {
+    wasmtime::component::bindgen!({
+        path: "../wit",
+        world: "autoflow:platform/task",
+        imports: { default: async },
+        exports: { default: async },
+        with: {
+            "autoflow:platform/types": super::autoflow::platform::types,
+            "autoflow:platform/log": super::autoflow::platform::log,
+            "autoflow:platform/config": super::autoflow::platform::config,
+            "autoflow:platform/cache": super::autoflow::platform::cache,
+            "autoflow:platform/crypto": super::autoflow::platform::crypto,
+            "autoflow:platform/identity": super::autoflow::platform::identity,
+            "autoflow:platform/records": super::autoflow::platform::records,
+            "autoflow:platform/queue": super::autoflow::platform::queue,
+        },
+    });
+}

@@ -20,16 +20,20 @@ pub(crate) use bindings::autoflow::platform::config as bindings_config;
 pub(crate) use bindings::autoflow::platform::crypto as bindings_crypto;
 pub(crate) use bindings::autoflow::platform::identity as bindings_identity;
 pub(crate) use bindings::autoflow::platform::log as bindings_log;
+pub(crate) use bindings::autoflow::platform::queue as bindings_queue;
 pub(crate) use bindings::autoflow::platform::records as bindings_records;
 pub(crate) use bindings::autoflow::platform::types as bindings_types;
 pub use bindings::autoflow::platform::types::{Error as PluginError, FieldError, InvalidInput, Principal};
 pub use bindings::exports::autoflow::platform::handler::{Request, Response};
+pub use bindings::task::TaskPre;
+pub use bindings::task::exports::autoflow::platform::task_handler::{Task, TaskError};
 pub use cache::{ArtifactCache, ArtifactSource};
 pub use engine::AllocatorKind;
 pub use state::InstanceState;
 
 use crate::capabilities::{Grants, HostServices};
 use crate::config::Limits;
+use crate::plugins::manifest::PluginKind;
 
 /// How often the epoch advances; deadlines are measured in these ticks and a running plugin yields
 /// to other tasks at each one.
@@ -147,10 +151,14 @@ impl Runtime {
         component.component_type().imports(&self.inner.engine).map(|(name, _)| name.to_owned()).collect()
     }
 
-    /// Resolves every import of `component` against the host and checks it exports a `handler`.
-    pub fn prepare_feature(&self, component: &Component) -> wasmtime::Result<FeaturePre<InstanceState>> {
+    /// Resolves every import of `component` against the host and checks it exports what a plugin
+    /// of `kind` must.
+    pub fn prepare(&self, kind: PluginKind, component: &Component) -> wasmtime::Result<PluginPre> {
         let pre = self.inner.linker.instantiate_pre(component)?;
-        FeaturePre::new(pre)
+        Ok(match kind {
+            PluginKind::Feature => PluginPre::Feature(FeaturePre::new(pre)?),
+            PluginKind::Task => PluginPre::Task(TaskPre::new(pre)?),
+        })
     }
 
     /// Runs one request in a fresh instance of a feature plugin, under the request deadline.
@@ -163,13 +171,54 @@ impl Runtime {
         grants: &Grants,
         request: &Request,
     ) -> Result<Result<Response, PluginError>, CallError> {
+        let user = request.principal.as_ref().map(|p| p.user_id.clone());
+        let mut sandbox = self.sandbox(limits, grants, user);
+        let instance = pre.instantiate_async(&mut sandbox.store).await;
+        let feature = sandbox.instantiated(instance)?;
+        let call = feature.autoflow_platform_handler().call_handle(&mut sandbox.store, request);
+        let outcome = tokio::time::timeout(sandbox.timeout, call).await;
+        sandbox.finish(outcome)
+    }
+
+    /// Asks a task plugin whether `payload` is acceptable for task `name`, acting for `user`.
+    pub async fn validate_task(
+        &self,
+        pre: &TaskPre<InstanceState>,
+        limits: &PluginLimits,
+        grants: &Grants,
+        user: Option<String>,
+        name: &str,
+        payload: &str,
+    ) -> Result<Result<(), PluginError>, CallError> {
+        let mut sandbox = self.sandbox(limits, grants, user);
+        let instance = pre.instantiate_async(&mut sandbox.store).await;
+        let plugin = sandbox.instantiated(instance)?;
+        let call = plugin.autoflow_platform_task_handler().call_validate(&mut sandbox.store, name, payload);
+        let outcome = tokio::time::timeout(sandbox.timeout, call).await;
+        sandbox.finish(outcome)
+    }
+
+    /// Runs one attempt of `task` in a fresh instance of a task plugin, acting for the user who
+    /// scheduled it, under the task's deadline (`limits.timeout`).
+    pub async fn run_task(
+        &self,
+        pre: &TaskPre<InstanceState>,
+        limits: &PluginLimits,
+        grants: &Grants,
+        task: &Task,
+    ) -> Result<Result<String, TaskError>, CallError> {
+        let mut sandbox = self.sandbox(limits, grants, task.scheduled_by.clone());
+        let instance = pre.instantiate_async(&mut sandbox.store).await;
+        let plugin = sandbox.instantiated(instance)?;
+        let call = plugin.autoflow_platform_task_handler().call_run(&mut sandbox.store, task);
+        let outcome = tokio::time::timeout(sandbox.timeout, call).await;
+        sandbox.finish(outcome)
+    }
+
+    /// A fresh store for one call: the grants, acting for `user`, memory capped and the deadline set.
+    fn sandbox(&self, limits: &PluginLimits, grants: &Grants, user: Option<String>) -> Sandbox {
         let timeout = limits.timeout;
-        let state = InstanceState::new(
-            tracing::Span::current(),
-            limits.memory_bytes,
-            grants.clone(),
-            request.principal.as_ref().map(|p| p.user_id.clone()),
-        );
+        let state = InstanceState::new(tracing::Span::current(), limits.memory_bytes, grants.clone(), user);
         let mut store = Store::new(&self.inner.engine, state);
         store.limiter(|state| &mut state.limits);
         let deadline = Instant::now() + timeout;
@@ -183,27 +232,45 @@ impl Runtime {
                 Ok(UpdateDeadline::YieldCustom(1, Box::pin(tokio::task::yield_now())))
             }
         });
+        Sandbox { store, timeout, memory_limit: limits.memory_bytes }
+    }
+}
 
-        let memory_limit = limits.memory_bytes;
-        let classify = |error: wasmtime::Error, memory_exceeded: bool| match error.downcast_ref::<Trap>() {
-            Some(Trap::Interrupt) => CallError::Timeout(timeout),
-            _ if memory_exceeded => CallError::MemoryExceeded(memory_limit),
+/// A compiled plugin linked against the host, ready to instantiate.
+pub enum PluginPre {
+    Feature(FeaturePre<InstanceState>),
+    Task(TaskPre<InstanceState>),
+}
+
+/// The store of one call with what its failures are judged by.
+struct Sandbox {
+    store: Store<InstanceState>,
+    timeout: Duration,
+    memory_limit: usize,
+}
+
+impl Sandbox {
+    /// Why a call failed: its deadline, its memory limit, or a trap.
+    fn classify(&self, error: wasmtime::Error) -> CallError {
+        match error.downcast_ref::<Trap>() {
+            Some(Trap::Interrupt) => CallError::Timeout(self.timeout),
+            _ if self.store.data().limits.memory_exceeded => CallError::MemoryExceeded(self.memory_limit),
             _ => CallError::Trap(error),
-        };
-        let feature = match pre.instantiate_async(&mut store).await {
-            Ok(feature) => feature,
-            Err(error) => {
-                return Err(match classify(error, store.data().limits.memory_exceeded) {
-                    CallError::Trap(e) => CallError::Instantiate(e),
-                    other => other,
-                });
-            }
-        };
-        // The epoch deadline stops running wasm; this one also stops a plugin waiting on the host
-        // (outbound I/O, later database calls).
-        let call = feature.autoflow_platform_handler().call_handle(&mut store, request);
-        let result = tokio::time::timeout(timeout, call).await.map_err(|_| CallError::Timeout(timeout))?;
-        result.map_err(|error| classify(error, store.data().limits.memory_exceeded))
+        }
+    }
+
+    /// The instance, or why it could not be made.
+    fn instantiated<T>(&self, result: wasmtime::Result<T>) -> Result<T, CallError> {
+        result.map_err(|error| match self.classify(error) {
+            CallError::Trap(e) => CallError::Instantiate(e),
+            other => other,
+        })
+    }
+
+    /// The call's answer. The epoch deadline stops running wasm; the host-side timeout that
+    /// produced `outcome` also stops a plugin waiting on the host (outbound I/O, database calls).
+    fn finish<T>(&self, outcome: Result<wasmtime::Result<T>, tokio::time::error::Elapsed>) -> Result<T, CallError> {
+        outcome.map_err(|_| CallError::Timeout(self.timeout))?.map_err(|error| self.classify(error))
     }
 }
 

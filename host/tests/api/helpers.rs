@@ -15,6 +15,7 @@ use autoflow_host::plugins::publish::{publish, unpublish};
 use autoflow_host::services::identity::{NewUser, User};
 use autoflow_host::services::keys::{KeySource, RsaKeys};
 use autoflow_host::startup::{Application, StartupError};
+use autoflow_host::tasks::WorkerSettings;
 use secrecy::SecretString;
 use tempfile::TempDir;
 
@@ -197,6 +198,7 @@ pub fn test_config(plugins_dir: &Path, data_dir: &Path, database: &TestDatabase)
         auth: AuthConfig { private_key: Some(KeySource::Pem(test_key().clone())), ..AuthConfig::default() },
         data_key: None,
         plugin_overrides: Default::default(),
+        workers: WorkerSettings { poll_interval: Duration::from_millis(100), ..WorkerSettings::default() },
     }
 }
 

@@ -1,8 +1,9 @@
-//! Write Autoflow feature plugins in plain Rust.
+//! Write Autoflow plugins in plain Rust.
 //!
-//! A plugin declares its routes in `plugin.toml`, builds a [`Router`] mapping each of them to a
-//! handler function, and exports it with [`feature!`]. Handlers take a [`Request`] and return
-//! [`Result<Response>`]; an [`Error`] becomes the platform's JSON error response.
+//! A feature plugin declares its routes in `plugin.toml`, builds a [`Router`] mapping each of them
+//! to a handler function, and exports it with [`feature!`]. Handlers take a [`Request`] and return
+//! [`Result<Response>`]; an [`Error`] becomes the platform's JSON error response. A task plugin
+//! declares `[[tasks]]` and exports a [`Tasks`] table with [`task!`].
 //!
 //! ```ignore
 //! use autoflow_sdk::{Request, Response, Result, Router};
@@ -21,24 +22,27 @@ mod error;
 pub mod http;
 pub mod identity;
 pub mod log;
+pub mod queue;
 pub mod records;
 mod request;
 mod response;
 mod router;
+pub mod tasks;
 
 pub use error::{Error, FieldError, Result, Validation};
 pub use request::{Principal, Request};
 pub use response::Response;
 pub use router::{Handler, Router};
+pub use tasks::{Task, TaskError, Tasks};
 
 /// Bindings generated from the `autoflow:platform` WIT contract. Plugin code rarely needs them directly.
 #[doc(hidden)]
 pub mod bindings {
     wit_bindgen::generate!({
         path: "../../wit",
-        world: "autoflow:platform/feature",
+        world: "autoflow:platform/plugin",
         pub_export_macro: true,
-        export_macro_name: "__export_feature",
+        export_macro_name: "__export_plugin",
         default_bindings_module: "autoflow_sdk::bindings",
     });
 }
@@ -49,20 +53,84 @@ pub mod bindings {
 #[macro_export]
 macro_rules! feature {
     ($router:expr) => {
-        struct __AutoflowFeature;
+        $crate::__export!(
+            |request| {
+                let router: $crate::Router = $router;
+                router.dispatch(request)
+            },
+            |name, _payload| Err($crate::Error::not_found(format!("this plugin handles no task `{name}`")).into()),
+            |task| Err($crate::__wit_task::TaskError::Fail(format!("this plugin handles no task `{}`", task.name)))
+        );
+    };
+}
 
-        impl $crate::bindings::exports::autoflow::platform::handler::Guest for __AutoflowFeature {
+/// Exports a task plugin whose tasks are the given [`Tasks`] expression.
+#[macro_export]
+macro_rules! task {
+    ($tasks:expr) => {
+        $crate::__export!(
+            |_request| Err($crate::Error::not_found("a task plugin serves no routes").into()),
+            |name, payload| {
+                let tasks: $crate::Tasks = $tasks;
+                tasks.validate(name, payload)
+            },
+            |task| {
+                let tasks: $crate::Tasks = $tasks;
+                tasks.run(task)
+            }
+        );
+    };
+}
+
+#[doc(hidden)]
+pub use bindings::exports::autoflow::platform::task_handler as __wit_task;
+
+/// Exports both of the `plugin` world's interfaces; the manifest's `kind` says which the host calls.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __export {
+    ($handle:expr, $validate:expr, $run:expr) => {
+        struct __AutoflowPlugin;
+
+        impl $crate::bindings::exports::autoflow::platform::handler::Guest for __AutoflowPlugin {
             fn handle(
                 request: $crate::bindings::exports::autoflow::platform::handler::Request,
             ) -> ::core::result::Result<
                 $crate::bindings::exports::autoflow::platform::handler::Response,
                 $crate::bindings::autoflow::platform::types::Error,
             > {
-                let router: $crate::Router = $router;
-                router.dispatch(request)
+                let handle: fn(
+                    $crate::bindings::exports::autoflow::platform::handler::Request,
+                ) -> ::core::result::Result<
+                    $crate::bindings::exports::autoflow::platform::handler::Response,
+                    $crate::bindings::autoflow::platform::types::Error,
+                > = $handle;
+                handle(request)
             }
         }
 
-        $crate::bindings::__export_feature!(__AutoflowFeature with_types_in $crate::bindings);
+        impl $crate::__wit_task::Guest for __AutoflowPlugin {
+            fn validate(
+                name: ::std::string::String,
+                payload: ::std::string::String,
+            ) -> ::core::result::Result<(), $crate::bindings::autoflow::platform::types::Error> {
+                let validate: fn(
+                    &str,
+                    &str,
+                ) -> ::core::result::Result<(), $crate::bindings::autoflow::platform::types::Error> = $validate;
+                validate(&name, &payload)
+            }
+
+            fn run(
+                task: $crate::__wit_task::Task,
+            ) -> ::core::result::Result<::std::string::String, $crate::__wit_task::TaskError> {
+                let run: fn(
+                    $crate::__wit_task::Task,
+                ) -> ::core::result::Result<::std::string::String, $crate::__wit_task::TaskError> = $run;
+                run(task)
+            }
+        }
+
+        $crate::bindings::__export_plugin!(__AutoflowPlugin with_types_in $crate::bindings);
     };
 }

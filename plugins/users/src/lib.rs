@@ -2,7 +2,8 @@
 //!
 //! - `GET /api/users?limit=&cursor=` → `{"items": [...], "nextCursor": …}` (limit 1-100, default 20)
 //! - `GET /api/users/{id}`
-//! - `POST /api/users` `{"email", "password", "displayName"?, "permissions"?}` → `201` + `Location`
+//! - `POST /api/users` `{"email", "password", "displayName"?, "permissions"?}` → `201` + `Location`,
+//!   and a welcome email scheduled as a `send-email` task
 //! - `PATCH /api/users/{id}` `{"email"?, "displayName"?, "permissions"?, "disabled"?, "password"?}`
 //! - `DELETE /api/users/{id}` → `204`
 //!
@@ -10,7 +11,7 @@
 //! which names every bad field. Responses never carry a password hash: the host never sends one.
 
 use autoflow_sdk::identity::{self, NewUser, UserPatch};
-use autoflow_sdk::{Error, Request, Response, Result, Router};
+use autoflow_sdk::{Error, Request, Response, Result, Router, log, queue};
 use serde::Deserialize;
 
 /// Page size when the client names none.
@@ -62,7 +63,20 @@ fn create(req: &Request) -> Result<Response> {
         password: body.password,
         permissions: body.permissions,
     })?;
+    welcome(&user.email, &user.display_name);
     Ok(Response::json_with_status(201, &user)?.with_header("location", format!("/api/users/{}", user.id)))
+}
+
+/// Schedules the welcome email; the user exists either way, so a failure is only logged.
+fn welcome(email: &str, name: &str) {
+    let message = serde_json::json!({
+        "to": email,
+        "subject": "Welcome to Autoflow",
+        "body": format!("Hello {name}, your account is ready."),
+    });
+    if let Err(error) = queue::enqueue("send-email", &message, queue::Options::default()) {
+        log::event(log::LogLevel::Warn, "welcome email not scheduled", &[("error", &error.to_string())]);
+    }
 }
 
 fn update(req: &Request) -> Result<Response> {

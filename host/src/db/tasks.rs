@@ -1,0 +1,311 @@
+//! Repository of background tasks (`tasks`) and their attempts (`task_attempts`). Claiming is one
+//! atomic statement, so two workers never hold the same task: on PostgreSQL the candidate row is
+//! locked with `FOR UPDATE SKIP LOCKED`, and SQLite runs one write at a time.
+
+use chrono::{DateTime, Utc};
+
+use super::{Database, DbError};
+
+/// A stored task.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct TaskRow {
+    pub id: String,
+    pub name: String,
+    /// A JSON value, as text.
+    pub payload: String,
+    /// 0 critical … 3 low.
+    pub priority: i16,
+    pub status: String,
+    pub attempts: i32,
+    pub max_attempts: i32,
+    pub run_at: DateTime<Utc>,
+    pub lease_until: Option<DateTime<Utc>>,
+    pub worker_id: Option<String>,
+    pub correlation_id: Option<String>,
+    pub user_id: Option<String>,
+    pub result: Option<String>,
+    pub last_error: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub finished_at: Option<DateTime<Utc>>,
+}
+
+/// One attempt of a task.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct AttemptRow {
+    pub attempt: i32,
+    pub worker_id: String,
+    pub started_at: DateTime<Utc>,
+    pub finished_at: Option<DateTime<Utc>>,
+    pub outcome: Option<String>,
+    pub error: Option<String>,
+}
+
+/// Which tasks a listing shows; `None` fields do not filter.
+#[derive(Debug, Clone, Default)]
+pub struct TaskFilter {
+    pub status: Option<String>,
+    pub name: Option<String>,
+    pub correlation_id: Option<String>,
+    /// Only this user's tasks; `None` shows everyone's.
+    pub user_id: Option<String>,
+}
+
+/// How an attempt ended, as the record should show it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Finish {
+    Completed {
+        result: String,
+    },
+    /// Run again at `run_at`.
+    Retrying {
+        error: String,
+        run_at: DateTime<Utc>,
+    },
+    Dead {
+        error: String,
+    },
+}
+
+/// Task statuses as stored.
+pub mod status {
+    pub const PENDING: &str = "pending";
+    pub const ACTIVE: &str = "active";
+    pub const RETRYING: &str = "retrying";
+    pub const COMPLETED: &str = "completed";
+    pub const DEAD: &str = "dead";
+    pub const CANCELLED: &str = "cancelled";
+    /// Every status, for validating filters.
+    pub const ALL: &[&str] = &[PENDING, ACTIVE, RETRYING, COMPLETED, DEAD, CANCELLED];
+}
+
+macro_rules! columns {
+    () => {
+        "id, name, payload, priority, status, attempts, max_attempts, run_at, lease_until, worker_id, \
+         correlation_id, user_id, result, last_error, created_at, updated_at, finished_at"
+    };
+}
+
+const INSERT_POSTGRES: &str = concat!(
+    "INSERT INTO tasks (",
+    columns!(),
+    ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)"
+);
+const INSERT_SQLITE: &str = concat!(
+    "INSERT INTO tasks (",
+    columns!(),
+    ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)"
+);
+const BY_ID_POSTGRES: &str = concat!("SELECT ", columns!(), " FROM tasks WHERE id = $1");
+const BY_ID_SQLITE: &str = concat!("SELECT ", columns!(), " FROM tasks WHERE id = ?1");
+const PAGE_POSTGRES: &str = concat!(
+    "SELECT ",
+    columns!(),
+    " FROM tasks WHERE id > $1 AND ($2::text IS NULL OR status = $2) AND ($3::text IS NULL OR name = $3) \
+     AND ($4::text IS NULL OR correlation_id = $4) AND ($5::text IS NULL OR user_id = $5) ORDER BY id LIMIT $6"
+);
+const PAGE_SQLITE: &str = concat!(
+    "SELECT ",
+    columns!(),
+    " FROM tasks WHERE id > ?1 AND (?2 IS NULL OR status = ?2) AND (?3 IS NULL OR name = ?3) \
+     AND (?4 IS NULL OR correlation_id = ?4) AND (?5 IS NULL OR user_id = ?5) ORDER BY id LIMIT ?6"
+);
+/// Takes the most urgent due task, or one whose worker's lease ran out.
+const CLAIM_POSTGRES: &str = concat!(
+    "UPDATE tasks SET status = 'active', attempts = attempts + 1, worker_id = $1, lease_until = $3, updated_at = $2 \
+     WHERE id = (SELECT id FROM tasks \
+       WHERE (status IN ('pending', 'retrying') AND run_at <= $2) OR (status = 'active' AND lease_until < $2) \
+       ORDER BY priority, run_at, id LIMIT 1 FOR UPDATE SKIP LOCKED) \
+     RETURNING ",
+    columns!()
+);
+const CLAIM_SQLITE: &str = concat!(
+    "UPDATE tasks SET status = 'active', attempts = attempts + 1, worker_id = ?1, lease_until = ?3, updated_at = ?2 \
+     WHERE id = (SELECT id FROM tasks \
+       WHERE (status IN ('pending', 'retrying') AND run_at <= ?2) OR (status = 'active' AND lease_until < ?2) \
+       ORDER BY priority, run_at, id LIMIT 1) \
+     RETURNING ",
+    columns!()
+);
+const START_ATTEMPT_POSTGRES: &str =
+    "INSERT INTO task_attempts (task_id, attempt, worker_id, started_at) VALUES ($1, $2, $3, $4)";
+const START_ATTEMPT_SQLITE: &str =
+    "INSERT INTO task_attempts (task_id, attempt, worker_id, started_at) VALUES (?1, ?2, ?3, ?4)";
+const EXTEND_POSTGRES: &str =
+    "UPDATE tasks SET lease_until = $4 WHERE id = $1 AND worker_id = $2 AND attempts = $3 AND status = 'active'";
+const EXTEND_SQLITE: &str =
+    "UPDATE tasks SET lease_until = ?4 WHERE id = ?1 AND worker_id = ?2 AND attempts = ?3 AND status = 'active'";
+const FINISH_POSTGRES: &str = "UPDATE tasks SET status = $4, result = $5, last_error = COALESCE($6, last_error), \
+     run_at = COALESCE($7, run_at), lease_until = NULL, finished_at = $8, updated_at = $9 \
+     WHERE id = $1 AND worker_id = $2 AND attempts = $3 AND status = 'active'";
+const FINISH_SQLITE: &str = "UPDATE tasks SET status = ?4, result = ?5, last_error = COALESCE(?6, last_error), \
+     run_at = COALESCE(?7, run_at), lease_until = NULL, finished_at = ?8, updated_at = ?9 \
+     WHERE id = ?1 AND worker_id = ?2 AND attempts = ?3 AND status = 'active'";
+const FINISH_ATTEMPT_POSTGRES: &str =
+    "UPDATE task_attempts SET finished_at = $3, outcome = $4, error = $5 WHERE task_id = $1 AND attempt = $2";
+const FINISH_ATTEMPT_SQLITE: &str =
+    "UPDATE task_attempts SET finished_at = ?3, outcome = ?4, error = ?5 WHERE task_id = ?1 AND attempt = ?2";
+const ATTEMPTS_POSTGRES: &str = "SELECT attempt, worker_id, started_at, finished_at, outcome, error \
+     FROM task_attempts WHERE task_id = $1 ORDER BY attempt";
+const ATTEMPTS_SQLITE: &str = "SELECT attempt, worker_id, started_at, finished_at, outcome, error \
+     FROM task_attempts WHERE task_id = ?1 ORDER BY attempt";
+const CANCEL_POSTGRES: &str = "UPDATE tasks SET status = 'cancelled', finished_at = $2, updated_at = $2 \
+     WHERE id = $1 AND status IN ('pending', 'retrying')";
+const CANCEL_SQLITE: &str = "UPDATE tasks SET status = 'cancelled', finished_at = ?2, updated_at = ?2 \
+     WHERE id = ?1 AND status IN ('pending', 'retrying')";
+const REVIVE_POSTGRES: &str = "UPDATE tasks SET status = 'pending', max_attempts = attempts + $3, run_at = $2, \
+     finished_at = NULL, updated_at = $2 WHERE id = $1 AND status = 'dead'";
+const REVIVE_SQLITE: &str = "UPDATE tasks SET status = 'pending', max_attempts = attempts + ?3, run_at = ?2, \
+     finished_at = NULL, updated_at = ?2 WHERE id = ?1 AND status = 'dead'";
+
+impl Database {
+    /// Stores a new task.
+    pub async fn insert_task(&self, row: &TaskRow) -> Result<(), DbError> {
+        let sql = self.sql(INSERT_POSTGRES, INSERT_SQLITE);
+        on_pool!(self, pool => sqlx::query(sql)
+            .bind(&row.id)
+            .bind(&row.name)
+            .bind(&row.payload)
+            .bind(row.priority)
+            .bind(&row.status)
+            .bind(row.attempts)
+            .bind(row.max_attempts)
+            .bind(row.run_at)
+            .bind(row.lease_until)
+            .bind(&row.worker_id)
+            .bind(&row.correlation_id)
+            .bind(&row.user_id)
+            .bind(&row.result)
+            .bind(&row.last_error)
+            .bind(row.created_at)
+            .bind(row.updated_at)
+            .bind(row.finished_at)
+            .execute(pool)
+            .await
+            .map(drop))?;
+        Ok(())
+    }
+
+    /// Task `id`.
+    pub async fn task(&self, id: &str) -> Result<Option<TaskRow>, DbError> {
+        let sql = self.sql(BY_ID_POSTGRES, BY_ID_SQLITE);
+        Ok(on_pool!(self, pool => sqlx::query_as(sql).bind(id).fetch_optional(pool).await)?)
+    }
+
+    /// Up to `limit` tasks matching `filter` with ids after `after`, in id (creation) order.
+    pub async fn tasks_page(&self, filter: &TaskFilter, after: &str, limit: u32) -> Result<Vec<TaskRow>, DbError> {
+        let sql = self.sql(PAGE_POSTGRES, PAGE_SQLITE);
+        Ok(on_pool!(self, pool => sqlx::query_as(sql)
+            .bind(after)
+            .bind(&filter.status)
+            .bind(&filter.name)
+            .bind(&filter.correlation_id)
+            .bind(&filter.user_id)
+            .bind(i64::from(limit))
+            .fetch_all(pool)
+            .await)?)
+    }
+
+    /// Claims the most urgent due task for `worker` until `lease_until` (taking over tasks whose
+    /// lease ran out) and records the attempt's start.
+    pub async fn claim_task(
+        &self,
+        worker: &str,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+    ) -> Result<Option<TaskRow>, DbError> {
+        let sql = self.sql(CLAIM_POSTGRES, CLAIM_SQLITE);
+        let claimed: Option<TaskRow> = on_pool!(self, pool => sqlx::query_as(sql)
+            .bind(worker)
+            .bind(now)
+            .bind(lease_until)
+            .fetch_optional(pool)
+            .await)?;
+        if let Some(task) = &claimed {
+            let sql = self.sql(START_ATTEMPT_POSTGRES, START_ATTEMPT_SQLITE);
+            on_pool!(self, pool => sqlx::query(sql)
+                .bind(&task.id)
+                .bind(task.attempts)
+                .bind(worker)
+                .bind(now)
+                .execute(pool)
+                .await
+                .map(drop))?;
+        }
+        Ok(claimed)
+    }
+
+    /// Extends `worker`'s lease on attempt `attempt` of task `id`; `false` if it no longer holds it.
+    pub async fn extend_lease(
+        &self,
+        id: &str,
+        worker: &str,
+        attempt: i32,
+        until: DateTime<Utc>,
+    ) -> Result<bool, DbError> {
+        let sql = self.sql(EXTEND_POSTGRES, EXTEND_SQLITE);
+        let affected = on_pool!(self, pool => sqlx::query(sql)
+            .bind(id).bind(worker).bind(attempt).bind(until)
+            .execute(pool).await.map(|r| r.rows_affected()))?;
+        Ok(affected == 1)
+    }
+
+    /// Records how attempt `attempt` of task `id` ended, if `worker` still holds it; `false` when
+    /// its lease was lost to another worker (whose result then counts instead).
+    pub async fn finish_task(&self, id: &str, worker: &str, attempt: i32, finish: &Finish) -> Result<bool, DbError> {
+        let now = Utc::now();
+        let (status, result, error, run_at, finished_at) = match finish {
+            Finish::Completed { result } => (status::COMPLETED, Some(result.as_str()), None, None, Some(now)),
+            Finish::Retrying { error, run_at } => (status::RETRYING, None, Some(error.as_str()), Some(*run_at), None),
+            Finish::Dead { error } => (status::DEAD, None, Some(error.as_str()), None, Some(now)),
+        };
+        let sql = self.sql(FINISH_POSTGRES, FINISH_SQLITE);
+        let affected = on_pool!(self, pool => sqlx::query(sql)
+            .bind(id)
+            .bind(worker)
+            .bind(attempt)
+            .bind(status)
+            .bind(result)
+            .bind(error)
+            .bind(run_at)
+            .bind(finished_at)
+            .bind(now)
+            .execute(pool)
+            .await
+            .map(|r| r.rows_affected()))?;
+        let sql = self.sql(FINISH_ATTEMPT_POSTGRES, FINISH_ATTEMPT_SQLITE);
+        let outcome = if affected == 1 { status } else { "lease-lost" };
+        on_pool!(self, pool => sqlx::query(sql)
+            .bind(id)
+            .bind(attempt)
+            .bind(now)
+            .bind(outcome)
+            .bind(error)
+            .execute(pool)
+            .await
+            .map(drop))?;
+        Ok(affected == 1)
+    }
+
+    /// Every attempt of task `id`, first first.
+    pub async fn task_attempts(&self, id: &str) -> Result<Vec<AttemptRow>, DbError> {
+        let sql = self.sql(ATTEMPTS_POSTGRES, ATTEMPTS_SQLITE);
+        Ok(on_pool!(self, pool => sqlx::query_as(sql).bind(id).fetch_all(pool).await)?)
+    }
+
+    /// Cancels task `id` if it is still waiting to run; `false` otherwise.
+    pub async fn cancel_task(&self, id: &str) -> Result<bool, DbError> {
+        let sql = self.sql(CANCEL_POSTGRES, CANCEL_SQLITE);
+        let affected = on_pool!(self, pool => sqlx::query(sql)
+            .bind(id).bind(Utc::now()).execute(pool).await.map(|r| r.rows_affected()))?;
+        Ok(affected == 1)
+    }
+
+    /// Makes dead task `id` pending again with `attempts` more attempts; `false` if it is not dead.
+    pub async fn revive_task(&self, id: &str, attempts: i32) -> Result<bool, DbError> {
+        let sql = self.sql(REVIVE_POSTGRES, REVIVE_SQLITE);
+        let affected = on_pool!(self, pool => sqlx::query(sql)
+            .bind(id).bind(Utc::now()).bind(attempts).execute(pool).await.map(|r| r.rows_affected()))?;
+        Ok(affected == 1)
+    }
+}

@@ -1,0 +1,12 @@
+//! Background tasks: what task plugins declare ([`TaskSpec`]), scheduling them ([`Scheduler`]) and
+//! the workers that run them ([`Workers`]). The database record is the source of truth: a task is
+//! pending until a worker claims it with a lease, and a lease that runs out (a worker that died)
+//! makes it claimable again.
+
+pub mod scheduler;
+mod spec;
+pub mod worker;
+
+pub use scheduler::{NewTask, ScheduleError, Scheduler};
+pub use spec::{Backoff, Priority, TaskSpec, is_task_name};
+pub use worker::{WorkerSettings, Workers};

@@ -1,0 +1,146 @@
+//! Scheduling a task: the name must be one a loaded task plugin handles, the payload must be JSON
+//! the plugin's `validate` accepts, and then a pending record is stored and the workers woken.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use tokio::sync::Notify;
+use tracing::Instrument;
+
+use super::Priority;
+use crate::capabilities::http::Chain;
+use crate::db::{Database, DbError, TaskRow, task_status};
+use crate::plugins::LivePlugins;
+use crate::plugins::manifest::MAX_ATTEMPTS;
+use crate::runtime::{CallError, PluginError, Runtime};
+
+/// Largest payload, in bytes of JSON.
+pub const MAX_PAYLOAD_BYTES: usize = 64 * 1024;
+/// Longest correlation id, in bytes.
+pub const MAX_CORRELATION_ID: usize = 200;
+/// Longest delay a task may be scheduled with.
+pub const MAX_DELAY: Duration = Duration::from_secs(366 * 24 * 60 * 60);
+
+/// A task to schedule; `None` options take the task's defaults from its plugin's manifest.
+#[derive(Debug, Clone, Default)]
+pub struct NewTask {
+    pub name: String,
+    /// A JSON value, as text.
+    pub payload: String,
+    pub priority: Option<Priority>,
+    pub delay: Option<Duration>,
+    pub max_attempts: Option<u32>,
+    pub correlation_id: Option<String>,
+}
+
+/// Why a task was not scheduled.
+#[derive(Debug, thiserror::Error)]
+pub enum ScheduleError {
+    #[error("no plugin handles task `{0}`")]
+    UnknownTask(String),
+    /// The input is malformed; `field` names the part at fault.
+    #[error("{message}")]
+    Invalid { field: &'static str, message: String },
+    /// The handling plugin's `validate` refused the payload.
+    #[error("task `{name}` refused the payload")]
+    Refused { plugin: String, name: String, error: PluginError },
+    /// The handling plugin failed while validating (trap, timeout, …).
+    #[error("plugin '{plugin}' failed to validate the payload: {source}")]
+    Validator { plugin: String, source: CallError },
+    #[error(transparent)]
+    Database(#[from] DbError),
+}
+
+fn invalid(field: &'static str, message: impl Into<String>) -> ScheduleError {
+    ScheduleError::Invalid { field, message: message.into() }
+}
+
+/// Schedules tasks for the HTTP API and the queue capability. Cheap to clone.
+#[derive(Clone)]
+pub struct Scheduler {
+    db: Database,
+    plugins: Arc<LivePlugins>,
+    runtime: Runtime,
+    /// Wakes this process's idle workers when a task is stored.
+    wake: Arc<Notify>,
+}
+
+impl Scheduler {
+    pub fn new(db: Database, plugins: Arc<LivePlugins>, runtime: Runtime, wake: Arc<Notify>) -> Self {
+        Self { db, plugins, runtime, wake }
+    }
+
+    /// Validates and stores `task`, scheduled by `chain`'s user (if any); returns the record.
+    #[tracing::instrument(skip(self, task, chain), fields(task = %task.name))]
+    pub async fn schedule(&self, task: NewTask, chain: Chain) -> Result<TaskRow, ScheduleError> {
+        if task.payload.len() > MAX_PAYLOAD_BYTES {
+            return Err(invalid("payload", format!("must be at most {MAX_PAYLOAD_BYTES} bytes of JSON")));
+        }
+        if serde_json::from_str::<serde_json::Value>(&task.payload).is_err() {
+            return Err(invalid("payload", "must be JSON"));
+        }
+        if task.max_attempts.is_some_and(|n| !(1..=MAX_ATTEMPTS).contains(&n)) {
+            return Err(invalid("maxAttempts", format!("must be 1-{MAX_ATTEMPTS}")));
+        }
+        if task.delay.is_some_and(|delay| delay > MAX_DELAY) {
+            return Err(invalid("delayMs", "must be at most a year"));
+        }
+        if task.correlation_id.as_ref().is_some_and(|id| id.is_empty() || id.len() > MAX_CORRELATION_ID) {
+            return Err(invalid("correlationId", format!("must be 1-{MAX_CORRELATION_ID} bytes")));
+        }
+        let registry = self.plugins.registry();
+        let (plugin, spec) =
+            registry.task_handler(&task.name).ok_or_else(|| ScheduleError::UnknownTask(task.name.clone()))?;
+        let pre = plugin.task().expect("a plugin handling tasks is a task plugin");
+        let user = chain.principal.as_ref().map(|p| p.user_id.clone());
+        let span = tracing::info_span!("plugin", plugin = %plugin.manifest.name, request_id = %chain.request_id);
+        let grants = plugin.grants.for_call(chain.clone());
+        match self
+            .runtime
+            .validate_task(pre, &plugin.limits, &grants, user.clone(), &task.name, &task.payload)
+            .instrument(span)
+            .await
+        {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => {
+                let plugin = plugin.manifest.name.to_string();
+                return Err(ScheduleError::Refused { plugin, name: task.name, error });
+            }
+            Err(source) => {
+                return Err(ScheduleError::Validator { plugin: plugin.manifest.name.to_string(), source });
+            }
+        }
+
+        let now = Utc::now();
+        let delay = chrono::Duration::from_std(task.delay.unwrap_or_default()).unwrap_or_default();
+        let row = TaskRow {
+            id: uuid::Uuid::now_v7().to_string(),
+            name: task.name,
+            payload: task.payload,
+            priority: task.priority.unwrap_or(spec.priority).rank(),
+            status: task_status::PENDING.into(),
+            attempts: 0,
+            max_attempts: task.max_attempts.unwrap_or(spec.max_attempts) as i32,
+            run_at: now + delay,
+            lease_until: None,
+            worker_id: None,
+            correlation_id: task.correlation_id.or_else(|| Some(chain.request_id).filter(|id| !id.is_empty())),
+            user_id: user,
+            result: None,
+            last_error: None,
+            created_at: now,
+            updated_at: now,
+            finished_at: None,
+        };
+        self.db.insert_task(&row).await?;
+        tracing::info!(task_id = %row.id, priority = %Priority::from_rank(row.priority), "task scheduled");
+        self.wake.notify_waiters();
+        Ok(row)
+    }
+
+    /// Tells this process's idle workers that a task may be due (e.g. one revived by hand).
+    pub fn wake_workers(&self) {
+        self.wake.notify_waiters();
+    }
+}

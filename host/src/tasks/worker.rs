@@ -1,0 +1,206 @@
+//! Workers: each claims the most urgent due task from the database, runs it in a fresh sandboxed
+//! instance of its plugin under the task's deadline and memory limit, and records the outcome:
+//! completed, retrying after a backoff, or dead once its attempts are spent. A task whose worker
+//! vanished is claimed again when its lease runs out, so delivery is at least once; a worker that
+//! lost its lease has its result discarded, so a record is never completed twice.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use tokio::sync::{Notify, watch};
+use tokio::task::JoinHandle;
+use tracing::Instrument;
+
+use crate::capabilities::http::Chain;
+use crate::db::{Database, Finish, TaskRow};
+use crate::plugins::LivePlugins;
+use crate::runtime::{Principal, Runtime, Task, TaskError};
+use crate::services::identity::Identity;
+
+/// How a pool of workers behaves.
+#[derive(Debug, Clone, Copy)]
+pub struct WorkerSettings {
+    /// Tasks run at once by this process.
+    pub concurrency: usize,
+    /// How often an idle worker looks for due tasks (delayed ones, retries, other processes' work).
+    pub poll_interval: Duration,
+    /// How long past a task's timeout its lease lasts before another worker may take it over.
+    pub lease_margin: Duration,
+}
+
+impl Default for WorkerSettings {
+    fn default() -> Self {
+        Self { concurrency: 2, poll_interval: Duration::from_millis(500), lease_margin: Duration::from_secs(30) }
+    }
+}
+
+/// A claim's lease before the worker knows the task's timeout.
+const CLAIM_LEASE: Duration = Duration::from_secs(60);
+/// Largest result kept on a record, in bytes.
+const MAX_RESULT_BYTES: usize = 64 * 1024;
+
+/// What the workers share.
+struct Context {
+    db: Database,
+    plugins: Arc<LivePlugins>,
+    runtime: Runtime,
+    identity: Identity,
+    settings: WorkerSettings,
+    wake: Arc<Notify>,
+    stop: watch::Receiver<bool>,
+}
+
+/// A running pool of workers; [`Workers::shutdown`] lets in-flight tasks finish.
+pub struct Workers {
+    stop: watch::Sender<bool>,
+    handles: Vec<JoinHandle<()>>,
+}
+
+impl Workers {
+    /// Starts `settings.concurrency` workers; `wake` is notified when this process schedules a task.
+    pub fn spawn(
+        db: Database,
+        plugins: Arc<LivePlugins>,
+        runtime: Runtime,
+        identity: Identity,
+        wake: Arc<Notify>,
+        settings: WorkerSettings,
+    ) -> Self {
+        let (stop, stopped) = watch::channel(false);
+        let context = Arc::new(Context { db, plugins, runtime, identity, settings, wake, stop: stopped });
+        let process = uuid::Uuid::new_v4().simple().to_string();
+        let handles = (0..settings.concurrency)
+            .map(|n| {
+                let worker = format!("{}-{}-{n}", std::process::id(), &process[..8]);
+                tokio::spawn(work(context.clone(), worker))
+            })
+            .collect();
+        Self { stop, handles }
+    }
+
+    /// Stops taking tasks and waits for the ones running to finish.
+    pub async fn shutdown(self) {
+        let _ = self.stop.send(true);
+        for handle in self.handles {
+            let _ = handle.await;
+        }
+    }
+}
+
+/// One worker's loop: claim, run, record; wait when there is nothing due.
+async fn work(context: Arc<Context>, worker: String) {
+    let mut stop = context.stop.clone();
+    while !*stop.borrow() {
+        let now = Utc::now();
+        match context.db.claim_task(&worker, now, now + CLAIM_LEASE).await {
+            Ok(Some(task)) => run(&context, &worker, task).await,
+            Ok(None) => {
+                tokio::select! {
+                    _ = context.wake.notified() => {}
+                    _ = tokio::time::sleep(context.settings.poll_interval) => {}
+                    _ = stop.changed() => {}
+                }
+            }
+            Err(error) => {
+                tracing::warn!(worker, %error, "cannot claim tasks: the database failed");
+                tokio::select! {
+                    _ = tokio::time::sleep(context.settings.poll_interval) => {}
+                    _ = stop.changed() => {}
+                }
+            }
+        }
+    }
+}
+
+/// Runs one claimed attempt and records how it ended.
+async fn run(context: &Context, worker: &str, task: TaskRow) {
+    let span = tracing::info_span!("task", task = %task.name, task_id = %task.id, attempt = task.attempts);
+    let finish = attempt(context, worker, &task).instrument(span.clone()).await;
+    let _entered = span.enter();
+    match context.db.finish_task(&task.id, worker, task.attempts, &finish).await {
+        Ok(true) => match &finish {
+            Finish::Completed { .. } => tracing::info!("task completed"),
+            Finish::Retrying { error, run_at } => tracing::warn!(%error, %run_at, "task failed; it will run again"),
+            Finish::Dead { error } => tracing::error!(%error, "task failed for good"),
+        },
+        Ok(false) => {
+            tracing::warn!("the task's lease was taken over by another worker; this attempt's outcome is dropped")
+        }
+        Err(error) => tracing::error!(%error, "cannot record the task's outcome; it runs again when its lease ends"),
+    }
+}
+
+/// Runs the attempt and says how the record should end.
+async fn attempt(context: &Context, worker: &str, task: &TaskRow) -> Finish {
+    let registry = context.plugins.registry();
+    let Some((plugin, spec)) = registry.task_handler(&task.name) else {
+        return retry_or_dead(
+            task,
+            crate::tasks::Backoff::default(),
+            format!("no plugin handles task `{}`", task.name),
+        );
+    };
+    let Some(pre) = plugin.task() else {
+        return Finish::Dead { error: format!("plugin '{}' is not a task plugin", plugin.manifest.name) };
+    };
+    let host_timeout = context.runtime.limits().task_timeout;
+    let limits = crate::runtime::PluginLimits {
+        timeout: spec.timeout.unwrap_or(host_timeout).min(host_timeout),
+        ..plugin.limits
+    };
+    let lease = chrono::Duration::from_std(limits.timeout + context.settings.lease_margin).unwrap_or_default();
+    if let Err(error) = context.db.extend_lease(&task.id, worker, task.attempts, Utc::now() + lease).await {
+        tracing::warn!(%error, "cannot extend the task's lease");
+    }
+    // Like a request, a task waits for one of its plugin's instance slots.
+    let _slot = plugin.slots.acquire().await;
+    let principal = match &task.user_id {
+        Some(user) => Some(principal_of(&context.identity, user).await),
+        None => None,
+    };
+    let grants = plugin.grants.for_call(Chain {
+        principal,
+        request_id: task.correlation_id.clone().unwrap_or_else(|| task.id.clone()),
+        depth: 0,
+    });
+    let input = Task {
+        id: task.id.clone(),
+        name: task.name.clone(),
+        payload: task.payload.clone(),
+        attempt: u32::try_from(task.attempts).unwrap_or_default(),
+        correlation_id: task.correlation_id.clone(),
+        scheduled_by: task.user_id.clone(),
+    };
+    let span = tracing::info_span!("plugin", plugin = %plugin.manifest.name, request_id = %task.id);
+    match context.runtime.run_task(pre, &limits, &grants, &input).instrument(span).await {
+        Ok(Ok(output)) if output.len() > MAX_RESULT_BYTES => {
+            Finish::Dead { error: format!("the task's output of {} bytes exceeds {MAX_RESULT_BYTES}", output.len()) }
+        }
+        Ok(Ok(output)) => Finish::Completed { result: output },
+        Ok(Err(TaskError::Fail(error))) => Finish::Dead { error },
+        Ok(Err(TaskError::Retry(error))) => retry_or_dead(task, spec.backoff, error),
+        Err(error) => retry_or_dead(task, spec.backoff, error.to_string()),
+    }
+}
+
+/// Another attempt after the backoff if attempts remain, else dead.
+fn retry_or_dead(task: &TaskRow, backoff: crate::tasks::Backoff, error: String) -> Finish {
+    if task.attempts >= task.max_attempts {
+        return Finish::Dead { error };
+    }
+    let attempt = u32::try_from(task.attempts).unwrap_or(1);
+    let delay = backoff.delay(attempt, rand_unit());
+    Finish::Retrying { error, run_at: Utc::now() + chrono::Duration::from_std(delay).unwrap_or_default() }
+}
+
+/// The scheduling user as a principal with their current permissions (none if they are gone).
+async fn principal_of(identity: &Identity, user: &str) -> Principal {
+    let permissions = identity.get(user).await.map(|user| user.permissions).unwrap_or_default();
+    Principal { user_id: user.to_owned(), permissions }
+}
+
+/// A number in `[0, 1)` for jitter.
+fn rand_unit() -> f64 {
+    f64::from(uuid::Uuid::new_v4().as_bytes()[0]) / 256.0
+}
