@@ -34,26 +34,28 @@ impl Cli {
     pub fn try_parse_layered(args: impl IntoIterator<Item = impl Into<OsString>>) -> Result<Self, clap::Error> {
         let mut args: Vec<OsString> = args.into_iter().map(Into::into).collect();
         let matches = Self::command().try_get_matches_from(&args)?;
-        let Some(("serve", serve)) = matches.subcommand() else { return Self::from_arg_matches(&matches) };
-        let Some(file) = serve.get_one::<PathBuf>("config") else { return Self::from_arg_matches(&matches) };
-        args.extend(settings_from_file(file, serve)?);
+        let Some((command @ ("serve" | "worker"), settings)) = matches.subcommand() else {
+            return Self::from_arg_matches(&matches);
+        };
+        let Some(file) = settings.get_one::<PathBuf>("config") else { return Self::from_arg_matches(&matches) };
+        args.extend(settings_from_file(file, command, settings)?);
         Self::try_parse_from(args)
     }
 }
 
 /// The `--name=value` flags for the settings in the TOML `file` that neither a flag nor an
-/// environment variable gave in `serve`; an unknown setting is an error naming it.
-fn settings_from_file(file: &Path, serve: &ArgMatches) -> Result<Vec<OsString>, clap::Error> {
+/// environment variable gave to subcommand `command`; an unknown setting is an error naming it.
+fn settings_from_file(file: &Path, command: &str, matches: &ArgMatches) -> Result<Vec<OsString>, clap::Error> {
     let fail = |message: String| clap::Error::raw(ErrorKind::InvalidValue, format!("{message}\n"));
     let text = std::fs::read_to_string(file)
         .map_err(|error| fail(format!("cannot read the config file {}: {error}", file.display())))?;
     let table: toml::Table =
         toml::from_str(&text).map_err(|error| fail(format!("config file {}: {error}", file.display())))?;
-    let command = Cli::command();
-    let serve_command = command.find_subcommand("serve").expect("serve is a subcommand");
+    let cli = Cli::command();
+    let subcommand = cli.find_subcommand(command).expect("the caller names a subcommand");
     let mut flags = Vec::new();
     for (name, value) in table {
-        let arg = serve_command
+        let arg = subcommand
             .get_arguments()
             .find(|arg| arg.get_long() == Some(name.as_str()) && name != "config")
             .ok_or_else(|| fail(format!("config file {}: unknown setting `{name}`", file.display())))?;
@@ -68,7 +70,7 @@ fn settings_from_file(file: &Path, serve: &ArgMatches) -> Result<Vec<OsString>, 
                 )));
             }
         };
-        if matches!(serve.value_source(arg.get_id().as_str()), None | Some(ValueSource::DefaultValue)) {
+        if matches!(matches.value_source(arg.get_id().as_str()), None | Some(ValueSource::DefaultValue)) {
             flags.push(OsString::from(format!("--{name}={value}")));
         }
     }
@@ -79,6 +81,9 @@ fn settings_from_file(file: &Path, serve: &ArgMatches) -> Result<Vec<OsString>, 
 pub enum Command {
     /// Load the plugins and serve HTTP until interrupted.
     Serve(Box<ServeArgs>),
+    /// Load the plugins and run background tasks (no HTTP) until interrupted; any number of
+    /// workers on any number of machines share one database's tasks.
+    Worker(Box<WorkerArgs>),
     /// Apply database migrations and exit.
     Migrate(DatabaseArgs),
     /// Inspect and deploy plugins on a running host through its admin API.
@@ -87,6 +92,25 @@ pub enum Command {
     /// Manage users directly in the database (e.g. the first admin of a fresh install).
     #[command(subcommand)]
     Users(UsersCommand),
+}
+
+/// `autoflow worker`: the settings of `serve`, with the number of tasks run at once.
+#[derive(Debug, Args)]
+pub struct WorkerArgs {
+    /// Tasks this process runs at once.
+    #[arg(long, env = "AUTOFLOW_WORKER_CONCURRENCY", default_value_t = 4)]
+    pub concurrency: usize,
+
+    #[command(flatten)]
+    pub serve: ServeArgs,
+}
+
+impl From<WorkerArgs> for Config {
+    fn from(args: WorkerArgs) -> Self {
+        let mut config = Config::from(args.serve);
+        config.workers.concurrency = args.concurrency;
+        config
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -208,6 +232,11 @@ pub struct ServeArgs {
     #[arg(long, env = "AUTOFLOW_TASK_TIMEOUT_MS", default_value_t = 300_000)]
     pub task_timeout_ms: u64,
 
+    /// How long past a task's timeout a worker's claim lasts before another worker may take the
+    /// task over (a worker that died mid-task), in milliseconds.
+    #[arg(long, env = "AUTOFLOW_TASK_LEASE_MARGIN_MS", default_value_t = 30_000)]
+    pub task_lease_margin_ms: u64,
+
     /// Task workers this process runs (0: none, another process runs the tasks).
     #[arg(long, env = "AUTOFLOW_WORKERS", default_value_t = WorkerSettings::default().concurrency)]
     pub workers: usize,
@@ -320,7 +349,11 @@ impl From<ServeArgs> for Config {
             auth: args.auth.into(),
             data_key: args.data_key,
             plugin_overrides: crate::config::plugin_overrides_from_env(),
-            workers: WorkerSettings { concurrency: args.workers, ..WorkerSettings::default() },
+            workers: WorkerSettings {
+                concurrency: args.workers,
+                lease_margin: Duration::from_millis(args.task_lease_margin_ms),
+                ..WorkerSettings::default()
+            },
         }
     }
 }

@@ -6,7 +6,7 @@ use autoflow_host::admin_client;
 use autoflow_host::cli::{Cli, Command, PluginsCommand, UsersCommand};
 use autoflow_host::config::Config;
 use autoflow_host::db::Database;
-use autoflow_host::startup::{Application, shutdown_signal};
+use autoflow_host::startup::{Application, Host, shutdown_signal};
 use autoflow_host::{telemetry, user_commands};
 
 #[tokio::main]
@@ -27,6 +27,11 @@ async fn run(command: Command) -> anyhow::Result<()> {
         Command::Serve(args) => {
             let app = Application::build(Config::from(*args)).await?;
             app.run_until_stopped(shutdown_signal()).await?;
+        }
+        Command::Worker(args) => {
+            let config = Config::from(*args);
+            anyhow::ensure!(config.workers.concurrency > 0, "--concurrency must be at least 1");
+            Host::build(config).await?.run_until_stopped(shutdown_signal()).await;
         }
         Command::Migrate(args) => {
             let db = Database::connect(args.database_url.as_ref(), &args.data_dir).await?;

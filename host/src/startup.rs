@@ -25,8 +25,7 @@ use crate::services::keys::{KeyError, RsaKeys};
 use crate::services::passwords::Passwords;
 use crate::services::records::Records;
 use crate::services::tokens::Tokens;
-use crate::tasks::{Scheduler, Workers};
-use tokio::sync::Notify;
+use crate::tasks::{Scheduler, Wakeup, Workers};
 
 /// Why the host could not start.
 #[derive(Debug, thiserror::Error)]
@@ -51,21 +50,21 @@ pub enum StartupError {
     Signing(jsonwebtoken::errors::Error),
 }
 
-/// A host with its database migrated, plugins loaded and socket bound, not yet serving.
-pub struct Application {
-    listener: TcpListener,
-    local_addr: SocketAddr,
+/// Everything a host process runs besides its HTTP listener: the database, the services, the
+/// loaded plugins (watched and kept in sync with the other hosts), the task scheduler and this
+/// process's task workers. `autoflow serve` adds a listener; `autoflow worker` runs it alone.
+pub struct Host {
     state: AppState,
     /// What plugins' internal requests and `queue.enqueue` reach; plugins hold only weak links.
     links: (Arc<dyn InternalRoutes>, Arc<Scheduler>),
     /// The task workers of this process, if it runs any.
     workers: Option<Workers>,
     watcher: Option<PluginWatcher>,
-    listener_task: Option<tokio::task::JoinHandle<()>>,
+    background: Vec<tokio::task::JoinHandle<()>>,
 }
 
-impl Application {
-    /// Connects and migrates the database, loads every plugin, and binds the listener.
+impl Host {
+    /// Connects and migrates the database, loads every plugin and starts the task workers.
     pub async fn build(config: Config) -> Result<Self, StartupError> {
         let db = Database::connect(config.database_url.as_ref(), &config.data_dir).await?;
         db.migrate().await?;
@@ -77,35 +76,26 @@ impl Application {
             .map_err(StartupError::RedisUrl)?;
         let cache =
             redis.clone().map(Cache::redis).unwrap_or_else(Cache::memory).with_namespace(&config.cache_namespace);
-        let (auth, services) = build_services(&config, db.clone(), cache).await?;
+        let (auth, services) = build_services(&config, db.clone(), cache.clone()).await?;
         let cache_dir = config.data_dir.join("cache").join("components");
         let runtime = Runtime::new(&config.limits, Some(&cache_dir), services).map_err(StartupError::Runtime)?;
         sync_dir_from_db(&db, &config.plugins_dir).await?;
         let plugins = Arc::new(LivePlugins::load(runtime.clone(), &config.plugins_dir, db.clone()).await?);
-        let listener_task = redis.clone().map(|client| fanout::spawn_listener(client, plugins.clone()));
-        let fanout = redis.map(Fanout::new);
+        let mut background = Vec::new();
+        background.extend(redis.clone().map(|client| fanout::spawn_listener(client, plugins.clone())));
+        let fanout = redis.clone().map(Fanout::new);
         let watcher = if config.watch { Some(PluginWatcher::start(plugins.clone())?) } else { None };
         let plugin_count = plugins.registry().plugins().len();
         if plugin_count == 0 {
             tracing::warn!(dir = %config.plugins_dir.display(), "no plugins found; only host routes are served");
         }
 
-        let listener = TcpListener::bind(config.listen)
-            .await
-            .map_err(|source| StartupError::Bind { addr: config.listen, source })?;
-        let local_addr = listener.local_addr().map_err(|source| StartupError::Bind { addr: config.listen, source })?;
-        tracing::info!(
-            address = %local_addr,
-            database = %db.backend(),
-            allocator = ?runtime.allocator(),
-            plugins = plugin_count,
-            "listening"
-        );
-        let wake = Arc::new(Notify::new());
-        let scheduler = Scheduler::new(db.clone(), plugins.clone(), runtime.clone(), wake.clone());
+        let wakeup = Wakeup::new(cache);
+        background.extend(redis.map(|client| wakeup.spawn_listener(client)));
+        let scheduler = Scheduler::new(db.clone(), plugins.clone(), runtime.clone(), wakeup.clone());
         let workers = (config.workers.concurrency > 0).then(|| {
             let identity = auth.identity.clone();
-            Workers::spawn(db.clone(), plugins.clone(), runtime.clone(), identity, wake, config.workers)
+            Workers::spawn(db.clone(), plugins.clone(), runtime.clone(), identity, wakeup, config.workers)
         });
         let state = AppState {
             runtime,
@@ -122,7 +112,56 @@ impl Application {
         let services = state.runtime.services();
         services.internal.connect(&internal);
         services.scheduler.connect(&scheduler);
-        Ok(Self { listener, local_addr, state, links: (internal, scheduler), workers, watcher, listener_task })
+        Ok(Self { state, links: (internal, scheduler), workers, watcher, background })
+    }
+
+    /// Lets running tasks finish, then stops everything and closes the database.
+    pub async fn shutdown(self) {
+        if let Some(workers) = self.workers {
+            workers.shutdown().await;
+        }
+        drop(self.links);
+        drop(self.watcher);
+        for task in self.background {
+            task.abort();
+        }
+        self.state.db.close().await;
+    }
+
+    /// Runs until `shutdown` completes (e.g. SIGTERM), working on tasks only.
+    pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()>) {
+        tracing::info!(
+            database = %self.state.db.backend(),
+            workers = self.workers.as_ref().map_or(0, Workers::len),
+            "working on tasks"
+        );
+        shutdown.await;
+        self.shutdown().await;
+    }
+}
+
+/// A host with its database migrated, plugins loaded and socket bound, not yet serving.
+pub struct Application {
+    listener: TcpListener,
+    local_addr: SocketAddr,
+    host: Host,
+}
+
+impl Application {
+    /// Builds the [`Host`] and binds the listener.
+    pub async fn build(config: Config) -> Result<Self, StartupError> {
+        let listen = config.listen;
+        let host = Host::build(config).await?;
+        let listener = TcpListener::bind(listen).await.map_err(|source| StartupError::Bind { addr: listen, source })?;
+        let local_addr = listener.local_addr().map_err(|source| StartupError::Bind { addr: listen, source })?;
+        tracing::info!(
+            address = %local_addr,
+            database = %host.state.db.backend(),
+            allocator = ?host.state.runtime.allocator(),
+            plugins = host.state.plugins.registry().plugins().len(),
+            "listening"
+        );
+        Ok(Self { listener, local_addr, host })
     }
 
     /// The address actually bound (useful with port 0).
@@ -132,38 +171,29 @@ impl Application {
 
     /// The database this host uses.
     pub fn database(&self) -> &Database {
-        &self.state.db
+        &self.host.state.db
     }
 
     /// The authentication services: identity and tokens.
     pub fn auth(&self) -> &Auth {
-        &self.state.auth
+        &self.host.state.auth
     }
 
     /// The services plugin capabilities are built on.
     pub fn services(&self) -> &HostServices {
-        self.state.runtime.services()
+        self.host.state.runtime.services()
     }
 
     /// The live plugin set.
     pub fn plugins(&self) -> &Arc<LivePlugins> {
-        &self.state.plugins
+        &self.host.state.plugins
     }
 
-    /// Serves until `shutdown` completes, then lets in-flight requests finish.
+    /// Serves until `shutdown` completes, then lets in-flight requests and tasks finish.
     pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) -> io::Result<()> {
-        let db = self.state.db.clone();
-        let service = http::router(self.state).into_make_service_with_connect_info::<SocketAddr>();
+        let service = http::router(self.host.state.clone()).into_make_service_with_connect_info::<SocketAddr>();
         let result = axum::serve(self.listener, service).with_graceful_shutdown(shutdown).await;
-        if let Some(workers) = self.workers {
-            workers.shutdown().await;
-        }
-        drop(self.links);
-        drop(self.watcher);
-        if let Some(task) = self.listener_task {
-            task.abort();
-        }
-        db.close().await;
+        self.host.shutdown().await;
         result
     }
 }

@@ -212,7 +212,7 @@ async fn retry(
     if !state.db.revive_task(&id, attempts).await.map_err(ApiError::DatabaseUnavailable)? {
         return Err(ApiError::Conflict(format!("only a dead task can be retried; this one is {}", row.status)));
     }
-    state.scheduler.wake_workers();
+    state.scheduler.wake_workers().await;
     let row = visible_task(&state, &caller, &id).await?;
     Ok(Json(TaskView::new(row, None)))
 }

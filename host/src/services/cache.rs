@@ -99,6 +99,21 @@ impl Cache {
         format!("{}:{key}", self.namespace)
     }
 
+    /// The pub/sub channel `name` inside this cache's namespace.
+    pub fn channel(&self, name: &str) -> String {
+        self.key(name)
+    }
+
+    /// Publishes `message` on channel `name` (see [`Cache::channel`]) to every process sharing the
+    /// Redis; nothing without Redis. A failure is logged and counted, never returned.
+    pub async fn publish(&self, name: &str, message: &[u8]) {
+        let Backend::Redis(redis) = &*self.backend else { return };
+        let channel = self.channel(name);
+        let Some(mut connection) = self.connection(redis).await else { return };
+        let result = timed(connection.publish::<_, _, ()>(&channel, message)).await;
+        self.degrade_on_error("publish", &channel, result);
+    }
+
     /// How many operations degraded (a miss or a skipped write) because Redis was unreachable.
     pub fn degraded_operations(&self) -> u64 {
         self.degraded.load(Ordering::Relaxed)

@@ -5,8 +5,10 @@
 
 pub mod scheduler;
 mod spec;
+mod wakeup;
 pub mod worker;
 
 pub use scheduler::{NewTask, ScheduleError, Scheduler};
 pub use spec::{Backoff, Priority, TaskSpec, is_task_name};
+pub use wakeup::Wakeup;
 pub use worker::{WorkerSettings, Workers};

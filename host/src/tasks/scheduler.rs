@@ -5,10 +5,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
-use tokio::sync::Notify;
 use tracing::Instrument;
 
-use super::Priority;
+use super::{Priority, Wakeup};
 use crate::capabilities::http::Chain;
 use crate::db::{Database, DbError, TaskRow, task_status};
 use crate::plugins::LivePlugins;
@@ -62,13 +61,13 @@ pub struct Scheduler {
     db: Database,
     plugins: Arc<LivePlugins>,
     runtime: Runtime,
-    /// Wakes this process's idle workers when a task is stored.
-    wake: Arc<Notify>,
+    /// Wakes idle workers (of every process) when a task is stored.
+    wakeup: Wakeup,
 }
 
 impl Scheduler {
-    pub fn new(db: Database, plugins: Arc<LivePlugins>, runtime: Runtime, wake: Arc<Notify>) -> Self {
-        Self { db, plugins, runtime, wake }
+    pub fn new(db: Database, plugins: Arc<LivePlugins>, runtime: Runtime, wakeup: Wakeup) -> Self {
+        Self { db, plugins, runtime, wakeup }
     }
 
     /// Validates and stores `task`, scheduled by `chain`'s user (if any); returns the record.
@@ -135,12 +134,12 @@ impl Scheduler {
         };
         self.db.insert_task(&row).await?;
         tracing::info!(task_id = %row.id, priority = %Priority::from_rank(row.priority), "task scheduled");
-        self.wake.notify_waiters();
+        self.wakeup.notify().await;
         Ok(row)
     }
 
-    /// Tells this process's idle workers that a task may be due (e.g. one revived by hand).
-    pub fn wake_workers(&self) {
-        self.wake.notify_waiters();
+    /// Tells idle workers that a task may be due (e.g. one revived by hand).
+    pub async fn wake_workers(&self) {
+        self.wakeup.notify().await;
     }
 }

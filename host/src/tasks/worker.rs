@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
-use tokio::sync::{Notify, watch};
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tracing::Instrument;
 
@@ -17,6 +17,7 @@ use crate::db::{Database, Finish, TaskRow};
 use crate::plugins::LivePlugins;
 use crate::runtime::{Principal, Runtime, Task, TaskError};
 use crate::services::identity::Identity;
+use crate::tasks::Wakeup;
 
 /// How a pool of workers behaves.
 #[derive(Debug, Clone, Copy)]
@@ -47,7 +48,7 @@ struct Context {
     runtime: Runtime,
     identity: Identity,
     settings: WorkerSettings,
-    wake: Arc<Notify>,
+    wakeup: Wakeup,
     stop: watch::Receiver<bool>,
 }
 
@@ -58,17 +59,17 @@ pub struct Workers {
 }
 
 impl Workers {
-    /// Starts `settings.concurrency` workers; `wake` is notified when this process schedules a task.
+    /// Starts `settings.concurrency` workers, woken by `wakeup` when a task is scheduled.
     pub fn spawn(
         db: Database,
         plugins: Arc<LivePlugins>,
         runtime: Runtime,
         identity: Identity,
-        wake: Arc<Notify>,
+        wakeup: Wakeup,
         settings: WorkerSettings,
     ) -> Self {
         let (stop, stopped) = watch::channel(false);
-        let context = Arc::new(Context { db, plugins, runtime, identity, settings, wake, stop: stopped });
+        let context = Arc::new(Context { db, plugins, runtime, identity, settings, wakeup, stop: stopped });
         let process = uuid::Uuid::new_v4().simple().to_string();
         let handles = (0..settings.concurrency)
             .map(|n| {
@@ -77,6 +78,16 @@ impl Workers {
             })
             .collect();
         Self { stop, handles }
+    }
+
+    /// How many workers run.
+    pub fn len(&self) -> usize {
+        self.handles.len()
+    }
+
+    /// Whether none do.
+    pub fn is_empty(&self) -> bool {
+        self.handles.is_empty()
     }
 
     /// Stops taking tasks and waits for the ones running to finish.
@@ -97,7 +108,7 @@ async fn work(context: Arc<Context>, worker: String) {
             Ok(Some(task)) => run(&context, &worker, task).await,
             Ok(None) => {
                 tokio::select! {
-                    _ = context.wake.notified() => {}
+                    _ = context.wakeup.notified() => {}
                     _ = tokio::time::sleep(context.settings.poll_interval) => {}
                     _ = stop.changed() => {}
                 }

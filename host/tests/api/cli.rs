@@ -9,9 +9,13 @@ use secrecy::ExposeSecret;
 
 use crate::helpers::{ADMIN_TOKEN, PluginsDir, TestDatabase, built_files, eventually, expected_backend, redis_url};
 
-fn autoflow(database: &TestDatabase, data: &std::path::Path) -> Command {
+/// The `autoflow` binary for the deployment whose state is in `data` on `database`. Its processes
+/// share a cache namespace of their own, so login limits and wake-ups never mix with other tests'.
+pub(crate) fn autoflow(database: &TestDatabase, data: &std::path::Path) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_autoflow"));
+    let namespace = format!("test-{}", data.file_name().unwrap_or_default().to_string_lossy());
     command.env_remove("DATABASE_URL").env("AUTOFLOW_DATA", data).env("RUST_LOG", "info");
+    command.env("AUTOFLOW_CACHE_NAMESPACE", namespace);
     if let Some(url) = &database.url {
         command.env("DATABASE_URL", url.expose_secret());
     }
@@ -19,7 +23,7 @@ fn autoflow(database: &TestDatabase, data: &std::path::Path) -> Command {
 }
 
 /// Starts `autoflow serve` and waits for the address it reports listening on.
-fn start_serving(mut command: Command) -> (Child, String) {
+pub(crate) fn start_serving(mut command: Command) -> (Child, String) {
     let mut child = command.stderr(Stdio::piped()).stdout(Stdio::null()).spawn().unwrap();
     let stderr = child.stderr.take().unwrap();
     let (tx, rx) = mpsc::channel();
@@ -34,7 +38,7 @@ fn start_serving(mut command: Command) -> (Child, String) {
     (child, address)
 }
 
-fn stderr_of(output: &Output) -> String {
+pub(crate) fn stderr_of(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
 }
 
@@ -136,7 +140,7 @@ async fn an_unsupported_database_url_is_named_in_the_error() {
     assert!(stderr.contains("DATABASE_URL must start with") && stderr.contains("`mysql`"), "{stderr}");
 }
 
-fn kill(mut child: Child) {
+pub(crate) fn kill(mut child: Child) {
     let _ = child.kill();
     let _ = child.wait();
 }
@@ -204,7 +208,7 @@ async fn plugins_push_deploys_to_every_serve_process_and_plugins_list_shows_it()
 }
 
 /// Runs `autoflow users create` with `args`, the password given on stdin.
-fn create_user(database: &TestDatabase, data: &std::path::Path, args: &[&str], stdin: &str) -> Output {
+pub(crate) fn create_user(database: &TestDatabase, data: &std::path::Path, args: &[&str], stdin: &str) -> Output {
     let mut child = autoflow(database, data)
         .args(["users", "create"])
         .args(args)

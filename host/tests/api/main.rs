@@ -32,3 +32,4 @@ mod tasks;
 mod uploads;
 mod upstream;
 mod users;
+mod workers;

@@ -78,8 +78,7 @@ async fn a_slow_external_service_is_cut_off_at_the_plugins_timeout() {
 #[tokio::test]
 async fn a_plugin_importing_outbound_http_without_the_grant_is_refused_at_load() {
     let plugins = PluginsDir::with(&["test-trap"]);
-    plugins
-        .edit_manifest("test-trap", |text| text.replace("[capabilities]\noutbound-hosts = [\"allowed.invalid\"]", ""));
+    plugins.edit_manifest("test-trap", |text| text.replace("outbound-hosts = [\"allowed.invalid\"]\n", ""));
 
     let error = startup_error(plugins).await;
 

@@ -234,3 +234,24 @@ async fn creating_a_user_schedules_a_welcome_email_that_reaches_the_outbox() {
     assert_eq!(outbox.len(), 1);
     assert!(outbox[0].contains("newcomer@example.com") && outbox[0].contains("Welcome"), "{outbox:?}");
 }
+
+#[tokio::test]
+async fn plugins_schedule_only_the_tasks_their_manifest_lists() {
+    let app = spawn_app_with(&["test-trap", "test-tasks"]).await;
+    let (user, token) = app.user_with_token("caller@example.com", &[]).await;
+    let enqueue = |name: &'static str, payload: Value| {
+        app.request_as(Method::POST, &format!("/api/trap/enqueue?name={name}"), &token).json(&payload).send()
+    };
+
+    let response = enqueue("echo", json!({ "from": "a plugin" })).await.unwrap();
+    assert_eq!(response.status(), 200);
+    let id = response.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_owned();
+    let done = settled(&app, &token, &id, "completed").await;
+    assert_eq!(done["scheduledBy"], user.id.as_str(), "scheduled by the plugin's caller");
+    assert!(done["correlationId"].is_string(), "correlated with the request that scheduled it");
+
+    let (status, error) = error_of(enqueue("fail", json!({})).await.unwrap()).await;
+    assert_eq!(status, 403, "`fail` is not in [capabilities] queue: {error}");
+    let (status, error) = error_of(enqueue("echo", json!({ "reject": true })).await.unwrap()).await;
+    assert_eq!(status, 400, "the handler's validation applies: {error}");
+}

@@ -36,6 +36,14 @@ fn recurse(_: &Request) -> Result<Response> {
 }
 
 /// Busy-waits `?ms=` milliseconds (default 300), holding its instance.
+/// Schedules task `?name=` with the body as its payload; answers the task id.
+fn enqueue(req: &Request) -> Result<Response> {
+    let payload: serde_json::Value = req.json()?;
+    let name = req.query("name").unwrap_or_default();
+    let id = autoflow_sdk::queue::enqueue(name, &payload, autoflow_sdk::queue::Options::default())?;
+    Response::json(&serde_json::json!({ "id": id }))
+}
+
 fn slow(req: &Request) -> Result<Response> {
     let ms: u64 = req.query("ms").and_then(|v| v.parse().ok()).unwrap_or(300);
     let started = std::time::Instant::now();
@@ -107,6 +115,7 @@ autoflow_sdk::feature!(
         .get("/api/trap/alloc", alloc)
         .get("/api/trap/probe", probe)
         .get("/api/trap/fetch", fetch)
+        .post("/api/trap/enqueue", enqueue)
         .get("/api/trap/many-headers", many_headers)
         .get("/api/trap/recurse", recurse)
         .get("/api/trap/slow", slow)

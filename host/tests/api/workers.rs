@@ -1,0 +1,136 @@
+//! `autoflow worker` processes: several share one database's tasks with none run twice, and a
+//! worker killed mid-task has its task finished by another once the claim's lease runs out.
+
+use std::process::{Child, Stdio};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::cli::{autoflow, create_user, kill, start_serving};
+use crate::helpers::{PluginsDir, TestDatabase, eventually};
+
+/// A deployment of processes on one database: `serve` without workers for the API, plus workers.
+struct Deployment {
+    database: TestDatabase,
+    data: tempfile::TempDir,
+    plugins: PluginsDir,
+    serve: Option<Child>,
+    address: String,
+    token: String,
+    client: reqwest::Client,
+}
+
+impl Deployment {
+    async fn start() -> Self {
+        let (database, data, plugins) =
+            (TestDatabase::create().await, tempfile::TempDir::new().unwrap(), PluginsDir::with(&["test-tasks"]));
+        let args = ["--email", "ops@example.com", "--permissions", "write:tasks"];
+        assert!(create_user(&database, data.path(), &args, "operations password\n").status.success());
+        let mut command = autoflow(&database, data.path());
+        command.args(["serve", "--listen", "127.0.0.1:0", "--workers", "0", "--watch", "false", "--plugins"]);
+        command.arg(plugins.path());
+        let (serve, address) = start_serving(command);
+        let client = reqwest::Client::new();
+        let login = client
+            .post(format!("http://{address}/auth/login"))
+            .json(&json!({ "email": "ops@example.com", "password": "operations password" }))
+            .send()
+            .await
+            .unwrap();
+        let token = login.json::<Value>().await.unwrap()["token"].as_str().unwrap().to_owned();
+        Self { database, data, plugins, serve: Some(serve), address, token, client }
+    }
+
+    /// Starts an `autoflow worker` process with `args`.
+    fn worker(&self, args: &[&str]) -> Child {
+        let mut command = autoflow(&self.database, self.data.path());
+        command.args(["worker", "--watch", "false", "--plugins"]).arg(self.plugins.path()).args(args);
+        command.stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap()
+    }
+
+    async fn schedule(&self, body: Value) -> String {
+        let response =
+            self.client.post(format!("http://{}/api/tasks", self.address)).bearer_auth(&self.token).json(&body).send();
+        let response = response.await.unwrap();
+        assert_eq!(response.status(), 201);
+        response.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_owned()
+    }
+
+    async fn task(&self, id: &str) -> Value {
+        let response = self.client.get(format!("http://{}/api/tasks/{id}", self.address)).bearer_auth(&self.token);
+        response.send().await.unwrap().json().await.unwrap()
+    }
+
+    async fn completed(&self, id: &str) -> Value {
+        eventually(Duration::from_secs(30), &format!("task {id} to complete"), || async {
+            let task = self.task(id).await;
+            assert_ne!(task["status"], "dead", "{task}");
+            (task["status"] == "completed").then_some(task)
+        })
+        .await
+    }
+}
+
+impl Drop for Deployment {
+    fn drop(&mut self) {
+        if let Some(serve) = self.serve.take() {
+            kill(serve);
+        }
+    }
+}
+
+/// The process part of a worker id (`{pid}-{process}-{n}`).
+fn process_of(worker: &Value) -> String {
+    let worker = worker.as_str().unwrap();
+    worker.rsplit_once('-').map_or(worker, |(process, _)| process).to_owned()
+}
+
+#[tokio::test]
+async fn worker_processes_share_the_tasks_and_run_each_one_once() {
+    let deployment = Deployment::start().await;
+    let workers = [deployment.worker(&["--concurrency", "2"]), deployment.worker(&["--concurrency", "2"])];
+
+    let mut ids = Vec::new();
+    for _ in 0..16 {
+        ids.push(deployment.schedule(json!({ "name": "sleep", "payload": { "ms": 150 } })).await);
+    }
+    let mut processes = std::collections::BTreeSet::new();
+    for id in &ids {
+        let task = deployment.completed(id).await;
+        assert_eq!(task["attempts"], 1, "run once: {task}");
+        assert_eq!(task["history"].as_array().unwrap().len(), 1, "{task}");
+        processes.insert(process_of(&task["workerId"]));
+    }
+    for worker in workers {
+        kill(worker);
+    }
+    assert_eq!(processes.len(), 2, "both processes took tasks: {processes:?}");
+}
+
+#[tokio::test]
+async fn a_task_whose_worker_is_killed_is_finished_by_another_once_its_lease_ends() {
+    let deployment = Deployment::start().await;
+    let lease = ["--task-timeout-ms", "2000", "--task-lease-margin-ms", "300"];
+    let doomed = deployment.worker(&[&["--concurrency", "1"][..], &lease].concat());
+    let id = deployment.schedule(json!({ "name": "sleep", "payload": { "ms": 1500 } })).await;
+    let claimed = eventually(Duration::from_secs(20), "the first worker to claim the task", || async {
+        let task = deployment.task(&id).await;
+        (task["status"] == "active").then_some(task)
+    })
+    .await;
+
+    let mut doomed = doomed;
+    doomed.kill().unwrap(); // SIGKILL: no chance to finish or release the task
+    doomed.wait().unwrap();
+    let rescuer = deployment.worker(&[&["--concurrency", "1"][..], &lease].concat());
+    let done = deployment.completed(&id).await;
+    kill(rescuer);
+
+    let history = done["history"].as_array().unwrap();
+    assert_eq!(history.len(), 2, "{done}");
+    assert!(history[0]["outcome"].is_null(), "the killed attempt never finished: {done}");
+    assert_eq!(history[1]["outcome"], "completed");
+    assert_ne!(process_of(&history[0]["workerId"]), process_of(&history[1]["workerId"]));
+    assert_eq!(process_of(&claimed["workerId"]), process_of(&history[0]["workerId"]));
+    assert_eq!(done["attempts"], 2, "completed exactly once, on the second attempt");
+}
