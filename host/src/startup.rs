@@ -189,6 +189,11 @@ impl Application {
         &self.host.state.plugins
     }
 
+    /// The task scheduler.
+    pub fn scheduler(&self) -> &Scheduler {
+        &self.host.state.scheduler
+    }
+
     /// Serves until `shutdown` completes, then lets in-flight requests and tasks finish.
     pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) -> io::Result<()> {
         let service = http::router(self.host.state.clone()).into_make_service_with_connect_info::<SocketAddr>();

@@ -1,0 +1,136 @@
+//! Background-task throughput end to end: tasks scheduled through the scheduler (payload
+//! validated by the plugin), claimed by the host's workers, run in a fresh sandboxed instance of a
+//! no-op wasm handler and recorded completed. The floor beside it is the queue alone: the same
+//! insert, claim and finish statements with no plugin call. On the embedded backends and, when
+//! `DATABASE_URL` and `REDIS_URL` are set, on PostgreSQL + Redis. Needs the built test plugins
+//! (`cargo xtask build-plugins`); run with `cargo bench -p autoflow-host --bench tasks`.
+
+mod common;
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use autoflow_host::capabilities::http::Chain;
+use autoflow_host::config::Config;
+use autoflow_host::db::{Database, Finish, TaskRow, task_status};
+use autoflow_host::startup::Application;
+use autoflow_host::tasks::{NewTask, WorkerSettings};
+use chrono::Utc;
+
+use common::{Backend, on_each_backend};
+
+/// Tasks per run.
+const TASKS: usize = 400;
+/// Workers running tasks at once (the machine's cores).
+const WORKERS: usize = 2;
+const PLUGIN: &str = "test-tasks";
+
+fn built_plugin() -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../dist/test-plugins").join(PLUGIN);
+    assert!(dir.join("plugin.wasm").is_file(), "build the plugins first: cargo xtask build-plugins");
+    dir
+}
+
+fn rate(count: usize, elapsed: Duration) -> f64 {
+    count as f64 / elapsed.as_secs_f64()
+}
+
+/// The queue alone: `WORKERS` loops inserting, claiming and finishing tasks with no plugin call.
+async fn queue_floor(db: &Database) -> f64 {
+    let started = Instant::now();
+    let loops = (0..WORKERS).map(|n| {
+        let db = db.clone();
+        async move {
+            for i in 0..TASKS / WORKERS {
+                let now = Utc::now();
+                let row = TaskRow {
+                    id: format!("floor-{n}-{i:06}"),
+                    name: "floor".into(),
+                    payload: "{}".into(),
+                    priority: 2,
+                    status: task_status::PENDING.into(),
+                    attempts: 0,
+                    max_attempts: 1,
+                    run_at: now,
+                    lease_until: None,
+                    worker_id: None,
+                    correlation_id: None,
+                    user_id: None,
+                    result: None,
+                    last_error: None,
+                    created_at: now,
+                    updated_at: now,
+                    finished_at: None,
+                };
+                db.insert_task(&row).await.unwrap();
+                let worker = format!("floor-{n}");
+                let claimed = db.claim_task(&worker, Utc::now(), Utc::now() + chrono::Duration::seconds(60)).await;
+                let claimed = claimed.unwrap().expect("a due task");
+                let finish = Finish::Completed { result: "{}".into() };
+                assert!(db.finish_task(&claimed.id, &worker, claimed.attempts, &finish).await.unwrap());
+            }
+        }
+    });
+    futures_util::future::join_all(loops).await;
+    rate(TASKS, started.elapsed())
+}
+
+async fn completed(db: &Database) -> usize {
+    let filter = autoflow_host::db::TaskFilter { status: Some("completed".into()), ..Default::default() };
+    db.tasks_page(&filter, "", TASKS as u32 + 1).await.unwrap().len()
+}
+
+async fn bench_backend(Backend { label, database_url, redis_url }: Backend) {
+    let (data, plugins) = (tempfile::TempDir::new().unwrap(), tempfile::TempDir::new().unwrap());
+
+    let floor_db = Database::connect(database_url.as_ref(), data.path()).await.unwrap();
+    floor_db.migrate().await.unwrap();
+    let floor = queue_floor(&floor_db).await;
+    floor_db.close().await;
+
+    let plugin_dir = plugins.path().join(PLUGIN);
+    std::fs::create_dir_all(&plugin_dir).unwrap();
+    for file in ["plugin.toml", "plugin.wasm"] {
+        std::fs::copy(built_plugin().join(file), plugin_dir.join(file)).unwrap();
+    }
+    let mut config = Config::embedded();
+    config.listen = "127.0.0.1:0".parse().unwrap();
+    config.plugins_dir = plugins.path().to_owned();
+    config.data_dir = data.path().to_owned();
+    config.database_url = database_url;
+    config.redis_url = redis_url.map(Into::into);
+    config.cache_namespace = format!("bench-{}", uuid::Uuid::new_v4().simple());
+    config.watch = false;
+    config.workers =
+        WorkerSettings { concurrency: WORKERS, poll_interval: Duration::from_millis(50), ..Default::default() };
+    let app = Application::build(config).await.unwrap();
+    let (db, scheduler) = (app.database().clone(), app.scheduler().clone());
+    let server = tokio::spawn(app.run_until_stopped(std::future::pending()));
+
+    let started = Instant::now();
+    for _ in 0..TASKS {
+        let task = NewTask { name: "echo".into(), payload: "{}".into(), ..Default::default() };
+        scheduler.schedule(task, Chain::default()).await.unwrap();
+    }
+    let scheduled = started.elapsed();
+    while completed(&db).await < TASKS {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let end_to_end = started.elapsed();
+    server.abort();
+
+    println!("-- {label} ({TASKS} tasks, {WORKERS} workers)");
+    println!("{:<58} {:>8.0} tasks/s", "queue floor: insert + claim + finish, no plugin", floor);
+    println!("{:<58} {:>8.0} tasks/s", "scheduling (validate in wasm + insert)", rate(TASKS, scheduled));
+    println!(
+        "{:<58} {:>8.0} tasks/s   wasm/floor {:.2}",
+        "end to end: schedule → no-op wasm run → completed",
+        rate(TASKS, end_to_end),
+        rate(TASKS, end_to_end) / floor
+    );
+}
+
+fn main() {
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    runtime.block_on(on_each_backend(bench_backend));
+}
