@@ -92,6 +92,9 @@ pub enum Command {
     /// Manage users directly in the database (e.g. the first admin of a fresh install).
     #[command(subcommand)]
     Users(UsersCommand),
+    /// Schedule background tasks on a running host through its tasks API.
+    #[command(subcommand)]
+    Tasks(TasksCommand),
 }
 
 /// `autoflow worker`: the settings of `serve`, with the number of tasks run at once.
@@ -130,6 +133,40 @@ pub enum UsersCommand {
         #[command(flatten)]
         database: DatabaseArgs,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TasksCommand {
+    /// Schedule a task; the plugin handling it validates the payload first.
+    Schedule(ScheduleArgs),
+}
+
+/// `autoflow tasks schedule`.
+#[derive(Debug, Args)]
+pub struct ScheduleArgs {
+    /// The task's name, e.g. send-email.
+    pub name: String,
+    /// The payload, as JSON.
+    #[arg(long, default_value = "{}")]
+    pub payload: String,
+    /// critical, high, normal or low; default: the task's own.
+    #[arg(long)]
+    pub priority: Option<String>,
+    /// Run no earlier than this many milliseconds from now.
+    #[arg(long)]
+    pub delay_ms: Option<u64>,
+    /// Attempts before the task is dead; default: the task's own.
+    #[arg(long)]
+    pub max_attempts: Option<u32>,
+    /// Ties related tasks together, for finding them with GET /api/tasks?correlationId=.
+    #[arg(long)]
+    pub correlation_id: Option<String>,
+    /// Base URL of the host.
+    #[arg(long, env = "AUTOFLOW_URL", default_value = "http://127.0.0.1:3000")]
+    pub url: String,
+    /// An access token of a user with the `write:tasks` (or `admin`) permission, from POST /auth/login.
+    #[arg(long, env = "AUTOFLOW_TOKEN", hide_env_values = true)]
+    pub token: SecretString,
 }
 
 #[derive(Debug, Subcommand)]

@@ -255,3 +255,25 @@ async fn plugins_schedule_only_the_tasks_their_manifest_lists() {
     let (status, error) = error_of(enqueue("echo", json!({ "reject": true })).await.unwrap()).await;
     assert_eq!(status, 400, "the handler's validation applies: {error}");
 }
+
+#[tokio::test]
+async fn tasks_keep_running_while_redis_is_down_and_after_it_returns() {
+    let Some(url) = crate::helpers::redis_url() else {
+        eprintln!("skipped: needs REDIS_URL (runs in the PostgreSQL + Redis pass)");
+        return;
+    };
+    let upstream = url.trim_start_matches("redis://").trim_end_matches('/').to_owned();
+    let upstream = tokio::net::lookup_host(&upstream).await.unwrap().next().unwrap();
+    let proxy = crate::proxy::FaultProxy::start(upstream).await;
+    let redis = format!("redis://{}", proxy.address);
+    let app = spawn_configured(&["test-tasks"], move |config| config.redis_url = Some(redis.into())).await;
+    let (_, token) = app.user_with_token("scheduler@example.com", &["write:tasks"]).await;
+
+    proxy.cut().await;
+    let during = scheduled(&app, &token, json!({ "name": "echo", "payload": { "when": "redis down" } })).await;
+    settled(&app, &token, during["id"].as_str().unwrap(), "completed").await;
+
+    proxy.restore();
+    let after = scheduled(&app, &token, json!({ "name": "echo", "payload": { "when": "redis back" } })).await;
+    settled(&app, &token, after["id"].as_str().unwrap(), "completed").await;
+}

@@ -134,3 +134,30 @@ async fn a_task_whose_worker_is_killed_is_finished_by_another_once_its_lease_end
     assert_eq!(process_of(&claimed["workerId"]), process_of(&history[0]["workerId"]));
     assert_eq!(done["attempts"], 2, "completed exactly once, on the second attempt");
 }
+
+#[tokio::test]
+async fn the_cli_schedules_tasks_through_the_api() {
+    let deployment = Deployment::start().await;
+    let worker = deployment.worker(&["--concurrency", "1"]);
+    let cli = |args: &[&str]| {
+        let mut command = autoflow(&deployment.database, deployment.data.path());
+        command.args(["tasks", "schedule"]).args(args);
+        command.env("AUTOFLOW_URL", format!("http://{}", deployment.address)).env("AUTOFLOW_TOKEN", &deployment.token);
+        command.output().unwrap()
+    };
+
+    let scheduled = cli(&["echo", "--payload", r#"{"from": "the cli"}"#, "--priority", "high"]);
+    let printed = String::from_utf8_lossy(&scheduled.stdout).into_owned();
+    assert!(scheduled.status.success(), "{}", String::from_utf8_lossy(&scheduled.stderr));
+    assert!(printed.contains("(echo) is pending, priority high"), "{printed}");
+    let id = printed.split_whitespace().nth(1).unwrap();
+    let done = deployment.completed(id).await;
+    assert_eq!(done["result"]["echo"], json!({ "from": "the cli" }));
+
+    let refused = cli(&["echo", "--payload", r#"{"reject": true}"#]);
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("400"), "{}", String::from_utf8_lossy(&refused.stderr));
+    let not_json = cli(&["echo", "--payload", "{oops"]);
+    assert!(String::from_utf8_lossy(&not_json.stderr).contains("--payload is not JSON"));
+    kill(worker);
+}
