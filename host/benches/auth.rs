@@ -9,6 +9,7 @@ use autoflow_host::config::Config;
 use autoflow_host::db::Database;
 use autoflow_host::services::cache::Cache;
 use autoflow_host::services::identity::NewUser;
+use autoflow_host::services::redis_connection::RedisConnection;
 use autoflow_host::startup::build_services;
 use axum::http::{HeaderMap, HeaderValue, header::AUTHORIZATION};
 use secrecy::SecretString;
@@ -25,7 +26,7 @@ async fn bench_backend(Backend { label, database_url, redis_url }: Backend) {
     db.migrate().await.unwrap();
     let namespace = format!("bench-{}", uuid::Uuid::new_v4().simple());
     let cache = match &redis_url {
-        Some(url) => Cache::redis(redis::Client::open(url.as_str()).unwrap()),
+        Some(url) => Cache::redis(RedisConnection::new(redis::Client::open(url.as_str()).unwrap())),
         None => Cache::memory(),
     }
     .with_namespace(&namespace);

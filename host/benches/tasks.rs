@@ -1,7 +1,7 @@
 //! Background-task throughput end to end: tasks scheduled through the scheduler (payload
 //! validated by the plugin), claimed by the host's workers, run in a fresh sandboxed instance of a
 //! no-op wasm handler and recorded completed. The floor beside it is the queue alone: the same
-//! insert, claim and finish statements with no plugin call. On the embedded backends and, when
+//! insert, dispatch, claim and finish with no plugin call. On the embedded backends and, when
 //! `DATABASE_URL` and `REDIS_URL` are set, on PostgreSQL + Redis. Needs the built test plugins
 //! (`cargo xtask build-plugins`); run with `cargo bench -p autoflow-host --bench tasks`.
 
@@ -13,8 +13,9 @@ use std::time::{Duration, Instant};
 use autoflow_host::capabilities::http::Chain;
 use autoflow_host::config::Config;
 use autoflow_host::db::{Database, Finish, TaskRow, task_status};
+use autoflow_host::services::redis_connection::RedisConnection;
 use autoflow_host::startup::Application;
-use autoflow_host::tasks::{NewTask, WorkerSettings};
+use autoflow_host::tasks::{Dispatch, NewTask, WorkerSettings};
 use chrono::Utc;
 
 use common::{Backend, on_each_backend};
@@ -35,11 +36,12 @@ fn rate(count: usize, elapsed: Duration) -> f64 {
     count as f64 / elapsed.as_secs_f64()
 }
 
-/// The queue alone: `WORKERS` loops inserting, claiming and finishing tasks with no plugin call.
-async fn queue_floor(db: &Database) -> f64 {
+/// The queue alone: `WORKERS` loops inserting, dispatching, claiming and finishing tasks with no
+/// plugin call.
+async fn queue_floor(db: &Database, dispatch: &Dispatch) -> f64 {
     let started = Instant::now();
     let loops = (0..WORKERS).map(|n| {
-        let db = db.clone();
+        let (db, dispatch) = (db.clone(), dispatch.clone());
         async move {
             for i in 0..TASKS / WORKERS {
                 let now = Utc::now();
@@ -63,36 +65,46 @@ async fn queue_floor(db: &Database) -> f64 {
                     finished_at: None,
                 };
                 db.insert_task(&row).await.unwrap();
+                dispatch.announce(&row.id, row.priority, row.run_at).await;
                 // The other loop may have taken this one; then it leaves one of its own.
-                claim_and_finish(&db, &format!("floor-{n}")).await;
+                claim_and_finish(&db, &dispatch, &format!("floor-{n}")).await;
             }
         }
     });
     futures_util::future::join_all(loops).await;
-    while claim_and_finish(db, "floor").await {}
+    while claim_and_finish(db, dispatch, "floor").await {}
     rate(TASKS, started.elapsed())
 }
 
 /// Claims a due task and completes it; `false` if none was due.
-async fn claim_and_finish(db: &Database, worker: &str) -> bool {
+async fn claim_and_finish(db: &Database, dispatch: &Dispatch, worker: &str) -> bool {
     let lease = Utc::now() + chrono::Duration::seconds(60);
-    let Some(claimed) = db.claim_task(worker, Utc::now(), lease).await.unwrap() else { return false };
+    let Some(claimed) = dispatch.claim(db, worker, Utc::now(), lease).await.unwrap() else { return false };
     let finish = Finish::Completed { result: "{}".into() };
     assert!(db.finish_task(&claimed.id, worker, claimed.attempts, &finish).await.unwrap());
     true
 }
 
 async fn completed(db: &Database) -> usize {
-    let filter = autoflow_host::db::TaskFilter { status: Some("completed".into()), ..Default::default() };
+    let filter = autoflow_host::db::TaskFilter {
+        status: Some("completed".into()),
+        name: Some("echo".into()),
+        ..Default::default()
+    };
     db.tasks_page(&filter, "", TASKS as u32 + 1).await.unwrap().len()
 }
 
 async fn bench_backend(Backend { label, database_url, redis_url }: Backend) {
     let (data, plugins) = (tempfile::TempDir::new().unwrap(), tempfile::TempDir::new().unwrap());
 
+    let namespace = format!("bench-{}", uuid::Uuid::new_v4().simple());
     let floor_db = Database::connect(database_url.as_ref(), data.path()).await.unwrap();
     floor_db.migrate().await.unwrap();
-    let floor = queue_floor(&floor_db).await;
+    let dispatch = match &redis_url {
+        Some(url) => Dispatch::redis(RedisConnection::new(redis::Client::open(url.as_str()).unwrap()), &namespace),
+        None => Dispatch::Database,
+    };
+    let floor = queue_floor(&floor_db, &dispatch).await;
     floor_db.close().await;
 
     let plugin_dir = plugins.path().join(PLUGIN);
@@ -106,7 +118,7 @@ async fn bench_backend(Backend { label, database_url, redis_url }: Backend) {
     config.data_dir = data.path().to_owned();
     config.database_url = database_url;
     config.redis_url = redis_url.map(Into::into);
-    config.cache_namespace = format!("bench-{}", uuid::Uuid::new_v4().simple());
+    config.cache_namespace = namespace;
     config.watch = false;
     config.workers =
         WorkerSettings { concurrency: WORKERS, poll_interval: Duration::from_millis(50), ..Default::default() };
@@ -127,7 +139,7 @@ async fn bench_backend(Backend { label, database_url, redis_url }: Backend) {
     server.abort();
 
     println!("-- {label} ({TASKS} tasks, {WORKERS} workers)");
-    println!("{:<58} {:>8.0} tasks/s", "queue floor: insert + claim + finish, no plugin", floor);
+    println!("{:<58} {:>8.0} tasks/s", "queue floor: insert + dispatch + claim + finish, no plugin", floor);
     println!("{:<58} {:>8.0} tasks/s", "scheduling (validate in wasm + insert)", rate(TASKS, scheduled));
     println!(
         "{:<58} {:>8.0} tasks/s   wasm/floor {:.2}",

@@ -274,6 +274,11 @@ pub struct ServeArgs {
     #[arg(long, env = "AUTOFLOW_TASK_LEASE_MARGIN_MS", default_value_t = 30_000)]
     pub task_lease_margin_ms: u64,
 
+    /// With Redis: how often workers check that Redis holds every due task (one that Redis lost,
+    /// e.g. in a restart without persistence, runs within about twice this), in milliseconds.
+    #[arg(long, env = "AUTOFLOW_TASK_SWEEP_INTERVAL_MS", default_value_t = 5_000)]
+    pub task_sweep_interval_ms: u64,
+
     /// Task workers this process runs (0: none, another process runs the tasks).
     #[arg(long, env = "AUTOFLOW_WORKERS", default_value_t = WorkerSettings::default().concurrency)]
     pub workers: usize,
@@ -389,6 +394,7 @@ impl From<ServeArgs> for Config {
             workers: WorkerSettings {
                 concurrency: args.workers,
                 lease_margin: Duration::from_millis(args.task_lease_margin_ms),
+                sweep_interval: Duration::from_millis(args.task_sweep_interval_ms.max(1)),
                 ..WorkerSettings::default()
             },
         }

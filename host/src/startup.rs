@@ -24,8 +24,9 @@ use crate::services::identity::Identity;
 use crate::services::keys::{KeyError, RsaKeys};
 use crate::services::passwords::Passwords;
 use crate::services::records::Records;
+use crate::services::redis_connection::RedisConnection;
 use crate::services::tokens::Tokens;
-use crate::tasks::{Scheduler, Wakeup, Workers};
+use crate::tasks::{Dispatch, Scheduler, Wakeup, Workers};
 
 /// Why the host could not start.
 #[derive(Debug, thiserror::Error)]
@@ -74,6 +75,7 @@ impl Host {
             .map(|url| redis::Client::open(url.expose_secret()))
             .transpose()
             .map_err(StartupError::RedisUrl)?;
+        let redis = redis.map(RedisConnection::new);
         let cache =
             redis.clone().map(Cache::redis).unwrap_or_else(Cache::memory).with_namespace(&config.cache_namespace);
         let (auth, services) = build_services(&config, db.clone(), cache.clone()).await?;
@@ -82,8 +84,9 @@ impl Host {
         sync_dir_from_db(&db, &config.plugins_dir).await?;
         let plugins = Arc::new(LivePlugins::load(runtime.clone(), &config.plugins_dir, db.clone()).await?);
         let mut background = Vec::new();
-        background.extend(redis.clone().map(|client| fanout::spawn_listener(client, plugins.clone())));
-        let fanout = redis.clone().map(Fanout::new);
+        let client = redis.as_ref().map(|redis| redis.client().clone());
+        background.extend(client.clone().map(|client| fanout::spawn_listener(client, plugins.clone())));
+        let fanout = client.clone().map(Fanout::new);
         let watcher = if config.watch { Some(PluginWatcher::start(plugins.clone())?) } else { None };
         let plugin_count = plugins.registry().plugins().len();
         if plugin_count == 0 {
@@ -91,11 +94,13 @@ impl Host {
         }
 
         let wakeup = Wakeup::new(cache);
-        background.extend(redis.map(|client| wakeup.spawn_listener(client)));
-        let scheduler = Scheduler::new(db.clone(), plugins.clone(), runtime.clone(), wakeup.clone());
+        background.extend(client.map(|client| wakeup.spawn_listener(client)));
+        let dispatch = redis.map_or(Dispatch::Database, |redis| Dispatch::redis(redis, &config.cache_namespace));
+        let scheduler = Scheduler::new(db.clone(), plugins.clone(), runtime.clone(), dispatch.clone(), wakeup.clone());
         let workers = (config.workers.concurrency > 0).then(|| {
             let identity = auth.identity.clone();
-            Workers::spawn(db.clone(), plugins.clone(), runtime.clone(), identity, wakeup, config.workers)
+            let (db, plugins, runtime) = (db.clone(), plugins.clone(), runtime.clone());
+            Workers::spawn(db, plugins, runtime, identity, (dispatch, wakeup), config.workers)
         });
         let state = AppState {
             runtime,

@@ -127,6 +127,26 @@ const CLAIM_SQLITE: &str = concat!(
      RETURNING ",
     columns!()
 );
+/// Takes task `$4` if it is due and waiting, or its worker's lease ran out.
+const CLAIM_BY_ID_POSTGRES: &str = concat!(
+    "UPDATE tasks SET status = 'active', attempts = attempts + 1, worker_id = $1, lease_until = $3, updated_at = $2 \
+     WHERE id = $4 AND ((status IN ('pending', 'retrying') AND run_at <= $2) OR (status = 'active' AND lease_until < $2)) \
+     RETURNING ",
+    columns!()
+);
+const CLAIM_BY_ID_SQLITE: &str = concat!(
+    "UPDATE tasks SET status = 'active', attempts = attempts + 1, worker_id = ?1, lease_until = ?3, updated_at = ?2 \
+     WHERE id = ?4 AND ((status IN ('pending', 'retrying') AND run_at <= ?2) OR (status = 'active' AND lease_until < ?2)) \
+     RETURNING ",
+    columns!()
+);
+/// What a dispatch sweep puts back: the most urgent waiting tasks due by `$1`, and tasks whose lease ran out by `$2`.
+const TO_DISPATCH_POSTGRES: &str = "SELECT id, priority, run_at FROM tasks \
+     WHERE (status IN ('pending', 'retrying') AND run_at <= $1) OR (status = 'active' AND lease_until < $2) \
+     ORDER BY priority, run_at LIMIT $3";
+const TO_DISPATCH_SQLITE: &str = "SELECT id, priority, run_at FROM tasks \
+     WHERE (status IN ('pending', 'retrying') AND run_at <= ?1) OR (status = 'active' AND lease_until < ?2) \
+     ORDER BY priority, run_at LIMIT ?3";
 const START_ATTEMPT_POSTGRES: &str =
     "INSERT INTO task_attempts (task_id, attempt, worker_id, started_at) VALUES ($1, $2, $3, $4)";
 const START_ATTEMPT_SQLITE: &str =
@@ -153,10 +173,16 @@ const CANCEL_POSTGRES: &str = "UPDATE tasks SET status = 'cancelled', finished_a
      WHERE id = $1 AND status IN ('pending', 'retrying')";
 const CANCEL_SQLITE: &str = "UPDATE tasks SET status = 'cancelled', finished_at = ?2, updated_at = ?2 \
      WHERE id = ?1 AND status IN ('pending', 'retrying')";
-const REVIVE_POSTGRES: &str = "UPDATE tasks SET status = 'pending', max_attempts = attempts + $3, run_at = $2, \
-     finished_at = NULL, updated_at = $2 WHERE id = $1 AND status = 'dead'";
-const REVIVE_SQLITE: &str = "UPDATE tasks SET status = 'pending', max_attempts = attempts + ?3, run_at = ?2, \
-     finished_at = NULL, updated_at = ?2 WHERE id = ?1 AND status = 'dead'";
+const REVIVE_POSTGRES: &str = concat!(
+    "UPDATE tasks SET status = 'pending', max_attempts = attempts + $3, run_at = $2, \
+     finished_at = NULL, updated_at = $2 WHERE id = $1 AND status = 'dead' RETURNING ",
+    columns!()
+);
+const REVIVE_SQLITE: &str = concat!(
+    "UPDATE tasks SET status = 'pending', max_attempts = attempts + ?3, run_at = ?2, \
+     finished_at = NULL, updated_at = ?2 WHERE id = ?1 AND status = 'dead' RETURNING ",
+    columns!()
+);
 
 impl Database {
     /// Stores a new task.
@@ -221,6 +247,36 @@ impl Database {
             .bind(lease_until)
             .fetch_optional(pool)
             .await)?;
+        self.start_attempt(claimed, worker, now).await
+    }
+
+    /// Claims task `id` for `worker` like [`Database::claim_task`], if it is due and waiting (or
+    /// its lease ran out); `None` otherwise.
+    pub async fn claim_task_by_id(
+        &self,
+        id: &str,
+        worker: &str,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+    ) -> Result<Option<TaskRow>, DbError> {
+        let sql = self.sql(CLAIM_BY_ID_POSTGRES, CLAIM_BY_ID_SQLITE);
+        let claimed: Option<TaskRow> = on_pool!(self, pool => sqlx::query_as(sql)
+            .bind(worker)
+            .bind(now)
+            .bind(lease_until)
+            .bind(id)
+            .fetch_optional(pool)
+            .await)?;
+        self.start_attempt(claimed, worker, now).await
+    }
+
+    /// Records the start of a claimed task's attempt.
+    async fn start_attempt(
+        &self,
+        claimed: Option<TaskRow>,
+        worker: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<TaskRow>, DbError> {
         if let Some(task) = &claimed {
             let sql = self.sql(START_ATTEMPT_POSTGRES, START_ATTEMPT_SQLITE);
             on_pool!(self, pool => sqlx::query(sql)
@@ -233,6 +289,23 @@ impl Database {
                 .map(drop))?;
         }
         Ok(claimed)
+    }
+
+    /// Id, priority rank and due time of up to `limit` tasks a worker could claim now: waiting and
+    /// due by `due_before`, or active with a lease that ran out by `now`; most urgent first.
+    pub async fn tasks_to_dispatch(
+        &self,
+        due_before: DateTime<Utc>,
+        now: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<(String, i16, DateTime<Utc>)>, DbError> {
+        let sql = self.sql(TO_DISPATCH_POSTGRES, TO_DISPATCH_SQLITE);
+        Ok(on_pool!(self, pool => sqlx::query_as(sql)
+            .bind(due_before)
+            .bind(now)
+            .bind(i64::from(limit))
+            .fetch_all(pool)
+            .await)?)
     }
 
     /// Extends `worker`'s lease on attempt `attempt` of task `id`; `false` if it no longer holds it.
@@ -301,11 +374,10 @@ impl Database {
         Ok(affected == 1)
     }
 
-    /// Makes dead task `id` pending again with `attempts` more attempts; `false` if it is not dead.
-    pub async fn revive_task(&self, id: &str, attempts: i32) -> Result<bool, DbError> {
+    /// Makes dead task `id` pending again with `attempts` more attempts; `None` if it is not dead.
+    pub async fn revive_task(&self, id: &str, attempts: i32) -> Result<Option<TaskRow>, DbError> {
         let sql = self.sql(REVIVE_POSTGRES, REVIVE_SQLITE);
-        let affected = on_pool!(self, pool => sqlx::query(sql)
-            .bind(id).bind(Utc::now()).bind(attempts).execute(pool).await.map(|r| r.rows_affected()))?;
-        Ok(affected == 1)
+        Ok(on_pool!(self, pool => sqlx::query_as(sql)
+            .bind(id).bind(Utc::now()).bind(attempts).fetch_optional(pool).await)?)
     }
 }

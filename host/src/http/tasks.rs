@@ -208,13 +208,11 @@ async fn retry(
     let caller = state.auth.require(&headers).await?;
     let row = visible_task(&state, &caller, &id).await?;
     let registry = state.plugins.registry();
-    let attempts = registry.task_handler(&row.name).map_or(1, |(_, spec)| spec.max_attempts) as i32;
-    if !state.db.revive_task(&id, attempts).await.map_err(ApiError::DatabaseUnavailable)? {
-        return Err(ApiError::Conflict(format!("only a dead task can be retried; this one is {}", row.status)));
+    let attempts = registry.task_handler(&row.name).map_or(1, |(_, spec)| spec.max_attempts);
+    match state.scheduler.retry_dead(&id, attempts).await.map_err(ApiError::DatabaseUnavailable)? {
+        Some(revived) => Ok(Json(TaskView::new(revived, None))),
+        None => Err(ApiError::Conflict(format!("only a dead task can be retried; this one is {}", row.status))),
     }
-    state.scheduler.wake_workers().await;
-    let row = visible_task(&state, &caller, &id).await?;
-    Ok(Json(TaskView::new(row, None)))
 }
 
 async fn cancel(

@@ -2,23 +2,21 @@
 //!
 //! A cache must never be why a request fails: when Redis is unreachable a read is a miss and a
 //! write is skipped, each logged and counted ([`Cache::degraded_operations`]); while it stays
-//! down, reconnection is tried at most once per [`RETRY_AFTER`] so callers are not slowed.
+//! down, reconnection is tried at most once a second (see [`RedisConnection`]) so callers are not
+//! slowed.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use moka::Expiry;
 use redis::AsyncCommands;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use tokio::sync::Mutex;
+use redis::aio::ConnectionManager;
+
+use super::redis_connection::{RedisConnection, timed};
 
 /// Entries the in-process cache holds at most.
 pub const MEMORY_CAPACITY: u64 = 100_000;
-/// Longest one Redis operation (or connection attempt) may take before it counts as a failure.
-const REDIS_TIMEOUT: Duration = Duration::from_millis(500);
-/// How long after a failed connection attempt the next one is made.
-pub const RETRY_AFTER: Duration = Duration::from_secs(1);
 
 /// A value with its own time to live.
 #[derive(Clone)]
@@ -47,13 +45,7 @@ impl Expiry<String, Entry> for EntryTtl {
 
 enum Backend {
     Memory(moka::future::Cache<String, Entry>),
-    Redis(RedisBackend),
-}
-
-struct RedisBackend {
-    client: redis::Client,
-    /// The connection once made (it reconnects by itself), or when the last attempt failed.
-    connection: Mutex<Result<ConnectionManager, Option<Instant>>>,
+    Redis(RedisConnection),
 }
 
 /// A cache of byte values under string keys; cheap to clone.
@@ -79,11 +71,10 @@ impl Cache {
         }
     }
 
-    /// Redis at `client`; connects on first use, so a Redis outage never blocks start-up.
-    pub fn redis(client: redis::Client) -> Self {
-        let backend = RedisBackend { client, connection: Mutex::new(Err(None)) };
+    /// Redis over `connection`; connects on first use, so a Redis outage never blocks start-up.
+    pub fn redis(connection: RedisConnection) -> Self {
         Self {
-            backend: Arc::new(Backend::Redis(backend)),
+            backend: Arc::new(Backend::Redis(connection)),
             degraded: Arc::default(),
             namespace: DEFAULT_NAMESPACE.into(),
         }
@@ -210,32 +201,12 @@ impl Cache {
     }
 
     /// The Redis connection, or `None` (counted) while Redis is unreachable.
-    async fn connection(&self, redis: &RedisBackend) -> Option<ConnectionManager> {
-        let mut state = redis.connection.lock().await;
-        match &*state {
-            Ok(connection) => return Some(connection.clone()),
-            Err(Some(failed_at)) if failed_at.elapsed() < RETRY_AFTER => {
-                self.degraded.fetch_add(1, Ordering::Relaxed);
-                return None;
-            }
-            Err(_) => {}
+    async fn connection(&self, redis: &RedisConnection) -> Option<ConnectionManager> {
+        let connection = redis.get().await;
+        if connection.is_err() {
+            self.degraded.fetch_add(1, Ordering::Relaxed);
         }
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(REDIS_TIMEOUT))
-            .set_response_timeout(Some(REDIS_TIMEOUT))
-            .set_number_of_retries(1);
-        match redis.client.get_connection_manager_with_config(config).await {
-            Ok(connection) => {
-                *state = Ok(connection.clone());
-                Some(connection)
-            }
-            Err(error) => {
-                tracing::warn!(%error, "cache unavailable: Redis cannot be reached; reads miss, writes are skipped");
-                *state = Err(Some(Instant::now()));
-                self.degraded.fetch_add(1, Ordering::Relaxed);
-                None
-            }
-        }
+        connection.ok()
     }
 
     fn degrade_on_error<T>(&self, operation: &str, key: &str, result: redis::RedisResult<T>) -> Option<T> {
@@ -248,13 +219,6 @@ impl Cache {
             }
         }
     }
-}
-
-/// Bounds a Redis operation by [`REDIS_TIMEOUT`].
-async fn timed<T>(operation: impl Future<Output = redis::RedisResult<T>>) -> redis::RedisResult<T> {
-    tokio::time::timeout(REDIS_TIMEOUT, operation)
-        .await
-        .unwrap_or_else(|_| Err(redis::RedisError::from((redis::ErrorKind::Io, "cache operation timed out"))))
 }
 
 fn millis(ttl: Duration) -> u64 {

@@ -7,4 +7,5 @@ pub mod identity;
 pub mod keys;
 pub mod passwords;
 pub mod records;
+pub mod redis_connection;
 pub mod tokens;

@@ -1,5 +1,6 @@
 //! Scheduling a task: the name must be one a loaded task plugin handles, the payload must be JSON
-//! the plugin's `validate` accepts, and then a pending record is stored and the workers woken.
+//! the plugin's `validate` accepts, and then a pending record is stored, handed to dispatch and
+//! the workers woken.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -7,7 +8,7 @@ use std::time::Duration;
 use chrono::Utc;
 use tracing::Instrument;
 
-use super::{Priority, Wakeup};
+use super::{Dispatch, Priority, Wakeup};
 use crate::capabilities::http::Chain;
 use crate::db::{Database, DbError, TaskRow, task_status};
 use crate::plugins::LivePlugins;
@@ -61,13 +62,14 @@ pub struct Scheduler {
     db: Database,
     plugins: Arc<LivePlugins>,
     runtime: Runtime,
+    dispatch: Dispatch,
     /// Wakes idle workers (of every process) when a task is stored.
     wakeup: Wakeup,
 }
 
 impl Scheduler {
-    pub fn new(db: Database, plugins: Arc<LivePlugins>, runtime: Runtime, wakeup: Wakeup) -> Self {
-        Self { db, plugins, runtime, wakeup }
+    pub fn new(db: Database, plugins: Arc<LivePlugins>, runtime: Runtime, dispatch: Dispatch, wakeup: Wakeup) -> Self {
+        Self { db, plugins, runtime, dispatch, wakeup }
     }
 
     /// Validates and stores `task`, scheduled by `chain`'s user (if any); returns the record.
@@ -134,12 +136,23 @@ impl Scheduler {
         };
         self.db.insert_task(&row).await?;
         tracing::info!(task_id = %row.id, priority = %Priority::from_rank(row.priority), "task scheduled");
-        self.wakeup.notify().await;
+        self.hand_out(&row).await;
         Ok(row)
     }
 
-    /// Tells idle workers that a task may be due (e.g. one revived by hand).
-    pub async fn wake_workers(&self) {
+    /// Makes dead task `id` pending again with `attempts` more attempts; `None` if it is not dead.
+    pub async fn retry_dead(&self, id: &str, attempts: u32) -> Result<Option<TaskRow>, DbError> {
+        let revived = self.db.revive_task(id, i32::try_from(attempts).unwrap_or(i32::MAX)).await?;
+        if let Some(row) = &revived {
+            tracing::info!(task_id = %row.id, "dead task made pending again");
+            self.hand_out(row).await;
+        }
+        Ok(revived)
+    }
+
+    /// Gives a waiting record to dispatch and wakes idle workers.
+    async fn hand_out(&self, row: &TaskRow) {
+        self.dispatch.announce(&row.id, row.priority, row.run_at).await;
         self.wakeup.notify().await;
     }
 }

@@ -17,6 +17,9 @@ pub enum Priority {
 }
 
 impl Priority {
+    /// Every priority, most urgent first.
+    pub const ALL: [Priority; 4] = [Priority::Critical, Priority::High, Priority::Normal, Priority::Low];
+
     /// The rank stored in the database: lower runs first.
     pub fn rank(self) -> i16 {
         match self {
@@ -48,7 +51,7 @@ impl Priority {
 
     /// Parses `critical`, `high`, `normal` or `low`.
     pub fn parse(text: &str) -> Option<Self> {
-        [Priority::Critical, Priority::High, Priority::Normal, Priority::Low].into_iter().find(|p| p.as_str() == text)
+        Self::ALL.into_iter().find(|p| p.as_str() == text)
     }
 }
 

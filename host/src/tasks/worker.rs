@@ -1,8 +1,9 @@
-//! Workers: each claims the most urgent due task from the database, runs it in a fresh sandboxed
+//! Workers: each claims the most urgent due task (through [`Dispatch`]), runs it in a fresh sandboxed
 //! instance of its plugin under the task's deadline and memory limit, and records the outcome:
 //! completed, retrying after a backoff, or dead once its attempts are spent. A task whose worker
 //! vanished is claimed again when its lease runs out, so delivery is at least once; a worker that
-//! lost its lease has its result discarded, so a record is never completed twice.
+//! lost its lease has its result discarded, so a record is never completed twice. With Redis
+//! dispatch, the pool also runs the sweeper that gives Redis back what it lost.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,7 +18,7 @@ use crate::db::{Database, Finish, TaskRow};
 use crate::plugins::LivePlugins;
 use crate::runtime::{Principal, Runtime, Task, TaskError};
 use crate::services::identity::Identity;
-use crate::tasks::Wakeup;
+use crate::tasks::{Dispatch, Wakeup};
 
 /// How a pool of workers behaves.
 #[derive(Debug, Clone, Copy)]
@@ -28,16 +29,22 @@ pub struct WorkerSettings {
     pub poll_interval: Duration,
     /// How long past a task's timeout its lease lasts before another worker may take it over.
     pub lease_margin: Duration,
+    /// How often the tasks Redis should hold are checked against the database (Redis dispatch);
+    /// a task Redis lost runs within about twice this.
+    pub sweep_interval: Duration,
 }
 
 impl Default for WorkerSettings {
     fn default() -> Self {
-        Self { concurrency: 2, poll_interval: Duration::from_millis(500), lease_margin: Duration::from_secs(30) }
+        Self {
+            concurrency: 2,
+            poll_interval: Duration::from_millis(500),
+            lease_margin: Duration::from_secs(30),
+            sweep_interval: Duration::from_secs(5),
+        }
     }
 }
 
-/// A claim's lease before the worker knows the task's timeout.
-const CLAIM_LEASE: Duration = Duration::from_secs(60);
 /// Largest result kept on a record, in bytes.
 const MAX_RESULT_BYTES: usize = 64 * 1024;
 
@@ -48,46 +55,52 @@ struct Context {
     runtime: Runtime,
     identity: Identity,
     settings: WorkerSettings,
+    dispatch: Dispatch,
     wakeup: Wakeup,
     stop: watch::Receiver<bool>,
 }
 
 /// A running pool of workers; [`Workers::shutdown`] lets in-flight tasks finish.
 pub struct Workers {
+    concurrency: usize,
     stop: watch::Sender<bool>,
     handles: Vec<JoinHandle<()>>,
 }
 
 impl Workers {
-    /// Starts `settings.concurrency` workers, woken by `wakeup` when a task is scheduled.
+    /// Starts `settings.concurrency` workers taking tasks from `dispatch`, woken by `wakeup` when
+    /// a task is scheduled, and the dispatch sweeper if `dispatch` needs one.
     pub fn spawn(
         db: Database,
         plugins: Arc<LivePlugins>,
         runtime: Runtime,
         identity: Identity,
-        wakeup: Wakeup,
+        (dispatch, wakeup): (Dispatch, Wakeup),
         settings: WorkerSettings,
     ) -> Self {
         let (stop, stopped) = watch::channel(false);
-        let context = Arc::new(Context { db, plugins, runtime, identity, settings, wakeup, stop: stopped });
+        let context = Arc::new(Context { db, plugins, runtime, identity, settings, dispatch, wakeup, stop: stopped });
         let process = uuid::Uuid::new_v4().simple().to_string();
-        let handles = (0..settings.concurrency)
+        let mut handles: Vec<_> = (0..settings.concurrency)
             .map(|n| {
                 let worker = format!("{}-{}-{n}", std::process::id(), &process[..8]);
                 tokio::spawn(work(context.clone(), worker))
             })
             .collect();
-        Self { stop, handles }
+        if matches!(context.dispatch, Dispatch::Redis(_)) {
+            handles.push(tokio::spawn(sweep(context)));
+        }
+        Self { concurrency: settings.concurrency, stop, handles }
     }
 
     /// How many workers run.
     pub fn len(&self) -> usize {
-        self.handles.len()
+        self.concurrency
     }
 
     /// Whether none do.
     pub fn is_empty(&self) -> bool {
-        self.handles.is_empty()
+        self.concurrency == 0
     }
 
     /// Stops taking tasks and waits for the ones running to finish.
@@ -102,9 +115,12 @@ impl Workers {
 /// One worker's loop: claim, run, record; wait when there is nothing due.
 async fn work(context: Arc<Context>, worker: String) {
     let mut stop = context.stop.clone();
+    // Until the worker knows the task's own timeout, the lease covers the longest any task may run.
+    let claim_lease = context.runtime.limits().task_timeout + context.settings.lease_margin;
+    let claim_lease = chrono::Duration::from_std(claim_lease).unwrap_or(chrono::Duration::MAX);
     while !*stop.borrow() {
         let now = Utc::now();
-        match context.db.claim_task(&worker, now, now + CLAIM_LEASE).await {
+        match context.dispatch.claim(&context.db, &worker, now, now + claim_lease).await {
             Ok(Some(task)) => run(&context, &worker, task).await,
             Ok(None) => {
                 tokio::select! {
@@ -124,6 +140,28 @@ async fn work(context: Arc<Context>, worker: String) {
     }
 }
 
+/// Every `sweep_interval`, gives dispatch back the due tasks it lost.
+async fn sweep(context: Arc<Context>) {
+    let mut stop = context.stop.clone();
+    let interval = context.settings.sweep_interval;
+    let grace = chrono::Duration::from_std(interval).unwrap_or_default();
+    while !*stop.borrow() {
+        tokio::select! {
+            _ = tokio::time::sleep(interval) => {}
+            _ = stop.changed() => break,
+        }
+        let now = Utc::now();
+        match context.dispatch.sweep(&context.db, now, now - grace, interval).await {
+            Ok(0) => {}
+            Ok(restored) => {
+                tracing::warn!(restored, "dispatch had lost due tasks; they were handed out again");
+                context.wakeup.notify().await;
+            }
+            Err(error) => tracing::debug!(%error, "dispatch sweep skipped"),
+        }
+    }
+}
+
 /// Runs one claimed attempt and records how it ended.
 async fn run(context: &Context, worker: &str, task: TaskRow) {
     let span = tracing::info_span!("task", task = %task.name, task_id = %task.id, attempt = task.attempts);
@@ -132,7 +170,10 @@ async fn run(context: &Context, worker: &str, task: TaskRow) {
     match context.db.finish_task(&task.id, worker, task.attempts, &finish).await {
         Ok(true) => match &finish {
             Finish::Completed { .. } => tracing::info!("task completed"),
-            Finish::Retrying { error, run_at } => tracing::warn!(%error, %run_at, "task failed; it will run again"),
+            Finish::Retrying { error, run_at } => {
+                tracing::warn!(%error, %run_at, "task failed; it will run again");
+                context.dispatch.announce(&task.id, task.priority, *run_at).await;
+            }
             Finish::Dead { error } => tracing::error!(%error, "task failed for good"),
         },
         Ok(false) => {

@@ -3,12 +3,13 @@
 use std::time::{Duration, Instant};
 
 use autoflow_host::services::cache::Cache;
+use autoflow_host::services::redis_connection::RedisConnection;
 
 use crate::helpers::{eventually, redis_url};
 use crate::proxy::FaultProxy;
 
 fn redis_cache(url: &str) -> Cache {
-    Cache::redis(redis::Client::open(url).unwrap())
+    Cache::redis(RedisConnection::new(redis::Client::open(url).unwrap()))
 }
 
 /// The behaviour every backend must have; keys are unique so runs can share one Redis.

@@ -256,24 +256,68 @@ async fn plugins_schedule_only_the_tasks_their_manifest_lists() {
     assert_eq!(status, 400, "the handler's validation applies: {error}");
 }
 
+/// The Redis due sets of the host using cache namespace `namespace`, and a connection to them.
+async fn due_sets(namespace: &str) -> Option<(redis::aio::MultiplexedConnection, Vec<String>)> {
+    let url = crate::helpers::redis_url()?;
+    let connection = redis::Client::open(url).unwrap().get_multiplexed_async_connection().await.unwrap();
+    let sets = ["critical", "high", "normal", "low"].map(|priority| format!("{namespace}:tasks:due:{priority}"));
+    Some((connection, sets.to_vec()))
+}
+
 #[tokio::test]
-async fn tasks_keep_running_while_redis_is_down_and_after_it_returns() {
-    let Some(url) = crate::helpers::redis_url() else {
+async fn a_task_redis_loses_is_handed_out_again_from_its_record() {
+    let namespace = format!("test-{}", uuid::Uuid::new_v4().simple());
+    let Some((mut redis, sets)) = due_sets(&namespace).await else {
         eprintln!("skipped: needs REDIS_URL (runs in the PostgreSQL + Redis pass)");
         return;
     };
+    let app = spawn_configured(&["test-tasks"], |config| {
+        config.cache_namespace = namespace.clone();
+        config.workers.sweep_interval = Duration::from_millis(200);
+    })
+    .await;
+    let (_, token) = app.user_with_token("scheduler@example.com", &["write:tasks"]).await;
+
+    let delayed = scheduled(&app, &token, json!({ "name": "echo", "payload": {}, "delayMs": 1500 })).await;
+    let id = delayed["id"].as_str().unwrap();
+    let score: Option<f64> = redis::cmd("ZSCORE").arg(&sets[2]).arg(id).query_async(&mut redis).await.unwrap();
+    assert!(score.is_some(), "a scheduled task is handed to workers through Redis");
+
+    // Redis loses its data (a restart without persistence): the record brings the task back.
+    let _: () = redis::cmd("DEL").arg(&sets).query_async(&mut redis).await.unwrap();
+    let done = settled(&app, &token, id, "completed").await;
+    assert_eq!(done["attempts"], 1, "{done}");
+}
+
+#[tokio::test]
+async fn tasks_keep_running_while_redis_is_down_and_after_it_restarts_empty() {
+    let namespace = format!("test-{}", uuid::Uuid::new_v4().simple());
+    let Some((mut redis, sets)) = due_sets(&namespace).await else {
+        eprintln!("skipped: needs REDIS_URL (runs in the PostgreSQL + Redis pass)");
+        return;
+    };
+    let url = crate::helpers::redis_url().unwrap();
     let upstream = url.trim_start_matches("redis://").trim_end_matches('/').to_owned();
     let upstream = tokio::net::lookup_host(&upstream).await.unwrap().next().unwrap();
     let proxy = crate::proxy::FaultProxy::start(upstream).await;
-    let redis = format!("redis://{}", proxy.address);
-    let app = spawn_configured(&["test-tasks"], move |config| config.redis_url = Some(redis.into())).await;
+    let redis_url = format!("redis://{}", proxy.address);
+    let app = spawn_configured(&["test-tasks"], |config| {
+        config.redis_url = Some(redis_url.into());
+        config.cache_namespace = namespace.clone();
+        config.workers.sweep_interval = Duration::from_millis(200);
+    })
+    .await;
     let (_, token) = app.user_with_token("scheduler@example.com", &["write:tasks"]).await;
+    let before = scheduled(&app, &token, json!({ "name": "echo", "payload": {}, "delayMs": 2000 })).await;
 
     proxy.cut().await;
+    let _: () = redis::cmd("DEL").arg(&sets).query_async(&mut redis).await.unwrap(); // restarts empty
     let during = scheduled(&app, &token, json!({ "name": "echo", "payload": { "when": "redis down" } })).await;
     settled(&app, &token, during["id"].as_str().unwrap(), "completed").await;
 
     proxy.restore();
     let after = scheduled(&app, &token, json!({ "name": "echo", "payload": { "when": "redis back" } })).await;
     settled(&app, &token, after["id"].as_str().unwrap(), "completed").await;
+    let before = settled(&app, &token, before["id"].as_str().unwrap(), "completed").await;
+    assert_eq!(before["attempts"], 1, "{before}");
 }
