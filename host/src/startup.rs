@@ -100,7 +100,7 @@ impl Host {
         let workers = (config.workers.concurrency > 0).then(|| {
             let identity = auth.identity.clone();
             let (db, plugins, runtime) = (db.clone(), plugins.clone(), runtime.clone());
-            Workers::spawn(db, plugins, runtime, identity, (dispatch, wakeup), config.workers)
+            Workers::spawn(db, plugins, runtime, identity, dispatch, wakeup, config.workers)
         });
         let state = AppState {
             runtime,

@@ -75,7 +75,8 @@ impl Workers {
         plugins: Arc<LivePlugins>,
         runtime: Runtime,
         identity: Identity,
-        (dispatch, wakeup): (Dispatch, Wakeup),
+        dispatch: Dispatch,
+        wakeup: Wakeup,
         settings: WorkerSettings,
     ) -> Self {
         let (stop, stopped) = watch::channel(false);
