@@ -229,7 +229,8 @@ pub struct ServeArgs {
     #[arg(long, env = "REDIS_URL", hide_env_values = true)]
     pub redis_url: Option<SecretString>,
 
-    /// Prefix of this deployment's cache keys in Redis, so deployments can share one server.
+    /// Prefix of this deployment's keys and pub/sub channels in Redis, so deployments can share one
+    /// server; every host of a deployment uses the same.
     #[arg(long, env = "AUTOFLOW_CACHE_NAMESPACE", default_value = crate::services::cache::DEFAULT_NAMESPACE)]
     pub cache_namespace: String,
 

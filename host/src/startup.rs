@@ -15,7 +15,7 @@ use crate::config::Config;
 use crate::db::{Database, DbError};
 use crate::http::Auth;
 use crate::http::{self, AppState};
-use crate::plugins::fanout::{self, Fanout};
+use crate::plugins::fanout::Fanout;
 use crate::plugins::{InstallError, LivePlugins, LoadErrors, PluginWatcher, sync_dir_from_db};
 use crate::runtime::Runtime;
 use crate::services::cache::Cache;
@@ -84,9 +84,11 @@ impl Host {
         sync_dir_from_db(&db, &config.plugins_dir).await?;
         let plugins = Arc::new(LivePlugins::load(runtime.clone(), &config.plugins_dir, db.clone()).await?);
         let mut background = Vec::new();
-        let client = redis.as_ref().map(|redis| redis.client().clone());
-        background.extend(client.clone().map(|client| fanout::spawn_listener(client, plugins.clone())));
-        let fanout = client.clone().map(Fanout::new);
+        let fanout = redis.as_ref().map(|redis| {
+            let fanout = Fanout::new(cache.clone());
+            background.push(fanout.spawn_listener(redis, plugins.clone()));
+            fanout
+        });
         let watcher = if config.watch { Some(PluginWatcher::start(plugins.clone())?) } else { None };
         let plugin_count = plugins.registry().plugins().len();
         if plugin_count == 0 {
@@ -94,7 +96,7 @@ impl Host {
         }
 
         let wakeup = Wakeup::new(cache);
-        background.extend(client.map(|client| wakeup.spawn_listener(client)));
+        background.extend(redis.as_ref().map(|redis| wakeup.spawn_listener(redis)));
         let dispatch = redis.map_or(Dispatch::Database, |redis| Dispatch::redis(redis, &config.cache_namespace));
         let scheduler = Scheduler::new(db.clone(), plugins.clone(), runtime.clone(), dispatch.clone(), wakeup.clone());
         let workers = (config.workers.concurrency > 0).then(|| {

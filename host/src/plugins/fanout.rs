@@ -6,66 +6,51 @@
 //! (re)connection a host syncs all stored builds, catching up on messages it missed.
 
 use std::sync::Arc;
-use std::time::Duration;
-
-use futures_util::StreamExt;
-use redis::AsyncCommands;
 
 use super::LivePlugins;
+use crate::services::cache::Cache;
+use crate::services::redis_connection::{RedisConnection, Subscriber, spawn_subscriber};
 
-/// The pub/sub channel plugin changes are announced on.
-pub const CHANNEL: &str = "autoflow:plugins";
-const RECONNECT_DELAY: Duration = Duration::from_secs(1);
+/// The pub/sub channel plugin changes are announced on, inside the deployment's cache namespace.
+const CHANNEL: &str = "plugins";
 
-/// Announces plugin changes; cheap to clone. Changes are rare, so each announcement opens its
-/// own connection and a Redis outage never blocks start-up.
+/// Announces plugin changes; cheap to clone.
 #[derive(Clone)]
 pub struct Fanout {
-    client: redis::Client,
+    cache: Cache,
 }
 
 impl Fanout {
-    pub fn new(client: redis::Client) -> Self {
-        Self { client }
+    /// Announcements through `cache`'s Redis.
+    pub fn new(cache: Cache) -> Self {
+        Self { cache }
     }
 
     /// Tells every host that plugin `name` changed. A failure is logged: the other hosts also
     /// catch up when their subscription reconnects.
     pub async fn announce(&self, name: &str) {
-        let result = async {
-            let mut connection = self.client.get_multiplexed_async_connection().await?;
-            connection.publish::<_, _, ()>(CHANNEL, name).await
-        };
-        if let Err(error) = result.await {
-            tracing::warn!(plugin = name, %error, "could not announce the plugin change to other hosts");
-        }
+        self.cache.publish(CHANNEL, name.as_bytes()).await;
+    }
+
+    /// Listens for announcements on `redis` and syncs each named plugin from the database.
+    pub fn spawn_listener(&self, redis: &RedisConnection, live: Arc<LivePlugins>) -> tokio::task::JoinHandle<()> {
+        spawn_subscriber(redis, self.cache.channel(CHANNEL), Listener(live))
     }
 }
 
-/// Listens for announcements and syncs each named plugin from the database, reconnecting forever.
-pub fn spawn_listener(client: redis::Client, live: Arc<LivePlugins>) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        loop {
-            match client.get_async_pubsub().await {
-                Ok(mut pubsub) => match pubsub.subscribe(CHANNEL).await {
-                    Ok(()) => {
-                        if let Err(error) = live.sync_all_from_db().await {
-                            tracing::warn!(%error, "could not catch up on uploaded plugins");
-                        }
-                        let mut messages = pubsub.on_message();
-                        while let Some(message) = messages.next().await {
-                            let Ok(name) = message.get_payload::<String>() else { continue };
-                            if let Err(error) = live.sync_from_db(&name).await {
-                                tracing::warn!(plugin = name, %error, "could not apply an announced plugin change");
-                            }
-                        }
-                        tracing::warn!("lost the Redis subscription for plugin changes; reconnecting");
-                    }
-                    Err(error) => tracing::warn!(%error, "could not subscribe to plugin changes"),
-                },
-                Err(error) => tracing::warn!(%error, "could not connect to Redis for plugin changes"),
-            }
-            tokio::time::sleep(RECONNECT_DELAY).await;
+struct Listener(Arc<LivePlugins>);
+
+impl Subscriber for Listener {
+    async fn subscribed(&self) {
+        if let Err(error) = self.0.sync_all_from_db().await {
+            tracing::warn!(%error, "could not catch up on uploaded plugins");
         }
-    })
+    }
+
+    async fn message(&self, payload: Vec<u8>) {
+        let Ok(name) = String::from_utf8(payload) else { return };
+        if let Err(error) = self.0.sync_from_db(&name).await {
+            tracing::warn!(plugin = name, %error, "could not apply an announced plugin change");
+        }
+    }
 }

@@ -31,11 +31,6 @@ impl RedisConnection {
         Self(Arc::new(Shared { client, state: Mutex::new(Err(None)) }))
     }
 
-    /// The client, for connections of other kinds (pub/sub).
-    pub fn client(&self) -> &redis::Client {
-        &self.0.client
-    }
-
     /// The shared connection, or an error at once while Redis was found unreachable in the last
     /// [`RETRY_AFTER`].
     pub async fn get(&self) -> redis::RedisResult<ConnectionManager> {
@@ -70,4 +65,49 @@ pub async fn timed<T>(operation: impl Future<Output = redis::RedisResult<T>>) ->
     tokio::time::timeout(REDIS_TIMEOUT, operation)
         .await
         .unwrap_or_else(|_| Err(redis::RedisError::from((redis::ErrorKind::Io, "Redis operation timed out"))))
+}
+
+/// What a pub/sub subscription does with what arrives.
+pub trait Subscriber: Send + Sync + 'static {
+    /// Runs after each (re)subscription, e.g. to catch up on what was published meanwhile.
+    fn subscribed(&self) -> impl Future<Output = ()> + Send {
+        async {}
+    }
+
+    /// Handles one published payload.
+    fn message(&self, payload: Vec<u8>) -> impl Future<Output = ()> + Send;
+}
+
+/// How long a lost subscription waits before subscribing again.
+const RESUBSCRIBE_DELAY: Duration = Duration::from_secs(1);
+
+/// Subscribes `subscriber` to `channel` on `redis` (over a connection of its own), subscribing
+/// again for ever after the connection is lost (a Redis outage at start-up included).
+pub fn spawn_subscriber(
+    redis: &RedisConnection,
+    channel: String,
+    subscriber: impl Subscriber,
+) -> tokio::task::JoinHandle<()> {
+    use futures_util::StreamExt;
+
+    let client = redis.0.client.clone();
+    tokio::spawn(async move {
+        loop {
+            match client.get_async_pubsub().await {
+                Ok(mut pubsub) => match pubsub.subscribe(&channel).await {
+                    Ok(()) => {
+                        subscriber.subscribed().await;
+                        let mut messages = pubsub.on_message();
+                        while let Some(message) = messages.next().await {
+                            subscriber.message(message.get_payload_bytes().to_vec()).await;
+                        }
+                        tracing::warn!(channel, "lost a Redis subscription; subscribing again");
+                    }
+                    Err(error) => tracing::warn!(channel, %error, "could not subscribe to a Redis channel"),
+                },
+                Err(error) => tracing::debug!(channel, %error, "could not connect to Redis to subscribe"),
+            }
+            tokio::time::sleep(RESUBSCRIBE_DELAY).await;
+        }
+    })
 }

@@ -133,13 +133,17 @@ async fn an_upload_on_one_host_reaches_another_through_redis() {
         return;
     }
     let database = TestDatabase::create().await;
-    let shared = database.url.clone();
+    // One deployment: the same database and the same Redis namespace.
+    let (shared, namespace) = (database.url.clone(), format!("test-{}", uuid::Uuid::new_v4().simple()));
     let spawn_host = || {
-        let shared = shared.clone();
+        let (shared, namespace) = (shared.clone(), namespace.clone());
         async move {
-            try_spawn(PluginsDir::with(&["hello"]), move |config| config.database_url = shared)
-                .await
-                .unwrap_or_else(|(e, _)| panic!("{e}"))
+            try_spawn(PluginsDir::with(&["hello"]), move |config| {
+                config.database_url = shared;
+                config.cache_namespace = namespace;
+            })
+            .await
+            .unwrap_or_else(|(e, _)| panic!("{e}"))
         }
     };
     let (one, two) = (spawn_host().await, spawn_host().await);
