@@ -7,15 +7,13 @@
 
 mod common;
 
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use autoflow_host::config::Config;
 use autoflow_host::db::CollectionRef;
 use autoflow_host::startup::Application;
 
-use common::{Backend, measure, micros, on_each_backend, report};
+use common::{Backend, BenchHost, measure, micros, on_each_backend, report};
 
 /// Native calls timed per operation.
 const NATIVE_ITERATIONS: usize = 2_000;
@@ -28,28 +26,9 @@ const PLUGIN: &str = "test-records";
 const SHARED: CollectionRef<'static> = CollectionRef { plugin: PLUGIN, collection: "settings", owner: "" };
 const CACHE_KEY: &str = "plugins/test-records/s/bench";
 
-fn built_plugin() -> PathBuf {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../dist/test-plugins").join(PLUGIN);
-    assert!(dir.join("plugin.wasm").is_file(), "build the plugins first: cargo xtask build-plugins");
-    dir
-}
-
-async fn bench_backend(Backend { label, database_url, redis_url }: Backend) {
-    let (data, plugins) = (tempfile::TempDir::new().unwrap(), tempfile::TempDir::new().unwrap());
-    let plugin_dir = plugins.path().join(PLUGIN);
-    std::fs::create_dir_all(&plugin_dir).unwrap();
-    for file in ["plugin.toml", "plugin.wasm"] {
-        std::fs::copy(built_plugin().join(file), plugin_dir.join(file)).unwrap();
-    }
-    let mut config = Config::embedded();
-    config.listen = "127.0.0.1:0".parse().unwrap();
-    config.plugins_dir = plugins.path().to_owned();
-    config.data_dir = data.path().to_owned();
-    config.database_url = database_url;
-    config.redis_url = redis_url.map(Into::into);
-    config.cache_namespace = format!("bench-{}", uuid::Uuid::new_v4().simple());
-    config.watch = false;
-    let app = Application::build(config).await.unwrap();
+async fn bench_backend(backend: Backend) {
+    let host = BenchHost::new(&backend, &[PLUGIN]);
+    let app = Application::build(host.config.clone()).await.unwrap();
     let address = format!("http://{}", app.local_addr());
     let services = app.services().clone();
     let server = tokio::spawn(app.run_until_stopped(std::future::pending()));
@@ -59,7 +38,7 @@ async fn bench_backend(Backend { label, database_url, redis_url }: Backend) {
     let fresh = AtomicU64::new(0);
     let next_id = || format!("miss-{}", fresh.fetch_add(1, Ordering::Relaxed));
 
-    println!("-- {label}");
+    println!("-- {}", backend.label);
     let native_hit = measure(NATIVE_ITERATIONS, || async {
         assert!(services.records.get(SHARED, "bench").await.unwrap().is_some());
     })

@@ -7,30 +7,22 @@
 
 mod common;
 
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use autoflow_host::capabilities::http::Chain;
-use autoflow_host::config::Config;
 use autoflow_host::db::{Database, Finish, TaskRow, task_status};
 use autoflow_host::services::redis_connection::RedisConnection;
 use autoflow_host::startup::Application;
 use autoflow_host::tasks::{Dispatch, NewTask, WorkerSettings};
 use chrono::Utc;
 
-use common::{Backend, on_each_backend};
+use common::{Backend, BenchHost, on_each_backend};
 
 /// Tasks per run.
 const TASKS: usize = 400;
 /// Workers running tasks at once (the machine's cores).
 const WORKERS: usize = 2;
 const PLUGIN: &str = "test-tasks";
-
-fn built_plugin() -> PathBuf {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../dist/test-plugins").join(PLUGIN);
-    assert!(dir.join("plugin.wasm").is_file(), "build the plugins first: cargo xtask build-plugins");
-    dir
-}
 
 fn rate(count: usize, elapsed: Duration) -> f64 {
     count as f64 / elapsed.as_secs_f64()
@@ -94,35 +86,25 @@ async fn completed(db: &Database) -> usize {
     db.tasks_page(&filter, "", TASKS as u32 + 1).await.unwrap().len()
 }
 
-async fn bench_backend(Backend { label, database_url, redis_url }: Backend) {
-    let (data, plugins) = (tempfile::TempDir::new().unwrap(), tempfile::TempDir::new().unwrap());
+async fn bench_backend(backend: Backend) {
+    let mut host = BenchHost::new(&backend, &[PLUGIN]);
+    let config = &mut host.config;
+    config.workers =
+        WorkerSettings { concurrency: WORKERS, poll_interval: Duration::from_millis(50), ..Default::default() };
 
-    let namespace = format!("bench-{}", uuid::Uuid::new_v4().simple());
-    let floor_db = Database::connect(database_url.as_ref(), data.path()).await.unwrap();
+    let floor_db = Database::connect(config.database_url.as_ref(), &config.data_dir).await.unwrap();
     floor_db.migrate().await.unwrap();
-    let dispatch = match &redis_url {
-        Some(url) => Dispatch::redis(RedisConnection::new(redis::Client::open(url.as_str()).unwrap()), &namespace),
+    let dispatch = match &backend.redis_url {
+        Some(url) => {
+            let redis = RedisConnection::new(redis::Client::open(url.as_str()).unwrap());
+            Dispatch::redis(redis, &config.cache_namespace)
+        }
         None => Dispatch::Database,
     };
     let floor = queue_floor(&floor_db, &dispatch).await;
     floor_db.close().await;
 
-    let plugin_dir = plugins.path().join(PLUGIN);
-    std::fs::create_dir_all(&plugin_dir).unwrap();
-    for file in ["plugin.toml", "plugin.wasm"] {
-        std::fs::copy(built_plugin().join(file), plugin_dir.join(file)).unwrap();
-    }
-    let mut config = Config::embedded();
-    config.listen = "127.0.0.1:0".parse().unwrap();
-    config.plugins_dir = plugins.path().to_owned();
-    config.data_dir = data.path().to_owned();
-    config.database_url = database_url;
-    config.redis_url = redis_url.map(Into::into);
-    config.cache_namespace = namespace;
-    config.watch = false;
-    config.workers =
-        WorkerSettings { concurrency: WORKERS, poll_interval: Duration::from_millis(50), ..Default::default() };
-    let app = Application::build(config).await.unwrap();
+    let app = Application::build(host.config.clone()).await.unwrap();
     let (db, scheduler) = (app.database().clone(), app.scheduler().clone());
     let server = tokio::spawn(app.run_until_stopped(std::future::pending()));
 
@@ -138,7 +120,7 @@ async fn bench_backend(Backend { label, database_url, redis_url }: Backend) {
     let end_to_end = started.elapsed();
     server.abort();
 
-    println!("-- {label} ({TASKS} tasks, {WORKERS} workers)");
+    println!("-- {} ({TASKS} tasks, {WORKERS} workers)", backend.label);
     println!("{:<58} {:>8.0} tasks/s", "queue floor: insert + dispatch + claim + finish, no plugin", floor);
     println!("{:<58} {:>8.0} tasks/s", "scheduling (validate in wasm + insert)", rate(TASKS, scheduled));
     println!(

@@ -1,13 +1,16 @@
 //! What the benchmarks share: timing with percentiles, and the backends to run on (the embedded
 //! ones always; PostgreSQL in a schema of its own plus Redis when `DATABASE_URL` and `REDIS_URL`
-//! are set).
+//! are set), and a host serving built plugins.
 
 #![allow(dead_code)] // each benchmark uses a part
 
 use std::future::Future;
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use autoflow_host::config::Config;
 use secrecy::SecretString;
+use tempfile::TempDir;
 
 /// Where one benchmark run's data lives.
 pub struct Backend {
@@ -57,4 +60,43 @@ pub async fn on_each_backend<F: Future<Output = ()>>(mut bench: impl FnMut(Backe
     let url = SecretString::from(format!("{base}{separator}options[search_path]={schema}"));
     bench(Backend { label: "PostgreSQL + Redis", database_url: Some(url), redis_url: Some(redis_url) }).await;
     sqlx::query(sqlx::AssertSqlSafe(format!("DROP SCHEMA {schema} CASCADE"))).execute(&admin).await.unwrap();
+}
+
+/// The directory of a plugin built by `cargo xtask build-plugins` (`test-*` fixtures included).
+pub fn built_plugin(name: &str) -> PathBuf {
+    let kind = if name.starts_with("test-") { "test-plugins" } else { "plugins" };
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../dist").join(kind).join(name);
+    assert!(dir.join("plugin.wasm").is_file(), "build the plugins first: cargo xtask build-plugins");
+    dir
+}
+
+/// A host's config for one benchmark run, with the directories it lives in.
+pub struct BenchHost {
+    pub config: Config,
+    _data: TempDir,
+    _plugins: TempDir,
+}
+
+impl BenchHost {
+    /// A host on `backend` listening on a free loopback port, serving copies of the built
+    /// `plugins`, with a fresh data directory and cache namespace and no file watching.
+    pub fn new(backend: &Backend, plugins: &[&str]) -> Self {
+        let (data, plugins_dir) = (TempDir::new().unwrap(), TempDir::new().unwrap());
+        for name in plugins {
+            let dir = plugins_dir.path().join(name);
+            std::fs::create_dir_all(&dir).unwrap();
+            for file in ["plugin.toml", "plugin.wasm"] {
+                std::fs::copy(built_plugin(name).join(file), dir.join(file)).unwrap();
+            }
+        }
+        let mut config = Config::embedded();
+        config.listen = "127.0.0.1:0".parse().unwrap();
+        config.plugins_dir = plugins_dir.path().to_owned();
+        config.data_dir = data.path().to_owned();
+        config.database_url = backend.database_url.clone();
+        config.redis_url = backend.redis_url.clone().map(Into::into);
+        config.cache_namespace = format!("bench-{}", uuid::Uuid::new_v4().simple());
+        config.watch = false;
+        Self { config, _data: data, _plugins: plugins_dir }
+    }
 }
