@@ -42,7 +42,7 @@ async fn bench_backend(Backend { label, database_url, redis_url }: Backend) {
         })
         .await
         .unwrap();
-    let issued = auth.tokens.issue(&user.id, &user.permissions).unwrap();
+    let issued = auth.tokens.issue(&user.id, &user.permissions, user.credential_generation).unwrap();
     let mut headers = HeaderMap::new();
     headers.insert(AUTHORIZATION, HeaderValue::from_str(&format!("Bearer {}", issued.token)).unwrap());
 

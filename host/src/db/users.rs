@@ -16,6 +16,8 @@ pub struct UserRow {
     /// A JSON array of strings.
     pub permissions: String,
     pub disabled: bool,
+    /// Bumped by every password change; tokens of an older generation are refused.
+    pub credential_generation: i64,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -29,19 +31,22 @@ pub struct UserChanges {
     /// A JSON array of strings.
     pub permissions: Option<String>,
     pub disabled: Option<bool>,
+    /// A new password hash; it also bumps the credential generation.
     pub password_hash: Option<String>,
 }
 
 /// The columns of [`UserRow`], in a form `concat!` can use.
 macro_rules! columns {
     () => {
-        "id, email, email_key, display_name, password_hash, permissions, disabled, created_at, updated_at"
+        "id, email, email_key, display_name, password_hash, permissions, disabled, credential_generation, \
+         created_at, updated_at"
     };
 }
 
 const INSERT_POSTGRES: &str =
-    concat!("INSERT INTO users (", columns!(), ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)");
-const INSERT_SQLITE: &str = concat!("INSERT INTO users (", columns!(), ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)");
+    concat!("INSERT INTO users (", columns!(), ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)");
+const INSERT_SQLITE: &str =
+    concat!("INSERT INTO users (", columns!(), ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)");
 const BY_ID_POSTGRES: &str = concat!("SELECT ", columns!(), " FROM users WHERE id = $1");
 const BY_ID_SQLITE: &str = concat!("SELECT ", columns!(), " FROM users WHERE id = ?1");
 const BY_EMAIL_POSTGRES: &str = concat!("SELECT ", columns!(), " FROM users WHERE email_key = $1");
@@ -51,14 +56,16 @@ const PAGE_SQLITE: &str = concat!("SELECT ", columns!(), " FROM users WHERE id >
 const UPDATE_POSTGRES: &str = concat!(
     "UPDATE users SET email = COALESCE($2, email), email_key = COALESCE($3, email_key), \
      display_name = COALESCE($4, display_name), permissions = COALESCE($5, permissions), \
-     disabled = COALESCE($6, disabled), password_hash = COALESCE($7, password_hash), updated_at = $8 \
+     disabled = COALESCE($6, disabled), password_hash = COALESCE($7, password_hash), \
+     credential_generation = credential_generation + $9, updated_at = $8 \
      WHERE id = $1 RETURNING ",
     columns!()
 );
 const UPDATE_SQLITE: &str = concat!(
     "UPDATE users SET email = COALESCE(?2, email), email_key = COALESCE(?3, email_key), \
      display_name = COALESCE(?4, display_name), permissions = COALESCE(?5, permissions), \
-     disabled = COALESCE(?6, disabled), password_hash = COALESCE(?7, password_hash), updated_at = ?8 \
+     disabled = COALESCE(?6, disabled), password_hash = COALESCE(?7, password_hash), \
+     credential_generation = credential_generation + ?9, updated_at = ?8 \
      WHERE id = ?1 RETURNING ",
     columns!()
 );
@@ -80,6 +87,7 @@ impl Database {
             .bind(&row.password_hash)
             .bind(&row.permissions)
             .bind(row.disabled)
+            .bind(row.credential_generation)
             .bind(row.created_at)
             .bind(row.updated_at)
             .execute(pool)
@@ -120,6 +128,7 @@ impl Database {
             .bind(changes.disabled)
             .bind(&changes.password_hash)
             .bind(Utc::now())
+            .bind(i64::from(changes.password_hash.is_some()))
             .fetch_optional(pool)
             .await)?)
     }

@@ -69,7 +69,7 @@ pub async fn login(
     auth.cache.delete(&email_key).await;
     let issued = auth
         .tokens
-        .issue(&user.id, &user.permissions)
+        .issue(&user.id, &user.permissions, user.credential_generation)
         .map_err(|e| ApiError::Internal(format!("signing a token failed: {e}")))?;
     tracing::info!(user = %user.id, "logged in");
     let cookie = Cookie::build((SESSION_COOKIE, issued.token.clone()))

@@ -66,6 +66,11 @@ impl Auth {
         if user.disabled {
             return Err(ApiError::InvalidToken("the account is disabled".into()));
         }
+        if claims.generation != user.credential_generation {
+            return Err(ApiError::InvalidToken(
+                "the password changed since this token was issued; sign in again".into(),
+            ));
+        }
         Ok(Some(Caller { user, claims }))
     }
 

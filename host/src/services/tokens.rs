@@ -33,6 +33,10 @@ pub struct Claims {
     pub aud: String,
     /// The token's unique id, the key of its revocation.
     pub jti: String,
+    /// The user's credential generation when the token was issued; a password change bumps the
+    /// user's, which ends every token issued before it.
+    #[serde(default)]
+    pub generation: i64,
 }
 
 impl Claims {
@@ -130,8 +134,14 @@ impl Tokens {
         self.inner.settings.lifetime
     }
 
-    /// Signs a token for `user_id` valid for the configured lifetime.
-    pub fn issue(&self, user_id: &str, permissions: &[String]) -> Result<IssuedToken, jsonwebtoken::errors::Error> {
+    /// Signs a token for `user_id` (at credential generation `generation`) valid for the
+    /// configured lifetime.
+    pub fn issue(
+        &self,
+        user_id: &str,
+        permissions: &[String],
+        generation: i64,
+    ) -> Result<IssuedToken, jsonwebtoken::errors::Error> {
         let now = Utc::now().timestamp();
         let lifetime = i64::try_from(self.inner.settings.lifetime.as_secs()).unwrap_or(i64::MAX / 2);
         let claims = Claims {
@@ -143,6 +153,7 @@ impl Tokens {
             iss: self.inner.settings.issuer.clone(),
             aud: self.inner.settings.audience.clone(),
             jti: uuid::Uuid::now_v7().to_string(),
+            generation,
         };
         let mut header = Header::new(Algorithm::RS256);
         header.kid = Some(self.inner.kid.clone());
@@ -221,7 +232,7 @@ mod tests {
     #[tokio::test]
     async fn an_issued_token_verifies_until_revoked() {
         let (tokens, _dir) = tokens();
-        let issued = tokens.issue("u1", &["admin".into()]).unwrap();
+        let issued = tokens.issue("u1", &["admin".into()], 0).unwrap();
         let claims = tokens.verify(&issued.token).await.unwrap();
         assert_eq!((claims.sub.as_str(), claims.permissions.as_slice()), ("u1", ["admin".to_owned()].as_slice()));
         assert_eq!(claims.exp - claims.iat, 3600);
@@ -233,7 +244,7 @@ mod tests {
     async fn a_token_from_another_host_key_is_refused() {
         let (ours, _a) = tokens();
         let (theirs, _b) = tokens();
-        let foreign = theirs.issue("u1", &[]).unwrap();
+        let foreign = theirs.issue("u1", &[], 0).unwrap();
         assert!(matches!(ours.verify(&foreign.token).await, Err(TokenError::Invalid(_))));
     }
 }

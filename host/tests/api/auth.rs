@@ -143,6 +143,34 @@ async fn a_disabled_user_loses_access_at_once_and_cannot_log_in() {
     assert_eq!((status, error["message"].as_str()), (401, Some("invalid email or password")));
 }
 
+#[tokio::test]
+async fn a_password_change_ends_every_session_issued_before_it() {
+    let app = spawn_app_with(&["users"]).await;
+    let (_, admin) = app.user_with_token("admin@example.com", &["admin"]).await;
+    let (user, first) = app.user_with_token("walker@example.com", &[]).await;
+    let second = app.login("walker@example.com", PASSWORD).await.json::<Value>().await.unwrap()["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let path = format!("/api/users/{}", user.id);
+    let patch = |body: Value| app.request_as(Method::PATCH, &path, &admin).json(&body).send();
+
+    assert_eq!(patch(json!({ "displayName": "Walker" })).await.unwrap().status(), 200);
+    assert_eq!(me(&app, &first).await.status(), 200, "other changes leave sessions alone");
+
+    assert_eq!(patch(json!({ "password": "a brand new password" })).await.unwrap().status(), 200);
+    for token in [&first, &second] {
+        let (status, error) = error_of(me(&app, token).await).await;
+        assert_eq!(status, 401);
+        assert!(error["message"].as_str().unwrap().contains("password changed"), "{error}");
+    }
+    assert_eq!(me(&app, &admin).await.status(), 200, "other users keep their sessions");
+    let fresh = app.login("walker@example.com", "a brand new password").await;
+    assert_eq!(fresh.status(), 200);
+    let fresh = fresh.json::<Value>().await.unwrap()["token"].as_str().unwrap().to_owned();
+    assert_eq!(me(&app, &fresh).await.status(), 200, "a sign-in after the change works at once");
+}
+
 /// Claims for hand-made tokens: valid unless a test changes them.
 fn claims(sub: &str) -> Value {
     let now = chrono::Utc::now().timestamp();

@@ -29,6 +29,9 @@ pub struct User {
     pub display_name: String,
     pub permissions: Vec<String>,
     pub disabled: bool,
+    /// Bumped by every password change; access tokens of an older generation are refused.
+    #[serde(default)]
+    pub credential_generation: i64,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -138,6 +141,7 @@ impl Identity {
             password_hash: hash,
             permissions: permissions_json(&permissions),
             disabled: false,
+            credential_generation: 0,
             created_at: now,
             updated_at: now,
         };
@@ -230,7 +234,8 @@ impl Identity {
         if deleted { Ok(()) } else { Err(IdentityError::NotFound) }
     }
 
-    /// Replaces user `id`'s password (the policy applies): an update of that field alone.
+    /// Replaces user `id`'s password (the policy applies): an update of that field alone, which
+    /// like every password change ends the user's existing sessions.
     pub async fn set_password(&self, id: &str, password: SecretString) -> Result<(), IdentityError> {
         self.update(id, UserPatch { password: Some(password), ..UserPatch::default() }).await.map(drop)
     }
@@ -273,6 +278,7 @@ fn to_user(row: UserRow) -> User {
         email: row.email,
         display_name: row.display_name,
         disabled: row.disabled,
+        credential_generation: row.credential_generation,
         created_at: row.created_at,
         updated_at: row.updated_at,
     }
