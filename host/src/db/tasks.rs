@@ -240,14 +240,7 @@ impl Database {
         now: DateTime<Utc>,
         lease_until: DateTime<Utc>,
     ) -> Result<Option<TaskRow>, DbError> {
-        let sql = self.sql(CLAIM_POSTGRES, CLAIM_SQLITE);
-        let claimed: Option<TaskRow> = on_pool!(self, pool => sqlx::query_as(sql)
-            .bind(worker)
-            .bind(now)
-            .bind(lease_until)
-            .fetch_optional(pool)
-            .await)?;
-        self.start_attempt(claimed, worker, now).await
+        self.claim(self.sql(CLAIM_POSTGRES, CLAIM_SQLITE), None, worker, now, lease_until).await
     }
 
     /// Claims task `id` for `worker` like [`Database::claim_task`], if it is due and waiting (or
@@ -259,36 +252,39 @@ impl Database {
         now: DateTime<Utc>,
         lease_until: DateTime<Utc>,
     ) -> Result<Option<TaskRow>, DbError> {
-        let sql = self.sql(CLAIM_BY_ID_POSTGRES, CLAIM_BY_ID_SQLITE);
-        let claimed: Option<TaskRow> = on_pool!(self, pool => sqlx::query_as(sql)
-            .bind(worker)
-            .bind(now)
-            .bind(lease_until)
-            .bind(id)
-            .fetch_optional(pool)
-            .await)?;
-        self.start_attempt(claimed, worker, now).await
+        self.claim(self.sql(CLAIM_BY_ID_POSTGRES, CLAIM_BY_ID_SQLITE), Some(id), worker, now, lease_until).await
     }
 
-    /// Records the start of a claimed task's attempt.
-    async fn start_attempt(
+    /// Runs claim statement `sql` (for task `id`, if given) and records the attempt's start, in one
+    /// transaction so a record is never active without its attempt.
+    async fn claim(
         &self,
-        claimed: Option<TaskRow>,
+        sql: &'static str,
+        id: Option<&str>,
         worker: &str,
         now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
     ) -> Result<Option<TaskRow>, DbError> {
-        if let Some(task) = &claimed {
-            let sql = self.sql(START_ATTEMPT_POSTGRES, START_ATTEMPT_SQLITE);
-            on_pool!(self, pool => sqlx::query(sql)
-                .bind(&task.id)
-                .bind(task.attempts)
-                .bind(worker)
-                .bind(now)
-                .execute(pool)
-                .await
-                .map(drop))?;
-        }
-        Ok(claimed)
+        let start = self.sql(START_ATTEMPT_POSTGRES, START_ATTEMPT_SQLITE);
+        Ok(on_pool!(self, pool => {
+            let mut transaction = pool.begin().await?;
+            let mut claim = sqlx::query_as::<_, TaskRow>(sql).bind(worker).bind(now).bind(lease_until);
+            if let Some(id) = id {
+                claim = claim.bind(id);
+            }
+            let claimed = claim.fetch_optional(&mut *transaction).await?;
+            if let Some(task) = &claimed {
+                sqlx::query(start)
+                    .bind(&task.id)
+                    .bind(task.attempts)
+                    .bind(worker)
+                    .bind(now)
+                    .execute(&mut *transaction)
+                    .await?;
+            }
+            transaction.commit().await?;
+            claimed
+        }))
     }
 
     /// Id, priority rank and due time of up to `limit` tasks a worker could claim now: waiting and
@@ -332,31 +328,36 @@ impl Database {
             Finish::Retrying { error, run_at } => (status::RETRYING, None, Some(error.as_str()), Some(*run_at), None),
             Finish::Dead { error } => (status::DEAD, None, Some(error.as_str()), None, Some(now)),
         };
-        let sql = self.sql(FINISH_POSTGRES, FINISH_SQLITE);
-        let affected = on_pool!(self, pool => sqlx::query(sql)
-            .bind(id)
-            .bind(worker)
-            .bind(attempt)
-            .bind(status)
-            .bind(result)
-            .bind(error)
-            .bind(run_at)
-            .bind(finished_at)
-            .bind(now)
-            .execute(pool)
-            .await
-            .map(|r| r.rows_affected()))?;
-        let sql = self.sql(FINISH_ATTEMPT_POSTGRES, FINISH_ATTEMPT_SQLITE);
-        let outcome = if affected == 1 { status } else { "lease-lost" };
-        on_pool!(self, pool => sqlx::query(sql)
-            .bind(id)
-            .bind(attempt)
-            .bind(now)
-            .bind(outcome)
-            .bind(error)
-            .execute(pool)
-            .await
-            .map(drop))?;
+        let finish_task = self.sql(FINISH_POSTGRES, FINISH_SQLITE);
+        let finish_attempt = self.sql(FINISH_ATTEMPT_POSTGRES, FINISH_ATTEMPT_SQLITE);
+        // One transaction, so a finished record never shows an unfinished last attempt.
+        let affected = on_pool!(self, pool => {
+            let mut transaction = pool.begin().await?;
+            let affected = sqlx::query(finish_task)
+                .bind(id)
+                .bind(worker)
+                .bind(attempt)
+                .bind(status)
+                .bind(result)
+                .bind(error)
+                .bind(run_at)
+                .bind(finished_at)
+                .bind(now)
+                .execute(&mut *transaction)
+                .await?
+                .rows_affected();
+            let outcome = if affected == 1 { status } else { "lease-lost" };
+            sqlx::query(finish_attempt)
+                .bind(id)
+                .bind(attempt)
+                .bind(now)
+                .bind(outcome)
+                .bind(error)
+                .execute(&mut *transaction)
+                .await?;
+            transaction.commit().await?;
+            affected
+        });
         Ok(affected == 1)
     }
 
