@@ -11,6 +11,7 @@ use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand}
 use secrecy::SecretString;
 
 use crate::config::{AuthConfig, Config, Limits, LoginLimit};
+use crate::http::TrustedProxies;
 use crate::services::keys::KeySource;
 use crate::services::tokens::TokenSettings;
 use crate::tasks::WorkerSettings;
@@ -341,6 +342,11 @@ pub struct AuthArgs {
     /// The login rate-limit window, in seconds.
     #[arg(long, env = "AUTOFLOW_LOGIN_WINDOW_SECS", default_value_t = 900)]
     pub login_window_secs: u64,
+
+    /// Reverse proxies whose X-Forwarded-For names the client: comma-separated addresses or CIDR
+    /// ranges (e.g. `10.0.0.0/8`); empty = the connection's peer is the client.
+    #[arg(long, env = "AUTOFLOW_TRUSTED_PROXIES", default_value = "")]
+    pub trusted_proxies: TrustedProxies,
 }
 
 impl From<AuthArgs> for AuthConfig {
@@ -363,6 +369,7 @@ impl From<AuthArgs> for AuthConfig {
                 per_address: args.login_attempts_per_address,
                 window: Duration::from_secs(args.login_window_secs),
             },
+            trusted_proxies: args.trusted_proxies,
         }
     }
 }
@@ -442,5 +449,13 @@ mod tests {
         assert!(err.contains("nowhere"), "{err}");
         let err = Cli::try_parse_layered(["autoflow", "serve", "--config", "/no/such/autoflow.toml"]).unwrap_err();
         assert!(err.to_string().contains("/no/such/autoflow.toml"), "{err}");
+    }
+
+    #[test]
+    fn trusted_proxies_are_addresses_or_ranges() {
+        let config = serve_config("trusted-proxies = \"10.0.0.0/8, 192.0.2.7\"\n", &[]).unwrap();
+        assert_eq!(config.auth.trusted_proxies, "10.0.0.0/8,192.0.2.7".parse().unwrap());
+        let err = serve_config("", &["--trusted-proxies", "10.0.0.0/8,proxy.internal"]).unwrap_err();
+        assert!(err.contains("`proxy.internal` is neither an IP address nor a CIDR range"), "{err}");
     }
 }

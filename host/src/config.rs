@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use secrecy::SecretString;
 
+use crate::http::TrustedProxies;
 use crate::services::crypto::DataKeySource;
 use crate::services::keys::KeySource;
 use crate::services::tokens::TokenSettings;
@@ -52,6 +53,8 @@ pub struct AuthConfig {
     /// Mark the session cookie `Secure` (sent over HTTPS only).
     pub secure_cookie: bool,
     pub login_limit: LoginLimit,
+    /// Proxies whose `X-Forwarded-For` names the client (for the per-address login limit).
+    pub trusted_proxies: TrustedProxies,
 }
 
 impl Default for AuthConfig {
@@ -61,6 +64,7 @@ impl Default for AuthConfig {
             tokens: TokenSettings::default(),
             secure_cookie: true,
             login_limit: LoginLimit::default(),
+            trusted_proxies: TrustedProxies::default(),
         }
     }
 }

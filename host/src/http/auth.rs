@@ -48,19 +48,21 @@ struct LoginResponse {
 
 pub async fn login(
     State(state): State<AppState>,
-    ConnectInfo(client): ConnectInfo<SocketAddr>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
     body: Result<Json<LoginRequest>, JsonRejection>,
 ) -> Result<Response, ApiError> {
     let Json(request) = body?;
     let auth = &state.auth;
+    let client = auth.config.trusted_proxies.client_address(peer.ip(), &headers);
     let limit = auth.config.login_limit;
     // Counted before the password is checked, so guessing costs the guesser, not the host.
     let email_key = format!("auth/login/email/{}", hex::encode(Sha256::digest(request.email.trim().to_lowercase())));
-    let address_key = format!("auth/login/address/{}", client.ip());
+    let address_key = format!("auth/login/address/{client}");
     let by_email = auth.cache.increment(&email_key, 1, Some(limit.window)).await.unwrap_or(0);
     let by_address = auth.cache.increment(&address_key, 1, Some(limit.window)).await.unwrap_or(0);
     if by_email > i64::from(limit.per_email) || by_address > i64::from(limit.per_address) {
-        tracing::warn!(address = %client.ip(), "login rate limit reached");
+        tracing::warn!(address = %client, "login rate limit reached");
         return Err(ApiError::TooManyRequests { retry_after: limit.window });
     }
 

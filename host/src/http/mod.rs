@@ -4,6 +4,7 @@
 mod admin;
 mod auth;
 mod authn;
+mod client_address;
 mod dispatch;
 mod error;
 mod health;
@@ -22,6 +23,7 @@ use tower_http::request_id::{MakeRequestId, PropagateRequestIdLayer, RequestId, 
 use tower_http::trace::TraceLayer;
 
 pub use authn::{Auth, Caller, SESSION_COOKIE};
+pub use client_address::TrustedProxies;
 pub use error::ApiError;
 
 use crate::config::Limits;

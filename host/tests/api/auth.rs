@@ -296,6 +296,37 @@ async fn login_brute_force_hits_the_rate_limit_per_email_and_per_address() {
 }
 
 #[tokio::test]
+async fn behind_a_trusted_proxy_the_address_limit_counts_the_forwarded_client() {
+    async fn login_via(app: &TestApp, forwarded_for: &str) -> u16 {
+        let body = json!({ "email": "nobody@example.com", "password": "guess-guess-guess" });
+        let request = app.client.post(app.url("/auth/login")).header("x-forwarded-for", forwarded_for).json(&body);
+        request.send().await.unwrap().status().as_u16()
+    }
+    let limit_of_two = |config: &mut autoflow_host::config::Config| {
+        config.auth.login_limit.per_email = 100;
+        config.auth.login_limit.per_address = 2;
+    };
+
+    let behind_proxy = spawn_configured(&["hello"], |config| {
+        limit_of_two(config);
+        config.auth.trusted_proxies = "127.0.0.1".parse().unwrap();
+    })
+    .await;
+    // The left entry is the client's own claim; the proxy (the peer) vouches for the right one.
+    for _ in 0..2 {
+        assert_eq!(login_via(&behind_proxy, "198.51.100.1, 203.0.113.1").await, 401);
+    }
+    assert_eq!(login_via(&behind_proxy, "198.51.100.2, 203.0.113.1").await, 429, "the same client");
+    assert_eq!(login_via(&behind_proxy, "198.51.100.1, 203.0.113.2").await, 401, "another client, same proxy");
+
+    let direct = spawn_configured(&["hello"], limit_of_two).await;
+    for client in ["203.0.113.1", "203.0.113.2"] {
+        assert_eq!(login_via(&direct, client).await, 401);
+    }
+    assert_eq!(login_via(&direct, "203.0.113.3").await, 429, "without trusted proxies the header is ignored");
+}
+
+#[tokio::test]
 async fn a_public_route_sees_the_caller_when_a_valid_token_comes_along() {
     let app = spawn_app().await;
     let (user, token) = app.user_with_token("echo@example.com", &[]).await;
