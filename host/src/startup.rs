@@ -14,7 +14,7 @@ use crate::capabilities::http::InternalRoutes;
 use crate::config::Config;
 use crate::db::{Database, DbError};
 use crate::http::Auth;
-use crate::http::{self, AppState};
+use crate::http::{self, AppState, SharedState};
 use crate::plugins::fanout::Fanout;
 use crate::plugins::{InstallError, LivePlugins, LoadErrors, PluginWatcher, sync_dir_from_db};
 use crate::runtime::Runtime;
@@ -104,7 +104,7 @@ impl Host {
             let (db, plugins, runtime) = (db.clone(), plugins.clone(), runtime.clone());
             Workers::spawn(db, plugins, runtime, identity, dispatch, wakeup, config.workers)
         });
-        let state = AppState {
+        let state = AppState::new(SharedState {
             runtime,
             plugins,
             db,
@@ -113,7 +113,7 @@ impl Host {
             auth,
             fanout,
             scheduler: scheduler.clone(),
-        };
+        });
         let internal: Arc<dyn InternalRoutes> = Arc::new(state.clone());
         let scheduler = Arc::new(scheduler);
         let services = state.runtime.services();
@@ -236,7 +236,7 @@ pub async fn build_services(config: &Config, db: Database, cache: Cache) -> Resu
         internal: Default::default(),
         scheduler: Default::default(),
     };
-    Ok((Auth { identity, tokens, cache, config: config.auth.clone() }, services))
+    Ok((Auth { identity, tokens, cache, config: Arc::new(config.auth.clone()) }, services))
 }
 
 /// Completes on Ctrl-C or SIGTERM.

@@ -2,6 +2,8 @@
 //! and turned into a [`Caller`] (the user as stored now, so disabling a user or changing their
 //! permissions takes effect on their next request), and route access decided from the manifest.
 
+use std::sync::Arc;
+
 use axum::http::HeaderMap;
 use axum::http::header::{AUTHORIZATION, COOKIE};
 
@@ -23,7 +25,7 @@ pub struct Auth {
     pub tokens: Tokens,
     /// Login rate-limit counters live here (and token revocations, through `tokens`).
     pub cache: Cache,
-    pub config: AuthConfig,
+    pub config: Arc<AuthConfig>,
 }
 
 /// An authenticated caller: the user behind a valid token.

@@ -33,9 +33,27 @@ use crate::plugins::fanout::Fanout;
 use crate::runtime::Runtime;
 use crate::tasks::Scheduler;
 
-/// What every handler can reach. Cheap to clone.
+/// What every handler can reach: the [`SharedState`] behind one reference count, so the state
+/// each request extracts costs no more than an atomic increment.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<SharedState>);
+
+impl AppState {
+    pub fn new(shared: SharedState) -> Self {
+        Self(Arc::new(shared))
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = SharedState;
+
+    fn deref(&self) -> &SharedState {
+        &self.0
+    }
+}
+
+/// The host's services, routes and settings that handlers use.
+pub struct SharedState {
     pub runtime: Runtime,
     pub plugins: Arc<LivePlugins>,
     pub db: Database,

@@ -11,6 +11,8 @@
 //! without persistence, a worker that died holding a lease); and while Redis is unreachable,
 //! workers claim from the database directly. So Redis can lose anything without losing a task.
 
+use std::sync::Arc;
+
 use chrono::{DateTime, Utc};
 use redis::aio::ConnectionManager;
 
@@ -42,11 +44,10 @@ pub enum Dispatch {
     /// Claim the most urgent due record from the database (the embedded default).
     Database,
     /// Take ids from Redis, claim by id (production).
-    Redis(RedisDispatch),
+    Redis(Arc<RedisDispatch>),
 }
 
 /// The Redis side of [`Dispatch::Redis`].
-#[derive(Clone)]
 pub struct RedisDispatch {
     connection: RedisConnection,
     /// The due set of each priority, critical first.
@@ -60,12 +61,12 @@ impl Dispatch {
     /// Dispatch through Redis, with keys in `namespace`.
     pub fn redis(connection: RedisConnection, namespace: &str) -> Self {
         let due = Priority::ALL.iter().map(|priority| format!("{namespace}:tasks:due:{priority}")).collect();
-        Self::Redis(RedisDispatch {
+        Self::Redis(Arc::new(RedisDispatch {
             connection,
             due,
             sweep_lock: format!("{namespace}:tasks:sweep"),
             pop: redis::Script::new(POP_DUE),
-        })
+        }))
     }
 
     /// Makes task `id` of priority rank `priority` available to workers from `due` on. Failure is
