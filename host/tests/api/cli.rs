@@ -23,8 +23,8 @@ pub(crate) fn autoflow(database: &TestDatabase, data: &std::path::Path) -> Comma
 }
 
 /// Starts `autoflow serve` and waits for the address it reports listening on.
-pub(crate) fn start_serving(mut command: Command) -> (Child, String) {
-    let mut child = command.stderr(Stdio::piped()).stdout(Stdio::null()).spawn().unwrap();
+pub(crate) fn start_serving(mut command: Command) -> (Process, String) {
+    let mut child = Process::new(command.stderr(Stdio::piped()).stdout(Stdio::null()).spawn().unwrap());
     let stderr = child.stderr.take().unwrap();
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
@@ -140,9 +140,39 @@ async fn an_unsupported_database_url_is_named_in_the_error() {
     assert!(stderr.contains("DATABASE_URL must start with") && stderr.contains("`mysql`"), "{stderr}");
 }
 
-pub(crate) fn kill(mut child: Child) {
-    let _ = child.kill();
-    let _ = child.wait();
+/// A child process that is killed and reaped when dropped, so a failing test leaves none behind.
+pub(crate) struct Process(Child);
+
+impl Process {
+    pub(crate) fn new(child: Child) -> Self {
+        Self(child)
+    }
+}
+
+impl std::ops::Deref for Process {
+    type Target = Child;
+
+    fn deref(&self) -> &Child {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Process {
+    fn deref_mut(&mut self) -> &mut Child {
+        &mut self.0
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Kills `process` and waits for it to end.
+pub(crate) fn kill(process: Process) {
+    drop(process);
 }
 
 #[tokio::test]

@@ -1,20 +1,21 @@
 //! `autoflow worker` processes: several share one database's tasks with none run twice, and a
 //! worker killed mid-task has its task finished by another once the claim's lease runs out.
 
-use std::process::{Child, Stdio};
+use std::process::Stdio;
 use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::cli::{autoflow, create_user, kill, start_serving};
+use crate::cli::{Process, autoflow, create_user, kill, start_serving};
 use crate::helpers::{PluginsDir, TestDatabase, eventually};
 
 /// A deployment of processes on one database: `serve` without workers for the API, plus workers.
 struct Deployment {
+    /// First, so it is killed before the database and directories go.
+    _serve: Process,
     database: TestDatabase,
     data: tempfile::TempDir,
     plugins: PluginsDir,
-    serve: Option<Child>,
     address: String,
     token: String,
     client: reqwest::Client,
@@ -38,14 +39,14 @@ impl Deployment {
             .await
             .unwrap();
         let token = login.json::<Value>().await.unwrap()["token"].as_str().unwrap().to_owned();
-        Self { database, data, plugins, serve: Some(serve), address, token, client }
+        Self { _serve: serve, database, data, plugins, address, token, client }
     }
 
     /// Starts an `autoflow worker` process with `args`.
-    fn worker(&self, args: &[&str]) -> Child {
+    fn worker(&self, args: &[&str]) -> Process {
         let mut command = autoflow(&self.database, self.data.path());
         command.args(["worker", "--watch", "false", "--plugins"]).arg(self.plugins.path()).args(args);
-        command.stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap()
+        Process::new(command.stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap())
     }
 
     async fn schedule(&self, body: Value) -> String {
@@ -68,14 +69,6 @@ impl Deployment {
             (task["status"] == "completed").then_some(task)
         })
         .await
-    }
-}
-
-impl Drop for Deployment {
-    fn drop(&mut self) {
-        if let Some(serve) = self.serve.take() {
-            kill(serve);
-        }
     }
 }
 
