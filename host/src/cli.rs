@@ -315,6 +315,11 @@ pub struct AuthArgs {
     #[arg(long, env = "AUTOFLOW_RSA_PRIVATE_KEY", hide_env_values = true)]
     pub rsa_private_key: Option<SecretString>,
 
+    /// PEM files of earlier RSA private keys, comma-separated: after a key rotation, tokens they
+    /// signed are accepted until they expire.
+    #[arg(long, env = "AUTOFLOW_RSA_RETIRED_KEY_FILES", value_delimiter = ',')]
+    pub rsa_retired_key_files: Vec<PathBuf>,
+
     /// How long an access token is valid, in seconds.
     #[arg(long, env = "AUTOFLOW_TOKEN_LIFETIME_SECS", default_value_t = 3600)]
     pub token_lifetime_secs: u64,
@@ -358,6 +363,7 @@ impl From<AuthArgs> for AuthConfig {
         };
         AuthConfig {
             private_key,
+            retired_keys: args.rsa_retired_key_files,
             tokens: TokenSettings {
                 issuer: args.token_issuer,
                 audience: args.token_audience,

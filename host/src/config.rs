@@ -49,6 +49,9 @@ pub struct Config {
 pub struct AuthConfig {
     /// The operator's private key; `None` generates one under `<data>/keys/` on first run.
     pub private_key: Option<KeySource>,
+    /// PEM files of earlier private keys: tokens they signed are still accepted (and their public
+    /// halves published in the JWKS) until those tokens expire, so the key can be rotated.
+    pub retired_keys: Vec<PathBuf>,
     pub tokens: TokenSettings,
     /// Mark the session cookie `Secure` (sent over HTTPS only).
     pub secure_cookie: bool,
@@ -61,6 +64,7 @@ impl Default for AuthConfig {
     fn default() -> Self {
         Self {
             private_key: None,
+            retired_keys: Vec::new(),
             tokens: TokenSettings::default(),
             secure_cookie: true,
             login_limit: LoginLimit::default(),

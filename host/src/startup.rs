@@ -21,7 +21,7 @@ use crate::runtime::Runtime;
 use crate::services::cache::Cache;
 use crate::services::crypto::Crypto;
 use crate::services::identity::Identity;
-use crate::services::keys::{KeyError, RsaKeys};
+use crate::services::keys::{KeyError, KeySource, RsaKeys};
 use crate::services::passwords::Passwords;
 use crate::services::records::Records;
 use crate::services::redis_connection::RedisConnection;
@@ -215,14 +215,20 @@ impl Application {
 /// first run) off the async threads.
 pub async fn build_services(config: &Config, db: Database, cache: Cache) -> Result<(Auth, HostServices), StartupError> {
     let (rsa_source, data_source) = (config.key_source(), config.data_key_source());
-    let (keys, crypto) = tokio::task::spawn_blocking(move || {
+    let retired_files = config.auth.retired_keys.clone();
+    let (keys, retired, crypto) = tokio::task::spawn_blocking(move || {
         let keys = RsaKeys::load(&rsa_source)?;
+        let retired = retired_files
+            .into_iter()
+            .map(|path| RsaKeys::load(&KeySource::File(path)))
+            .collect::<Result<Vec<_>, _>>()?;
         let crypto = Crypto::load(&data_source, &keys)?;
-        Ok::<_, KeyError>((keys, crypto))
+        Ok::<_, KeyError>((keys, retired, crypto))
     })
     .await
     .map_err(|e| StartupError::Keys(KeyError::Invalid { origin: "key loader".into(), reason: e.to_string() }))??;
-    let tokens = Tokens::new(&keys, config.auth.tokens.clone(), cache.clone()).map_err(StartupError::Signing)?;
+    let tokens =
+        Tokens::new(&keys, &retired, config.auth.tokens.clone(), cache.clone()).map_err(StartupError::Signing)?;
     let passwords = Passwords::default();
     let records = Records::new(db.clone(), cache.clone());
     let identity = Identity::new(db, passwords.clone(), cache.clone());

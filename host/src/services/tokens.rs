@@ -91,7 +91,9 @@ pub struct Tokens {
 
 struct TokensInner {
     encoding: EncodingKey,
-    decoding: DecodingKey,
+    /// Verification keys by key id: the signing key's, then retired keys' (tokens they signed stay
+    /// valid until they expire, so the key can be rotated without signing everyone out).
+    decoding: Vec<(String, DecodingKey)>,
     kid: String,
     jwks: serde_json::Value,
     validation: Validation,
@@ -100,11 +102,23 @@ struct TokensInner {
 }
 
 impl Tokens {
-    /// A token service signing with `keys` and keeping revocations in `cache`.
-    pub fn new(keys: &RsaKeys, settings: TokenSettings, cache: Cache) -> Result<Self, jsonwebtoken::errors::Error> {
+    /// A token service signing with `keys`, also accepting tokens signed with `retired` keys, and
+    /// keeping revocations in `cache`.
+    pub fn new(
+        keys: &RsaKeys,
+        retired: &[RsaKeys],
+        settings: TokenSettings,
+        cache: Cache,
+    ) -> Result<Self, jsonwebtoken::errors::Error> {
         let encoding = EncodingKey::from_rsa_pem(keys.private_pem().expose_secret().as_bytes())?;
-        let (n, e) = keys.public_components();
-        let decoding = DecodingKey::from_rsa_components(n, e)?;
+        let verifying = std::iter::once(keys).chain(retired.iter().filter(|old| old.kid() != keys.kid()));
+        let mut decoding = Vec::new();
+        let mut jwks = Vec::new();
+        for key in verifying {
+            let (n, e) = key.public_components();
+            decoding.push((key.kid().to_owned(), DecodingKey::from_rsa_components(n, e)?));
+            jwks.push(key.public_jwk());
+        }
         let mut validation = Validation::new(Algorithm::RS256);
         validation.algorithms = vec![Algorithm::RS256];
         validation.leeway = LEEWAY_SECS;
@@ -116,7 +130,7 @@ impl Tokens {
             encoding,
             decoding,
             kid: keys.kid().to_owned(),
-            jwks: serde_json::json!({ "keys": [keys.public_jwk()] }),
+            jwks: serde_json::json!({ "keys": jwks }),
             validation,
             settings,
             cache,
@@ -178,11 +192,12 @@ impl Tokens {
         if header.alg != Algorithm::RS256 {
             return Err(TokenError::Invalid("only RS256 tokens are accepted"));
         }
-        if header.kid.as_deref() != Some(self.inner.kid.as_str()) {
+        let key = self.inner.decoding.iter().find(|(kid, _)| header.kid.as_deref() == Some(kid.as_str()));
+        let Some((_, key)) = key else {
             return Err(TokenError::Invalid("it was not signed with this host's key"));
-        }
-        let data = jsonwebtoken::decode::<Claims>(token, &self.inner.decoding, &self.inner.validation)
-            .map_err(|e| classify(e.kind()))?;
+        };
+        let data =
+            jsonwebtoken::decode::<Claims>(token, key, &self.inner.validation).map_err(|e| classify(e.kind()))?;
         let leeway = LEEWAY_SECS as i64;
         if data.claims.iat > Utc::now().timestamp() + leeway {
             return Err(TokenError::NotYetValid);
@@ -226,7 +241,7 @@ mod tests {
     fn tokens() -> (Tokens, tempfile::TempDir) {
         let dir = tempfile::TempDir::new().unwrap();
         let keys = RsaKeys::load(&KeySource::Generated(dir.path().to_owned())).unwrap();
-        (Tokens::new(&keys, TokenSettings::default(), Cache::memory()).unwrap(), dir)
+        (Tokens::new(&keys, &[], TokenSettings::default(), Cache::memory()).unwrap(), dir)
     }
 
     #[tokio::test]
@@ -238,6 +253,26 @@ mod tests {
         assert_eq!(claims.exp - claims.iat, 3600);
         tokens.revoke(&claims).await;
         assert_eq!(tokens.verify(&issued.token).await, Err(TokenError::Revoked));
+    }
+
+    #[tokio::test]
+    async fn after_a_key_rotation_tokens_of_the_retired_key_still_verify() {
+        let (old_dir, new_dir) = (tempfile::TempDir::new().unwrap(), tempfile::TempDir::new().unwrap());
+        let old = RsaKeys::load(&KeySource::Generated(old_dir.path().to_owned())).unwrap();
+        let new = RsaKeys::load(&KeySource::Generated(new_dir.path().to_owned())).unwrap();
+        let before = Tokens::new(&old, &[], TokenSettings::default(), Cache::memory()).unwrap();
+        let issued_before = before.issue("u1", &[], 0).unwrap();
+
+        let after = Tokens::new(&new, std::slice::from_ref(&old), TokenSettings::default(), Cache::memory()).unwrap();
+        assert_eq!(after.verify(&issued_before.token).await.unwrap().sub, "u1");
+        let issued_after = after.issue("u2", &[], 0).unwrap();
+        assert_eq!(jsonwebtoken::decode_header(&issued_after.token).unwrap().kid.as_deref(), Some(new.kid()));
+        let kids: Vec<&str> =
+            after.jwks()["keys"].as_array().unwrap().iter().map(|k| k["kid"].as_str().unwrap()).collect();
+        assert_eq!(kids, [new.kid(), old.kid()], "the signing key first, then the retired one");
+
+        let without = Tokens::new(&new, &[], TokenSettings::default(), Cache::memory()).unwrap();
+        assert!(matches!(without.verify(&issued_before.token).await, Err(TokenError::Invalid(_))));
     }
 
     #[tokio::test]

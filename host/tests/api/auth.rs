@@ -245,6 +245,38 @@ async fn forged_expired_and_misaddressed_tokens_are_refused() {
 }
 
 #[tokio::test]
+async fn after_a_key_rotation_tokens_signed_with_the_retired_key_still_work() {
+    let keys = tempfile::TempDir::new().unwrap();
+    let old_file = keys.path().join("old.pem");
+    std::fs::write(&old_file, test_key().expose_secret()).unwrap();
+    let old = RsaKeys::from_pem(test_key().clone(), "test").unwrap();
+    let new = RsaKeys::load(&KeySource::Generated(keys.path().join("new"))).unwrap();
+    let new_pem = new.private_pem().clone();
+    let app = spawn_configured(&["hello"], move |config| {
+        config.auth.private_key = Some(KeySource::Pem(new_pem));
+        config.auth.retired_keys = vec![old_file];
+    })
+    .await;
+    let (user, fresh) = app.user_with_token("rotated@example.com", &[]).await;
+
+    let jwks: Value = app.get("/.well-known/jwks.json").await.json().await.unwrap();
+    let kids: Vec<&str> = jwks["keys"].as_array().unwrap().iter().map(|k| k["kid"].as_str().unwrap()).collect();
+    assert_eq!(kids, [new.kid(), old.kid()], "the signing key, then the retired one");
+    assert_eq!(
+        jsonwebtoken::decode_header(&fresh).unwrap().kid.as_deref(),
+        Some(new.kid()),
+        "new tokens use the new key"
+    );
+
+    let from_before = sign(&claims(&user.id), old.kid(), test_key().expose_secret());
+    assert_eq!(me(&app, &from_before).await.status(), 200, "a token from before the rotation");
+    let unrelated_dir = tempfile::TempDir::new().unwrap();
+    let unrelated = RsaKeys::load(&KeySource::Generated(unrelated_dir.path().to_owned())).unwrap();
+    let forged = sign(&claims(&user.id), unrelated.kid(), unrelated.private_pem().expose_secret());
+    assert_eq!(me(&app, &forged).await.status(), 401, "a key that was never the host's");
+}
+
+#[tokio::test]
 async fn the_jwks_verifies_issued_tokens() {
     let app = spawn_app().await;
     let (user, token) = app.user_with_token("jwks@example.com", &[]).await;
