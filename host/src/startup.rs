@@ -25,6 +25,7 @@ use crate::services::keys::{KeyError, KeySource, RsaKeys};
 use crate::services::passwords::Passwords;
 use crate::services::records::Records;
 use crate::services::redis_connection::RedisConnection;
+use crate::services::revocations::Revocations;
 use crate::services::tokens::Tokens;
 use crate::tasks::{Dispatch, Scheduler, Wakeup, Workers};
 
@@ -227,8 +228,9 @@ pub async fn build_services(config: &Config, db: Database, cache: Cache) -> Resu
     })
     .await
     .map_err(|e| StartupError::Keys(KeyError::Invalid { origin: "key loader".into(), reason: e.to_string() }))??;
+    let revocations = Revocations::new(db.clone(), cache.clone());
     let tokens =
-        Tokens::new(&keys, &retired, config.auth.tokens.clone(), cache.clone()).map_err(StartupError::Signing)?;
+        Tokens::new(&keys, &retired, config.auth.tokens.clone(), revocations).map_err(StartupError::Signing)?;
     let passwords = Passwords::default();
     let records = Records::new(db.clone(), cache.clone());
     let identity = Identity::new(db, passwords.clone(), cache.clone());

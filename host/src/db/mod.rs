@@ -14,6 +14,7 @@ macro_rules! on_pool {
 mod plugin_builds;
 mod plugins;
 mod records;
+mod revocations;
 mod tasks;
 mod users;
 

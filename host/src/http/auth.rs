@@ -88,7 +88,7 @@ pub async fn login(
 
 pub async fn logout(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
     let caller = state.auth.require(&headers).await?;
-    state.auth.tokens.revoke(&caller.claims).await;
+    state.auth.tokens.revoke(&caller.claims).await.map_err(ApiError::DatabaseUnavailable)?;
     tracing::info!(user = %caller.user.id, "logged out");
     let mut removal = Cookie::build((SESSION_COOKIE, "")).path("/").http_only(true).build();
     removal.make_removal();

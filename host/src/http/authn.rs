@@ -13,7 +13,7 @@ use crate::plugins::Access;
 use crate::runtime::Principal;
 use crate::services::cache::Cache;
 use crate::services::identity::{Identity, IdentityError, User};
-use crate::services::tokens::{Claims, Tokens};
+use crate::services::tokens::{Claims, TokenError, Tokens};
 
 /// The cookie carrying the access token for browsers.
 pub const SESSION_COOKIE: &str = "autoflow_session";
@@ -23,7 +23,7 @@ pub const SESSION_COOKIE: &str = "autoflow_session";
 pub struct Auth {
     pub identity: Identity,
     pub tokens: Tokens,
-    /// Login rate-limit counters live here (and token revocations, through `tokens`).
+    /// Login rate-limit counters live here.
     pub cache: Cache,
     pub config: Arc<AuthConfig>,
 }
@@ -57,7 +57,10 @@ impl Auth {
     /// authenticate anyone are an error.
     pub async fn authenticate(&self, headers: &HeaderMap) -> Result<Option<Caller>, ApiError> {
         let Some(token) = presented_token(headers)? else { return Ok(None) };
-        let claims = self.tokens.verify(&token).await.map_err(|e| ApiError::InvalidToken(e.to_string()))?;
+        let claims = self.tokens.verify(&token).await.map_err(|error| match error {
+            TokenError::Unchecked(error) => ApiError::DatabaseUnavailable(error),
+            refused => ApiError::InvalidToken(refused.to_string()),
+        })?;
         let user = match self.identity.get(&claims.sub).await {
             Ok(user) => user,
             Err(IdentityError::NotFound) => {

@@ -110,6 +110,33 @@ impl Cache {
         self.degraded.load(Ordering::Relaxed)
     }
 
+    /// Whether the cache is shared by every host (Redis) rather than this process's own.
+    pub fn is_shared(&self) -> bool {
+        matches!(&*self.backend, Backend::Redis(_))
+    }
+
+    /// The values under `keys`, in one round trip; unlike [`Cache::get`], an unreachable cache is
+    /// an error rather than a miss.
+    pub async fn try_get_many(&self, keys: &[&str]) -> Result<Vec<Option<Vec<u8>>>, redis::RedisError> {
+        let keys: Vec<String> = keys.iter().map(|key| self.key(key)).collect();
+        match &*self.backend {
+            Backend::Memory(cache) => {
+                let mut values = Vec::with_capacity(keys.len());
+                for key in &keys {
+                    values.push(cache.get(key).await.map(|entry| entry.value.to_vec()));
+                }
+                Ok(values)
+            }
+            Backend::Redis(redis) => {
+                let result = async { timed(redis.get().await?.mget(&keys)).await }.await;
+                if result.is_err() {
+                    self.degraded.fetch_add(1, Ordering::Relaxed);
+                }
+                result
+            }
+        }
+    }
+
     /// The value under `key`; `None` when absent, expired or the cache is unreachable.
     pub async fn get(&self, key: &str) -> Option<Vec<u8>> {
         let key = &self.key(key);

@@ -8,4 +8,5 @@ pub mod keys;
 pub mod passwords;
 pub mod records;
 pub mod redis_connection;
+pub mod revocations;
 pub mod tokens;

@@ -11,8 +11,9 @@ use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use secrecy::ExposeSecret;
 use serde::{Deserialize, Serialize};
 
-use super::cache::Cache;
 use super::keys::RsaKeys;
+use super::revocations::Revocations;
+use crate::db::DbError;
 
 /// Clock skew tolerated between hosts when checking `exp`, `nbf` and `iat`, in seconds.
 pub const LEEWAY_SECS: u64 = 30;
@@ -53,8 +54,8 @@ pub struct IssuedToken {
     pub claims: Claims,
 }
 
-/// Why a presented token was refused. Each becomes a `401`.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+/// Why a presented token was refused. Each becomes a `401`, but for [`TokenError::Unchecked`].
+#[derive(Debug, thiserror::Error)]
 pub enum TokenError {
     #[error("the access token has expired")]
     Expired,
@@ -64,6 +65,9 @@ pub enum TokenError {
     Revoked,
     #[error("the access token is invalid: {0}")]
     Invalid(&'static str),
+    /// Whether the token was revoked could not be found out (the database is unreachable).
+    #[error(transparent)]
+    Unchecked(#[from] DbError),
 }
 
 /// Token settings from the host's config.
@@ -98,17 +102,17 @@ struct TokensInner {
     jwks: serde_json::Value,
     validation: Validation,
     settings: TokenSettings,
-    cache: Cache,
+    revocations: Revocations,
 }
 
 impl Tokens {
     /// A token service signing with `keys`, also accepting tokens signed with `retired` keys, and
-    /// keeping revocations in `cache`.
+    /// keeping track of revoked tokens in `revocations`.
     pub fn new(
         keys: &RsaKeys,
         retired: &[RsaKeys],
         settings: TokenSettings,
-        cache: Cache,
+        revocations: Revocations,
     ) -> Result<Self, jsonwebtoken::errors::Error> {
         let encoding = EncodingKey::from_rsa_pem(keys.private_pem().expose_secret().as_bytes())?;
         let verifying = std::iter::once(keys).chain(retired.iter().filter(|old| old.kid() != keys.kid()));
@@ -133,7 +137,7 @@ impl Tokens {
             jwks: serde_json::json!({ "keys": jwks }),
             validation,
             settings,
-            cache,
+            revocations,
         };
         Ok(Self { inner: std::sync::Arc::new(inner) })
     }
@@ -179,7 +183,7 @@ impl Tokens {
     /// was revoked.
     pub async fn verify(&self, token: &str) -> Result<Claims, TokenError> {
         let claims = self.decode(token)?;
-        if self.inner.cache.get(&revocation_key(&claims.jti)).await.is_some() {
+        if self.inner.revocations.is_revoked(&claims.jti).await? {
             return Err(TokenError::Revoked);
         }
         Ok(claims)
@@ -205,15 +209,11 @@ impl Tokens {
         Ok(data.claims)
     }
 
-    /// Revokes the token with `claims` until it expires.
-    pub async fn revoke(&self, claims: &Claims) {
-        let remaining = (claims.exp - Utc::now().timestamp()).max(0) as u64 + LEEWAY_SECS;
-        self.inner.cache.set(&revocation_key(&claims.jti), b"1", Some(Duration::from_secs(remaining))).await;
+    /// Revokes the token with `claims` until it expires (the clock leeway included).
+    pub async fn revoke(&self, claims: &Claims) -> Result<(), DbError> {
+        let until = claims.expires_at() + chrono::Duration::seconds(LEEWAY_SECS as i64);
+        self.inner.revocations.revoke(&claims.jti, until).await
     }
-}
-
-fn revocation_key(jti: &str) -> String {
-    format!("auth/revoked/{jti}")
 }
 
 fn classify(kind: &ErrorKind) -> TokenError {
@@ -236,23 +236,32 @@ fn classify(kind: &ErrorKind) -> TokenError {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::db::Database;
+    use crate::services::cache::Cache;
     use crate::services::keys::KeySource;
 
-    fn tokens() -> (Tokens, tempfile::TempDir) {
+    /// Revocations in a fresh SQLite database under `dir`.
+    async fn revocations(dir: &std::path::Path) -> Revocations {
+        let db = Database::connect(None, dir).await.unwrap();
+        db.migrate().await.unwrap();
+        Revocations::new(db, Cache::memory())
+    }
+
+    async fn tokens() -> (Tokens, tempfile::TempDir) {
         let dir = tempfile::TempDir::new().unwrap();
         let keys = RsaKeys::load(&KeySource::Generated(dir.path().to_owned())).unwrap();
-        (Tokens::new(&keys, &[], TokenSettings::default(), Cache::memory()).unwrap(), dir)
+        (Tokens::new(&keys, &[], TokenSettings::default(), revocations(dir.path()).await).unwrap(), dir)
     }
 
     #[tokio::test]
     async fn an_issued_token_verifies_until_revoked() {
-        let (tokens, _dir) = tokens();
+        let (tokens, _dir) = tokens().await;
         let issued = tokens.issue("u1", &["admin".into()], 0).unwrap();
         let claims = tokens.verify(&issued.token).await.unwrap();
         assert_eq!((claims.sub.as_str(), claims.permissions.as_slice()), ("u1", ["admin".to_owned()].as_slice()));
         assert_eq!(claims.exp - claims.iat, 3600);
-        tokens.revoke(&claims).await;
-        assert_eq!(tokens.verify(&issued.token).await, Err(TokenError::Revoked));
+        tokens.revoke(&claims).await.unwrap();
+        assert!(matches!(tokens.verify(&issued.token).await, Err(TokenError::Revoked)));
     }
 
     #[tokio::test]
@@ -260,10 +269,11 @@ mod tests {
         let (old_dir, new_dir) = (tempfile::TempDir::new().unwrap(), tempfile::TempDir::new().unwrap());
         let old = RsaKeys::load(&KeySource::Generated(old_dir.path().to_owned())).unwrap();
         let new = RsaKeys::load(&KeySource::Generated(new_dir.path().to_owned())).unwrap();
-        let before = Tokens::new(&old, &[], TokenSettings::default(), Cache::memory()).unwrap();
+        let revoked = revocations(old_dir.path()).await;
+        let before = Tokens::new(&old, &[], TokenSettings::default(), revoked.clone()).unwrap();
         let issued_before = before.issue("u1", &[], 0).unwrap();
 
-        let after = Tokens::new(&new, std::slice::from_ref(&old), TokenSettings::default(), Cache::memory()).unwrap();
+        let after = Tokens::new(&new, std::slice::from_ref(&old), TokenSettings::default(), revoked.clone()).unwrap();
         assert_eq!(after.verify(&issued_before.token).await.unwrap().sub, "u1");
         let issued_after = after.issue("u2", &[], 0).unwrap();
         assert_eq!(jsonwebtoken::decode_header(&issued_after.token).unwrap().kid.as_deref(), Some(new.kid()));
@@ -271,14 +281,14 @@ mod tests {
             after.jwks()["keys"].as_array().unwrap().iter().map(|k| k["kid"].as_str().unwrap()).collect();
         assert_eq!(kids, [new.kid(), old.kid()], "the signing key first, then the retired one");
 
-        let without = Tokens::new(&new, &[], TokenSettings::default(), Cache::memory()).unwrap();
+        let without = Tokens::new(&new, &[], TokenSettings::default(), revoked).unwrap();
         assert!(matches!(without.verify(&issued_before.token).await, Err(TokenError::Invalid(_))));
     }
 
     #[tokio::test]
     async fn a_token_from_another_host_key_is_refused() {
-        let (ours, _a) = tokens();
-        let (theirs, _b) = tokens();
+        let (ours, _a) = tokens().await;
+        let (theirs, _b) = tokens().await;
         let foreign = theirs.issue("u1", &[], 0).unwrap();
         assert!(matches!(ours.verify(&foreign.token).await, Err(TokenError::Invalid(_))));
     }

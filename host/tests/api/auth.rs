@@ -13,7 +13,13 @@ use serde_json::{Value, json};
 use autoflow_host::services::identity::UserPatch;
 use autoflow_host::services::keys::{KeySource, RsaKeys};
 
-use crate::helpers::{PASSWORD, TestApp, error_of, spawn_app, spawn_app_with, spawn_configured, test_key};
+use autoflow_host::services::identity::NewUser;
+use autoflow_host::startup::Application;
+
+use crate::helpers::{
+    PASSWORD, PluginsDir, TestApp, TestDatabase, error_of, spawn_app, spawn_app_with, spawn_configured, test_config,
+    test_key,
+};
 
 async fn me(app: &TestApp, token: &str) -> reqwest::Response {
     app.request_as(Method::GET, "/auth/me", token).send().await.unwrap()
@@ -125,6 +131,71 @@ async fn logout_revokes_the_token_and_clears_the_cookie() {
     assert!(error["message"].as_str().unwrap().contains("revoked"), "{error}");
     assert_eq!(me(&app, &second).await.status(), 200, "other sessions stay valid");
     assert_eq!(app.client.post(app.url("/auth/logout")).send().await.unwrap().status(), 401);
+}
+
+async fn token_of(app_url: &str, email: &str) -> String {
+    let body = json!({ "email": email, "password": PASSWORD });
+    let response = reqwest::Client::new().post(format!("{app_url}/auth/login")).json(&body).send().await.unwrap();
+    response.json::<Value>().await.unwrap()["token"].as_str().unwrap().to_owned()
+}
+
+async fn me_at(app_url: &str, token: &str) -> u16 {
+    let response = reqwest::Client::new().get(format!("{app_url}/auth/me")).bearer_auth(token).send().await.unwrap();
+    response.status().as_u16()
+}
+
+#[tokio::test]
+async fn a_revoked_token_stays_revoked_on_a_host_whose_cache_never_saw_the_logout() {
+    let (database, data, plugins) =
+        (TestDatabase::create().await, tempfile::TempDir::new().unwrap(), PluginsDir::with(&["hello"]));
+    // Each host gets a cache of its own (a fresh in-process cache, or a fresh Redis namespace):
+    // the second one's is as empty as a cache that restarted.
+    let start = || async {
+        let app = Application::build(test_config(plugins.path(), data.path(), &database)).await.unwrap();
+        let (url, auth) = (format!("http://{}", app.local_addr()), app.auth().clone());
+        (url, auth, tokio::spawn(app.run_until_stopped(std::future::pending())))
+    };
+    let (first, auth, first_host) = start().await;
+    let new = NewUser {
+        email: "leaver@example.com".into(),
+        display_name: None,
+        password: PASSWORD.into(),
+        permissions: vec![],
+    };
+    auth.identity.create(new).await.unwrap();
+    let (kept, revoked) = (token_of(&first, "leaver@example.com").await, token_of(&first, "leaver@example.com").await);
+    let logout =
+        reqwest::Client::new().post(format!("{first}/auth/logout")).bearer_auth(&revoked).send().await.unwrap();
+    assert_eq!(logout.status(), 204);
+
+    let (second, _, second_host) = start().await;
+    assert_eq!(me_at(&second, &revoked).await, 401, "the revocation is not only in the first host's cache");
+    assert_eq!(me_at(&second, &kept).await, 200);
+    first_host.abort();
+    second_host.abort();
+}
+
+#[tokio::test]
+async fn while_redis_is_down_a_revoked_token_is_still_refused() {
+    let Some(url) = crate::helpers::redis_url() else {
+        eprintln!("skipped: needs REDIS_URL (runs in the PostgreSQL + Redis pass)");
+        return;
+    };
+    let upstream = url.trim_start_matches("redis://").trim_end_matches('/').to_owned();
+    let upstream = tokio::net::lookup_host(&upstream).await.unwrap().next().unwrap();
+    let proxy = crate::proxy::FaultProxy::start(upstream).await;
+    let redis = format!("redis://{}", proxy.address);
+    let app = spawn_configured(&["hello"], move |config| config.redis_url = Some(redis.into())).await;
+    let (_, kept) = app.user_with_token("leaver@example.com", &[]).await;
+    let revoked = app.login("leaver@example.com", PASSWORD).await.json::<Value>().await.unwrap()["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(app.request_as(Method::POST, "/auth/logout", &revoked).send().await.unwrap().status(), 204);
+
+    proxy.cut().await;
+    assert_eq!(me(&app, &revoked).await.status(), 401, "the database answers while Redis cannot");
+    assert_eq!(me(&app, &kept).await.status(), 200);
 }
 
 #[tokio::test]
