@@ -2,12 +2,16 @@
 //! with Redis, the cache holds a copy for the per-request check, with a marker saying the copy is
 //! complete. A cache that lost its data (a restart without persistence) has lost the marker too,
 //! so the copy is reloaded from the database; while Redis is unreachable the database answers.
-//! In-process, the database is local and answers every check. Either way a revocation is never
-//! forgotten, and the usual check with Redis is one round trip.
+//! Without Redis (one process), the copy is a map of this process's, loaded from the database on
+//! first use. Either way a revocation is never forgotten, and the usual check costs one Redis round
+//! trip or a map lookup.
 
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use tokio::sync::OnceCell;
 
 use super::cache::Cache;
 use crate::db::{Database, DbError};
@@ -15,16 +19,21 @@ use crate::db::{Database, DbError};
 /// Present in the cache while it holds every unexpired revocation.
 const LOADED_MARKER: &str = "auth/revoked/loaded";
 
+/// Unexpired revocations by token id, with when each token expires.
+type RevokedMap = RwLock<HashMap<String, DateTime<Utc>>>;
+
 /// Revoking tokens and checking for revocation; cheap to clone.
 #[derive(Clone)]
 pub struct Revocations {
     db: Database,
     cache: Cache,
+    /// Without Redis: every unexpired revocation, loaded on first use.
+    local: Arc<OnceCell<RevokedMap>>,
 }
 
 impl Revocations {
     pub fn new(db: Database, cache: Cache) -> Self {
-        Self { db, cache }
+        Self { db, cache, local: Arc::default() }
     }
 
     /// Revokes token `jti` until `expires_at`.
@@ -32,14 +41,31 @@ impl Revocations {
         self.db.insert_revocation(jti, expires_at).await?;
         if self.cache.is_shared() {
             self.cache.set(&cache_key(jti), b"1", Some(time_left(expires_at))).await;
+        } else {
+            // After the map is loaded, so a load racing this revocation cannot miss it.
+            let mut revoked = self.local_map().await?.write().unwrap_or_else(|poisoned| poisoned.into_inner());
+            let now = Utc::now();
+            revoked.retain(|_, expires| *expires >= now);
+            revoked.insert(jti.to_owned(), expires_at);
         }
         Ok(())
+    }
+
+    /// This process's map of revocations, loaded from the database on first use.
+    async fn local_map(&self) -> Result<&RevokedMap, DbError> {
+        self.local
+            .get_or_try_init(|| async {
+                let revoked = self.db.unexpired_revocations(Utc::now()).await?;
+                Ok(RwLock::new(revoked.into_iter().collect()))
+            })
+            .await
     }
 
     /// Whether token `jti` is revoked.
     pub async fn is_revoked(&self, jti: &str) -> Result<bool, DbError> {
         if !self.cache.is_shared() {
-            return self.db.is_revoked(jti, Utc::now()).await;
+            let revoked = self.local_map().await?.read().unwrap_or_else(|poisoned| poisoned.into_inner());
+            return Ok(revoked.get(jti).is_some_and(|expires| *expires >= Utc::now()));
         }
         let key = cache_key(jti);
         match self.cache.try_get_many(&[LOADED_MARKER, &key]).await.as_deref() {
