@@ -12,6 +12,8 @@ use tokio::sync::Mutex;
 
 /// Longest one Redis operation (or connection attempt) may take before it counts as a failure.
 pub const REDIS_TIMEOUT: Duration = Duration::from_millis(500);
+/// Longest subscribing may take before the subscriber tries again.
+const SUBSCRIBE_TIMEOUT: Duration = Duration::from_secs(2);
 /// How long after a failed connection attempt the next one is made.
 pub const RETRY_AFTER: Duration = Duration::from_secs(1);
 
@@ -46,7 +48,9 @@ impl RedisConnection {
             .set_connection_timeout(Some(REDIS_TIMEOUT))
             .set_response_timeout(Some(REDIS_TIMEOUT))
             .set_number_of_retries(1);
-        match self.0.client.get_connection_manager_with_config(config).await {
+        // The attempt as a whole is bounded too: callers wait on this lock meanwhile.
+        let attempt = self.0.client.get_connection_manager_with_config(config);
+        match timed(attempt).await {
             Ok(connection) => {
                 *state = Ok(connection.clone());
                 Ok(connection)
@@ -93,19 +97,21 @@ pub fn spawn_subscriber(
     let client = redis.0.client.clone();
     tokio::spawn(async move {
         loop {
-            match client.get_async_pubsub().await {
-                Ok(mut pubsub) => match pubsub.subscribe(&channel).await {
-                    Ok(()) => {
-                        subscriber.subscribed().await;
-                        let mut messages = pubsub.on_message();
-                        while let Some(message) = messages.next().await {
-                            subscriber.message(message.get_payload_bytes().to_vec()).await;
-                        }
-                        tracing::warn!(channel, "lost a Redis subscription; subscribing again");
+            let subscribed = tokio::time::timeout(SUBSCRIBE_TIMEOUT, async {
+                let mut pubsub = client.get_async_pubsub().await?;
+                pubsub.subscribe(&channel).await.map(|()| pubsub)
+            });
+            match subscribed.await {
+                Ok(Ok(mut pubsub)) => {
+                    subscriber.subscribed().await;
+                    let mut messages = pubsub.on_message();
+                    while let Some(message) = messages.next().await {
+                        subscriber.message(message.get_payload_bytes().to_vec()).await;
                     }
-                    Err(error) => tracing::warn!(channel, %error, "could not subscribe to a Redis channel"),
-                },
-                Err(error) => tracing::debug!(channel, %error, "could not connect to Redis to subscribe"),
+                    tracing::warn!(channel, "lost a Redis subscription; subscribing again");
+                }
+                Ok(Err(error)) => tracing::debug!(channel, %error, "could not subscribe to a Redis channel"),
+                Err(_) => tracing::debug!(channel, "subscribing to a Redis channel timed out"),
             }
             tokio::time::sleep(RESUBSCRIBE_DELAY).await;
         }

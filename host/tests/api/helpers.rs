@@ -17,6 +17,7 @@ use autoflow_host::services::keys::{KeySource, RsaKeys};
 use autoflow_host::startup::{Application, StartupError};
 use autoflow_host::tasks::WorkerSettings;
 use secrecy::SecretString;
+use sqlx::Connection as _;
 use tempfile::TempDir;
 
 /// The backend the suite runs on: PostgreSQL when `DATABASE_URL` is set, else SQLite.
@@ -171,11 +172,26 @@ impl Drop for TestDatabase {
         let _ = std::thread::spawn(move || {
             let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
             runtime.block_on(async {
-                if let Ok(pool) = sqlx::PgPool::connect(&base).await {
-                    let drop = format!("DROP SCHEMA IF EXISTS {schema} CASCADE");
-                    let _ = sqlx::query(sqlx::AssertSqlSafe(drop)).execute(&pool).await;
-                    pool.close().await;
+                let Ok(mut connection) = sqlx::PgConnection::connect(&base).await else { return };
+                // The test's host is frozen while this runs (its runtime waits here), so a
+                // transaction it had open would block the drop for ever: give up waiting after a
+                // moment, end that host's sessions holding locks in this schema, and try again.
+                let _ = sqlx::query("SET lock_timeout = '2s'").execute(&mut connection).await;
+                let drop = format!("DROP SCHEMA IF EXISTS {schema} CASCADE");
+                for _ in 0..3 {
+                    if sqlx::query(sqlx::AssertSqlSafe(drop.clone())).execute(&mut connection).await.is_ok() {
+                        break;
+                    }
+                    let _ = sqlx::query(
+                        "SELECT pg_terminate_backend(l.pid) FROM pg_locks l \
+                         JOIN pg_class c ON c.oid = l.relation JOIN pg_namespace n ON n.oid = c.relnamespace \
+                         WHERE n.nspname = $1 AND l.pid <> pg_backend_pid()",
+                    )
+                    .bind(&schema)
+                    .execute(&mut connection)
+                    .await;
                 }
+                let _ = connection.close().await;
             });
         })
         .join();
