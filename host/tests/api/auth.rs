@@ -181,10 +181,7 @@ async fn while_redis_is_down_a_revoked_token_is_still_refused() {
         eprintln!("skipped: needs REDIS_URL (runs in the PostgreSQL + Redis pass)");
         return;
     };
-    let upstream = url.trim_start_matches("redis://").trim_end_matches('/').to_owned();
-    let upstream = tokio::net::lookup_host(&upstream).await.unwrap().next().unwrap();
-    let proxy = crate::proxy::FaultProxy::start(upstream).await;
-    let redis = format!("redis://{}", proxy.address);
+    let (proxy, redis) = crate::proxy::FaultProxy::for_redis(&url).await;
     let app = spawn_configured(&["hello"], move |config| config.redis_url = Some(redis.into())).await;
     let (_, kept) = app.user_with_token("leaver@example.com", &[]).await;
     let revoked = app.login("leaver@example.com", PASSWORD).await.json::<Value>().await.unwrap()["token"]

@@ -93,9 +93,8 @@ async fn the_redis_cache_recovers_when_redis_comes_back() {
         eprintln!("skipped: needs REDIS_URL (runs in the PostgreSQL + Redis pass)");
         return;
     };
-    let upstream = url.trim_start_matches("redis://").trim_end_matches('/').to_owned();
-    let proxy = FaultProxy::start(tokio::net::lookup_host(&upstream).await.unwrap().next().unwrap()).await;
-    let cache = redis_cache(&format!("redis://{}", proxy.address));
+    let (proxy, through) = FaultProxy::for_redis(&url).await;
+    let cache = redis_cache(&through);
     let key = format!("test/{}/recover", uuid::Uuid::now_v7());
     cache.set(&key, b"before", None).await;
     assert_eq!(cache.get(&key).await.as_deref(), Some(&b"before"[..]));

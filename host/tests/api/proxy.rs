@@ -42,6 +42,16 @@ impl FaultProxy {
         Self { address, up, connections, accept }
     }
 
+    /// A proxy in front of the Redis at `url` (`redis://host:port`), and the `redis://` URL that
+    /// reaches Redis through it.
+    pub async fn for_redis(url: &str) -> (Self, String) {
+        let upstream = url.trim_start_matches("redis://").trim_end_matches('/');
+        let upstream = tokio::net::lookup_host(upstream).await.unwrap().next().unwrap();
+        let proxy = Self::start(upstream).await;
+        let through = format!("redis://{}", proxy.address);
+        (proxy, through)
+    }
+
     /// The backend becomes unreachable: open connections are cut, new ones refused.
     pub async fn cut(&self) {
         self.up.store(false, Ordering::SeqCst);

@@ -296,11 +296,7 @@ async fn tasks_keep_running_while_redis_is_down_and_after_it_restarts_empty() {
         eprintln!("skipped: needs REDIS_URL (runs in the PostgreSQL + Redis pass)");
         return;
     };
-    let url = crate::helpers::redis_url().unwrap();
-    let upstream = url.trim_start_matches("redis://").trim_end_matches('/').to_owned();
-    let upstream = tokio::net::lookup_host(&upstream).await.unwrap().next().unwrap();
-    let proxy = crate::proxy::FaultProxy::start(upstream).await;
-    let redis_url = format!("redis://{}", proxy.address);
+    let (proxy, redis_url) = crate::proxy::FaultProxy::for_redis(&crate::helpers::redis_url().unwrap()).await;
     let app = spawn_configured(&["test-tasks"], |config| {
         config.redis_url = Some(redis_url.into());
         config.cache_namespace = namespace.clone();
