@@ -1,4 +1,5 @@
-//! One lazily made, self-reconnecting Redis connection, shared by the cache and task dispatch.
+//! One lazily made, self-reconnecting Redis connection, shared by the cache, task dispatch and
+//! pub/sub announcements, and the resubscribing loop every subscriber runs in.
 //!
 //! Redis must never be why the host stalls: connecting happens on first use (so an outage never
 //! blocks start-up), every operation is bounded by [`REDIS_TIMEOUT`], and while Redis stays down a
