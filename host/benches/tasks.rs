@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use autoflow_host::capabilities::http::Chain;
 use autoflow_host::db::{Database, Finish, TaskRow, task_status};
+use autoflow_host::services::cache::Cache;
 use autoflow_host::services::redis_connection::RedisConnection;
 use autoflow_host::startup::Application;
 use autoflow_host::tasks::{Dispatch, NewTask, WorkerSettings};
@@ -97,7 +98,8 @@ async fn bench_backend(backend: Backend) {
     let dispatch = match &backend.redis_url {
         Some(url) => {
             let redis = RedisConnection::new(redis::Client::open(url.as_str()).unwrap());
-            Dispatch::redis(redis, &config.cache_namespace)
+            let cache = Cache::redis(redis.clone()).with_namespace(&config.cache_namespace);
+            Dispatch::redis(redis, &cache)
         }
         None => Dispatch::Database,
     };

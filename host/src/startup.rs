@@ -96,9 +96,9 @@ impl Host {
             tracing::warn!(dir = %config.plugins_dir.display(), "no plugins found; only host routes are served");
         }
 
+        let dispatch = redis.as_ref().map_or(Dispatch::Database, |redis| Dispatch::redis(redis.clone(), &cache));
         let wakeup = Wakeup::new(cache);
         background.extend(redis.as_ref().map(|redis| wakeup.spawn_listener(redis)));
-        let dispatch = redis.map_or(Dispatch::Database, |redis| Dispatch::redis(redis, &config.cache_namespace));
         let scheduler = Scheduler::new(db.clone(), plugins.clone(), runtime.clone(), dispatch.clone(), wakeup.clone());
         let workers = (config.workers.concurrency > 0).then(|| {
             let identity = auth.identity.clone();

@@ -34,7 +34,7 @@ impl Fanout {
 
     /// Listens for announcements on `redis` and syncs each named plugin from the database.
     pub fn spawn_listener(&self, redis: &RedisConnection, live: Arc<LivePlugins>) -> tokio::task::JoinHandle<()> {
-        spawn_subscriber(redis, self.cache.channel(CHANNEL), Listener(live))
+        spawn_subscriber(redis, self.cache.namespaced(CHANNEL), Listener(live))
     }
 }
 

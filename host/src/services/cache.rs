@@ -90,16 +90,17 @@ impl Cache {
         format!("{}:{key}", self.namespace)
     }
 
-    /// The pub/sub channel `name` inside this cache's namespace.
-    pub fn channel(&self, name: &str) -> String {
+    /// `name` inside this cache's namespace: the Redis key or pub/sub channel other parts of the
+    /// host (task dispatch, subscriptions) use, so the deployment's namespace has one spelling.
+    pub fn namespaced(&self, name: &str) -> String {
         self.key(name)
     }
 
-    /// Publishes `message` on channel `name` (see [`Cache::channel`]) to every process sharing the
+    /// Publishes `message` on channel `name` (see [`Cache::namespaced`]) to every process sharing the
     /// Redis; nothing without Redis. A failure is logged and counted, never returned.
     pub async fn publish(&self, name: &str, message: &[u8]) {
         let Backend::Redis(redis) = &*self.backend else { return };
-        let channel = self.channel(name);
+        let channel = self.namespaced(name);
         let Some(mut connection) = self.connection(redis).await else { return };
         let result = timed(connection.publish::<_, _, ()>(&channel, message)).await;
         self.degrade_on_error("publish", &channel, result);

@@ -17,6 +17,7 @@ use chrono::{DateTime, Utc};
 use redis::aio::ConnectionManager;
 
 use crate::db::{Database, DbError, TaskRow};
+use crate::services::cache::Cache;
 use crate::services::redis_connection::{RedisConnection, timed};
 use crate::tasks::Priority;
 
@@ -58,13 +59,13 @@ pub struct RedisDispatch {
 }
 
 impl Dispatch {
-    /// Dispatch through Redis, with keys in `namespace`.
-    pub fn redis(connection: RedisConnection, namespace: &str) -> Self {
-        let due = Priority::ALL.iter().map(|priority| format!("{namespace}:tasks:due:{priority}")).collect();
+    /// Dispatch through Redis, with keys in `cache`'s namespace.
+    pub fn redis(connection: RedisConnection, cache: &Cache) -> Self {
+        let due = Priority::ALL.iter().map(|priority| cache.namespaced(&format!("tasks:due:{priority}"))).collect();
         Self::Redis(Arc::new(RedisDispatch {
             connection,
             due,
-            sweep_lock: format!("{namespace}:tasks:sweep"),
+            sweep_lock: cache.namespaced("tasks:sweep"),
             pop: redis::Script::new(POP_DUE),
         }))
     }

@@ -38,7 +38,7 @@ impl Wakeup {
 
     /// Forwards other processes' wake-ups on `redis` to this one's workers.
     pub fn spawn_listener(&self, redis: &RedisConnection) -> tokio::task::JoinHandle<()> {
-        spawn_subscriber(redis, self.cache.channel(CHANNEL), Listener(self.local.clone()))
+        spawn_subscriber(redis, self.cache.namespaced(CHANNEL), Listener(self.local.clone()))
     }
 }
 
