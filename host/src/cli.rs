@@ -10,7 +10,7 @@ use clap::parser::ValueSource;
 use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 use secrecy::SecretString;
 
-use crate::config::{AuthConfig, Config, Limits, LoginLimit};
+use crate::config::{AdminToken, AuthConfig, Config, Limits, LoginLimit};
 use crate::http::TrustedProxies;
 use crate::services::keys::KeySource;
 use crate::services::tokens::TokenSettings;
@@ -291,8 +291,8 @@ pub struct ServeArgs {
 
     /// A static bearer token that also opens the /admin API (opt-in; users with the `admin`
     /// permission can always use it).
-    #[arg(long, env = "AUTOFLOW_ADMIN_TOKEN", hide_env_values = true)]
-    pub admin_token: Option<SecretString>,
+    #[arg(long, env = "AUTOFLOW_ADMIN_TOKEN", hide_env_values = true, value_parser = AdminToken::parse)]
+    pub admin_token: Option<AdminToken>,
 
     #[command(flatten)]
     pub auth: AuthArgs,
@@ -352,6 +352,11 @@ pub struct AuthArgs {
     /// ranges (e.g. `10.0.0.0/8`); empty = the connection's peer is the client.
     #[arg(long, env = "AUTOFLOW_TRUSTED_PROXIES", default_value = "")]
     pub trusted_proxies: TrustedProxies,
+
+    /// Origins besides the host's own whose pages may send cookie-authenticated writes
+    /// (comma-separated, e.g. `https://console.example.com`); other origins are refused.
+    #[arg(long, env = "AUTOFLOW_TRUSTED_ORIGINS", value_delimiter = ',')]
+    pub trusted_origins: Vec<String>,
 }
 
 impl From<AuthArgs> for AuthConfig {
@@ -376,6 +381,12 @@ impl From<AuthArgs> for AuthConfig {
                 window: Duration::from_secs(args.login_window_secs),
             },
             trusted_proxies: args.trusted_proxies,
+            trusted_origins: args
+                .trusted_origins
+                .into_iter()
+                .map(|origin| origin.trim().trim_end_matches('/').to_owned())
+                .filter(|origin| !origin.is_empty())
+                .collect(),
         }
     }
 }

@@ -14,6 +14,35 @@ use crate::services::keys::KeySource;
 use crate::services::tokens::TokenSettings;
 use crate::tasks::WorkerSettings;
 
+/// The operator's static admin token: long enough that it cannot be guessed, so an empty or short
+/// value (`AUTOFLOW_ADMIN_TOKEN=`) is refused at start-up instead of opening `/admin` to anyone.
+#[derive(Debug, Clone)]
+pub struct AdminToken(SecretString);
+
+impl AdminToken {
+    /// Fewest characters a static admin token may have.
+    pub const MIN_LEN: usize = 16;
+
+    /// Checks an operator-given token.
+    pub fn parse(token: &str) -> Result<Self, String> {
+        if token.chars().count() < Self::MIN_LEN || token.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return Err(format!(
+                "the static admin token (--admin-token / AUTOFLOW_ADMIN_TOKEN) must be at least {} characters \
+                 without spaces; leave it unset to admit only users with the `admin` permission",
+                Self::MIN_LEN
+            ));
+        }
+        Ok(Self(SecretString::from(token)))
+    }
+
+    /// Whether `presented` is this token, compared in constant time.
+    pub fn matches(&self, presented: &str) -> bool {
+        use secrecy::ExposeSecret;
+        use subtle::ConstantTimeEq;
+        bool::from(presented.as_bytes().ct_eq(self.0.expose_secret().as_bytes()))
+    }
+}
+
 /// Everything `autoflow serve` needs to start.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -34,7 +63,7 @@ pub struct Config {
     pub watch: bool,
     /// A static bearer token that also opens `/admin` (besides users with the `admin` permission);
     /// `None`, the default, accepts only users.
-    pub admin_token: Option<SecretString>,
+    pub admin_token: Option<AdminToken>,
     pub auth: AuthConfig,
     /// The data key sealing values (base64 of 32 bytes); `None` generates one under `<data>/keys/`.
     pub data_key: Option<SecretString>,
@@ -58,6 +87,9 @@ pub struct AuthConfig {
     pub login_limit: LoginLimit,
     /// Proxies whose `X-Forwarded-For` names the client (for the per-address login limit).
     pub trusted_proxies: TrustedProxies,
+    /// Origins besides the host's own (`https://console.example.com`) whose pages may write with
+    /// the session cookie.
+    pub trusted_origins: Vec<String>,
 }
 
 impl Default for AuthConfig {
@@ -69,6 +101,7 @@ impl Default for AuthConfig {
             secure_cookie: true,
             login_limit: LoginLimit::default(),
             trusted_proxies: TrustedProxies::default(),
+            trusted_origins: Vec::new(),
         }
     }
 }
@@ -164,4 +197,21 @@ impl Config {
 /// Every `AUTOFLOW_PLUGIN_*` variable of this process's environment: the plugin settings overrides.
 pub fn plugin_overrides_from_env() -> BTreeMap<String, String> {
     std::env::vars().filter(|(name, _)| name.starts_with(crate::capabilities::config::OVERRIDE_PREFIX)).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_short_or_spaced_admin_tokens_are_refused() {
+        for bad in ["", " ", "short", "fifteen-chars!!", "sixteen chars xx", "sixteen-chars-x\n"] {
+            let error = AdminToken::parse(bad).unwrap_err();
+            assert!(error.contains("AUTOFLOW_ADMIN_TOKEN"), "{error}");
+        }
+        let token = AdminToken::parse("sixteen-chars-xx").unwrap();
+        assert!(token.matches("sixteen-chars-xx"));
+        assert!(!token.matches(""));
+        assert!(!token.matches("sixteen-chars-x"));
+    }
 }

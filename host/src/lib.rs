@@ -11,6 +11,7 @@ pub mod config;
 pub mod db;
 pub mod http;
 pub mod plugins;
+pub mod private_fs;
 pub mod runtime;
 pub mod services;
 pub mod startup;

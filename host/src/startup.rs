@@ -12,7 +12,7 @@ use tokio::net::TcpListener;
 use crate::capabilities::HostServices;
 use crate::capabilities::http::InternalRoutes;
 use crate::config::Config;
-use crate::db::{Database, DbError};
+use crate::db::{ClaimError, Database, DbError, ServingClaim, Sharing};
 use crate::http::Auth;
 use crate::http::{self, AppState, SharedState};
 use crate::plugins::fanout::Fanout;
@@ -50,6 +50,8 @@ pub enum StartupError {
     Keys(#[from] KeyError),
     #[error("the RSA key cannot sign tokens: {0}")]
     Signing(jsonwebtoken::errors::Error),
+    #[error(transparent)]
+    Serving(#[from] ClaimError),
 }
 
 /// Everything a host process runs besides its HTTP listener: the database, the services, the
@@ -68,6 +70,9 @@ pub struct Host {
 impl Host {
     /// Connects and migrates the database, loads every plugin and starts the task workers.
     pub async fn build(config: Config) -> Result<Self, StartupError> {
+        crate::private_fs::create_dir(&config.data_dir).map_err(|source| {
+            StartupError::Database(DbError::DataDir { path: config.data_dir.display().to_string(), source })
+        })?;
         let db = Database::connect(config.database_url.as_ref(), &config.data_dir).await?;
         db.migrate().await?;
         let redis = config
@@ -153,13 +158,23 @@ pub struct Application {
     listener: TcpListener,
     local_addr: SocketAddr,
     host: Host,
+    /// This host's claim on the database, held while it serves.
+    _serving: ServingClaim,
 }
 
 impl Application {
     /// Builds the [`Host`] and binds the listener.
     pub async fn build(config: Config) -> Result<Self, StartupError> {
         let listen = config.listen;
+        let sharing = if config.redis_url.is_some() { Sharing::Shared } else { Sharing::Exclusive };
         let host = Host::build(config).await?;
+        let serving = match host.state.db.claim_serving(sharing).await {
+            Ok(claim) => claim,
+            Err(error) => {
+                host.shutdown().await;
+                return Err(error.into());
+            }
+        };
         let listener = TcpListener::bind(listen).await.map_err(|source| StartupError::Bind { addr: listen, source })?;
         let local_addr = listener.local_addr().map_err(|source| StartupError::Bind { addr: listen, source })?;
         tracing::info!(
@@ -169,7 +184,7 @@ impl Application {
             plugins = host.state.plugins.registry().plugins().len(),
             "listening"
         );
-        Ok(Self { listener, local_addr, host })
+        Ok(Self { listener, local_addr, host, _serving: serving })
     }
 
     /// The address actually bound (useful with port 0).

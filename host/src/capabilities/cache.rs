@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::runtime::{InstanceState, InvalidInput, PluginError, bindings_cache as wit};
-use crate::services::cache::Cache;
+use crate::services::cache::{Cache, IncrementError};
 
 /// Longest key, in bytes.
 pub const MAX_KEY_BYTES: usize = 512;
@@ -90,10 +90,10 @@ impl wit::Host for InstanceState {
         ttl_ms: Option<u64>,
     ) -> Result<i64, PluginError> {
         let (cache, key) = self.cache_key(scope, &key)?;
-        cache
-            .increment(&key, by, ttl_ms.map(Duration::from_millis))
-            .await
-            .ok_or_else(|| PluginError::Unavailable("the cache cannot count right now".into()))
+        cache.increment(&key, by, ttl_ms.map(Duration::from_millis)).await.map_err(|error| match error {
+            IncrementError::Unavailable => PluginError::Unavailable(error.to_string()),
+            IncrementError::Overflow | IncrementError::NotAnInteger => invalid(error.to_string()),
+        })
     }
 }
 

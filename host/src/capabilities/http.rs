@@ -49,10 +49,72 @@ pub trait InternalRoutes: Send + Sync {
 /// The link to the [`InternalRoutes`]: the HTTP layer is built after the runtime.
 pub type InternalLink = super::link::Link<dyn InternalRoutes>;
 
+/// Where a request goes, in the one form both the allow-list and the internal match use: the
+/// host as a resolver treats it (lower-case, without the root's trailing dot)
+/// and the port (the scheme's default when none is written).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Authority {
+    host: String,
+    port: Option<u16>,
+}
+
+impl Authority {
+    /// Parses `host`, `host:port` or `[v6]:port`; user info, empty labels and characters no host
+    /// name has are refused.
+    pub fn parse(text: &str) -> Option<Self> {
+        let authority: http::uri::Authority = text.parse().ok()?;
+        if authority.as_str().contains('@') {
+            return None;
+        }
+        let host = authority.host().to_ascii_lowercase();
+        let host = host.strip_suffix('.').unwrap_or(&host);
+        let is_ipv6 = host.starts_with('[') && host.ends_with(']');
+        let valid = if is_ipv6 {
+            host[1..host.len() - 1].chars().all(|c| c.is_ascii_hexdigit() || c == ':' || c == '.')
+        } else {
+            !host.is_empty()
+                && host.split('.').all(|label| {
+                    !label.is_empty() && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+                })
+        };
+        valid.then(|| Self { host: host.to_owned(), port: authority.port_u16() })
+    }
+
+    /// The authority of a request URI, its port defaulted from the scheme.
+    fn of_request(uri: &http::Uri) -> Option<Self> {
+        let mut authority = Self::parse(uri.authority()?.as_str())?;
+        if authority.port.is_none() {
+            authority.port = match uri.scheme_str() {
+                Some("https") => Some(443),
+                _ => Some(80),
+            };
+        }
+        Some(authority)
+    }
+
+    /// Whether this allow-list entry admits `target` (an entry without a port admits any port).
+    fn admits(&self, target: &Authority) -> bool {
+        self.host == target.host && self.port.is_none_or(|port| Some(port) == target.port)
+    }
+
+    /// Whether the host lies under [`INTERNAL_DOMAIN`], which never reaches a resolver.
+    fn is_internal(&self) -> bool {
+        self.host == INTERNAL_DOMAIN || self.host.ends_with(INTERNAL_SUFFIX)
+    }
+
+    /// The plugin an internal host such as `notes.autoflow.internal` names (one label).
+    fn internal_plugin(&self) -> Option<&str> {
+        self.host.strip_suffix(INTERNAL_SUFFIX).filter(|plugin| !plugin.contains('.'))
+    }
+}
+
+/// [`INTERNAL_DOMAIN`] as a suffix of the hosts under it.
+const INTERNAL_SUFFIX: &str = ".autoflow.internal";
+
 /// The outbound policy of one plugin: the `host` or `host:port` entries it may reach.
 #[derive(Debug, Clone, Default)]
 pub struct OutboundHttp {
-    allowed: Arc<[String]>,
+    allowed: Arc<[Authority]>,
     /// Whether the manifest declares outbound HTTP at all (its hosts may come from settings).
     declared: bool,
     timeout: Duration,
@@ -63,7 +125,18 @@ pub struct OutboundHttp {
 impl OutboundHttp {
     /// A policy allowing `allowed` (`host` matches any port, `host:port` that port only), each
     /// request bounded by `timeout` to its first response byte; internal requests go to `internal`.
-    pub fn new(allowed: Arc<[String]>, declared: bool, timeout: Duration, internal: InternalLink) -> Self {
+    /// An entry that is no `host[:port]` admits nothing and is logged.
+    pub fn new(allowed: &[String], declared: bool, timeout: Duration, internal: InternalLink) -> Self {
+        let allowed = allowed
+            .iter()
+            .filter_map(|entry| {
+                let parsed = Authority::parse(entry);
+                if parsed.is_none() {
+                    tracing::warn!(entry, "outbound-hosts entry is not `host` or `host:port`; it allows nothing");
+                }
+                parsed
+            })
+            .collect();
         Self { allowed, declared, timeout, internal, chain: Chain::default() }
     }
 
@@ -77,10 +150,9 @@ impl OutboundHttp {
         self.declared
     }
 
-    /// Whether a request to `authority` (`host[:port]`) may leave the host.
-    pub fn allows(&self, authority: &str) -> bool {
-        let host = authority.rsplit_once(':').map_or(authority, |(host, _)| host);
-        self.allowed.iter().any(|entry| entry.eq_ignore_ascii_case(authority) || entry.eq_ignore_ascii_case(host))
+    /// Whether a request to `target` is allowed.
+    pub fn allows(&self, target: &Authority) -> bool {
+        self.allowed.iter().any(|entry| entry.admits(target))
     }
 }
 
@@ -100,12 +172,19 @@ impl WasiHttpHooks for OutboundHttp {
         options: Option<RequestOptions>,
         _guest_io: Box<dyn Future<Output = Result<(), Error>> + Send>,
     ) -> SendFuture {
-        let authority = request.uri().authority().map(|a| a.as_str().to_owned()).unwrap_or_default();
-        if !self.allows(&authority) {
-            tracing::warn!(target: "autoflow::plugin", host = authority, "outbound request refused: host not allowed");
+        let written = request.uri().authority().map(|a| a.as_str().to_owned()).unwrap_or_default();
+        let target = Authority::of_request(request.uri()).filter(|target| self.allows(target));
+        let Some(target) = target else {
+            tracing::warn!(target: "autoflow::plugin", host = written, "outbound request refused: host not allowed");
             return Box::new(async { Err(Error::HttpRequestDenied) });
-        }
-        if let Some(plugin) = internal_plugin(&authority) {
+        };
+        // Every spelling of an internal host ends here: it is served in-process or refused, and
+        // never resolved or connected to.
+        if target.is_internal() {
+            let Some(plugin) = target.internal_plugin() else {
+                tracing::warn!(target: "autoflow::plugin", host = written, "outbound request refused: no such internal host");
+                return Box::new(async { Err(Error::HttpRequestDenied) });
+            };
             return self.send_internal(plugin.to_owned(), request);
         }
         let requested = options.unwrap_or_default();
@@ -156,40 +235,63 @@ fn answer(status: u16, code: &str, message: &str) -> SendFuture {
     Box::new(async move { Ok((response, Box::new(async { Ok(()) }) as Box<dyn Future<Output = _> + Send>)) })
 }
 
-/// The plugin an authority such as `notes.autoflow.internal` or `notes.autoflow.internal:80` names.
-fn internal_plugin(authority: &str) -> Option<&str> {
-    let host = authority.rsplit_once(':').map_or(authority, |(host, _)| host);
-    host.strip_suffix(INTERNAL_DOMAIN)?.strip_suffix('.').filter(|plugin| !plugin.is_empty() && !plugin.contains('.'))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[test]
-    fn hosts_match_with_or_without_a_port() {
-        let policy = OutboundHttp::new(
-            Arc::from(vec!["api.example.com".to_owned(), "127.0.0.1:8080".to_owned()]),
-            true,
-            Duration::ZERO,
-            InternalLink::default(),
-        );
-        assert!(policy.allows("api.example.com"));
-        assert!(policy.allows("API.example.com:443"));
-        assert!(policy.allows("127.0.0.1:8080"));
-        assert!(!policy.allows("127.0.0.1:8081"));
-        assert!(!policy.allows("example.com"));
-        assert!(!policy.allows("api.example.com.evil.test"));
-        assert!(!policy.allows(""));
+    fn policy(entries: &[&str]) -> OutboundHttp {
+        let entries: Vec<String> = entries.iter().map(|e| (*e).to_owned()).collect();
+        OutboundHttp::new(&entries, true, Duration::ZERO, InternalLink::default())
+    }
+
+    fn allows(policy: &OutboundHttp, uri: &str) -> bool {
+        Authority::of_request(&uri.parse().unwrap()).is_some_and(|target| policy.allows(&target))
     }
 
     #[test]
-    fn internal_hosts_name_one_plugin() {
-        assert_eq!(internal_plugin("secrets.autoflow.internal"), Some("secrets"));
-        assert_eq!(internal_plugin("secrets.autoflow.internal:80"), Some("secrets"));
-        for other in ["autoflow.internal", ".autoflow.internal", "a.b.autoflow.internal", "secrets.autoflow.internals"]
-        {
-            assert_eq!(internal_plugin(other), None, "{other}");
+    fn hosts_match_with_or_without_a_port() {
+        let policy = policy(&["api.example.com", "127.0.0.1:8080", "Tls.Example.com:443"]);
+        assert!(allows(&policy, "http://api.example.com/x"));
+        assert!(allows(&policy, "https://API.example.com:443/"));
+        assert!(allows(&policy, "http://api.example.com./"), "the root's trailing dot names the same host");
+        assert!(allows(&policy, "http://127.0.0.1:8080/"));
+        assert!(allows(&policy, "https://tls.example.com/"), "the scheme's default port is the port");
+        assert!(!allows(&policy, "http://tls.example.com/"), "port 80 is not 443");
+        assert!(!allows(&policy, "http://127.0.0.1:8081/"));
+        assert!(!allows(&policy, "http://127.0.0.1/"));
+        assert!(!allows(&policy, "http://example.com/"));
+        assert!(!allows(&policy, "http://api.example.com.evil.test/"));
+        assert!(!allows(&policy, "http://user@api.example.com/"), "user info is refused");
+    }
+
+    #[test]
+    fn every_spelling_of_an_internal_host_is_the_same_internal_host() {
+        let policy = policy(&["secrets.autoflow.internal"]);
+        for spelling in [
+            "http://secrets.autoflow.internal/api",
+            "http://SECRETS.Autoflow.INTERNAL/api",
+            "http://secrets.autoflow.internal./api",
+            "http://secrets.autoflow.internal:80/api",
+            "https://Secrets.autoflow.internal/api",
+        ] {
+            let target = Authority::of_request(&spelling.parse().unwrap()).unwrap();
+            assert!(policy.allows(&target), "{spelling}");
+            assert!(target.is_internal(), "{spelling}");
+            assert_eq!(target.internal_plugin(), Some("secrets"), "{spelling}");
+        }
+    }
+
+    #[test]
+    fn hosts_under_the_internal_domain_name_one_plugin_or_none() {
+        for other in ["autoflow.internal", "a.b.autoflow.internal", "A.B.Autoflow.Internal."] {
+            let target = Authority::parse(other).unwrap();
+            assert!(target.is_internal(), "{other}");
+            assert_eq!(target.internal_plugin(), None, "{other}");
+        }
+        let near = Authority::parse("secrets.autoflow.internals").unwrap();
+        assert!(!near.is_internal());
+        for bad in ["", ".autoflow.internal", "a..autoflow.internal", "secrets.autoflow.internal..", "a b"] {
+            assert_eq!(Authority::parse(bad), None, "{bad:?}");
         }
     }
 }

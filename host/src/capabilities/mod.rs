@@ -112,7 +112,7 @@ impl Grants {
         let outbound_hosts = expand_hosts(&capabilities.outbound_hosts, &config);
         Self {
             outbound: OutboundHttp::new(
-                outbound_hosts.into(),
+                &outbound_hosts,
                 !capabilities.outbound_hosts.is_empty(),
                 timeout,
                 services.internal.clone(),

@@ -60,6 +60,7 @@ impl From<ScheduleError> for PluginError {
                 fields: vec![FieldError { field: field.to_owned(), message }],
             }),
             ScheduleError::Refused { error, .. } => error,
+            ScheduleError::Busy { .. } => PluginError::Unavailable(error.to_string()),
             ScheduleError::Validator { .. } => {
                 tracing::error!(%error, "queue capability: the task's validator failed");
                 PluginError::Unavailable(error.to_string())

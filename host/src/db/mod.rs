@@ -15,6 +15,7 @@ mod plugin_builds;
 mod plugins;
 mod records;
 mod revocations;
+mod serving;
 mod tasks;
 mod users;
 
@@ -30,6 +31,7 @@ use sqlx::{PgPool, SqlitePool};
 pub use plugin_builds::PluginBuild;
 pub use plugins::PluginRecord;
 pub use records::{CollectionRef, RecordRow};
+pub use serving::{ClaimError, ServingClaim, Sharing};
 pub use tasks::{AttemptRow, Finish, TaskFilter, TaskRow, status as task_status};
 pub use users::{UserChanges, UserRow};
 
@@ -107,7 +109,7 @@ impl Database {
                 Err(DbError::UnsupportedUrl(scheme))
             }
             None => {
-                std::fs::create_dir_all(data_dir)
+                crate::private_fs::create_dir(data_dir)
                     .map_err(|source| DbError::DataDir { path: data_dir.display().to_string(), source })?;
                 let options = SqliteConnectOptions::new().filename(data_dir.join("autoflow.db"));
                 Self::connect_sqlite(options).await
@@ -115,7 +117,27 @@ impl Database {
         }
     }
 
+    /// Opens the SQLite file owner-only: it is created so before SQLite opens it (SQLite gives its
+    /// WAL and shared-memory files the database file's mode), and files left looser are tightened.
     async fn connect_sqlite(options: SqliteConnectOptions) -> Result<Self, DbError> {
+        let file = options.get_filename().to_owned();
+        let is_file = !file.as_os_str().is_empty() && file.as_os_str() != ":memory:";
+        let restrict = |suffix: &str| {
+            let mut path = file.clone().into_os_string();
+            path.push(suffix);
+            let path = std::path::PathBuf::from(path);
+            let result = if suffix.is_empty() {
+                crate::private_fs::touch_file(&path)
+            } else {
+                crate::private_fs::restrict_file(&path)
+            };
+            result.map_err(|source| DbError::DataDir { path: path.display().to_string(), source })
+        };
+        if is_file {
+            for suffix in ["", "-wal", "-shm"] {
+                restrict(suffix)?;
+            }
+        }
         let options =
             options.create_if_missing(true).journal_mode(SqliteJournalMode::Wal).busy_timeout(ACQUIRE_TIMEOUT);
         let pool = SqlitePoolOptions::new()

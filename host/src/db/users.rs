@@ -16,8 +16,10 @@ pub struct UserRow {
     /// A JSON array of strings.
     pub permissions: String,
     pub disabled: bool,
-    /// Bumped by every password change; tokens of an older generation are refused.
+    /// Bumped by every password change and every disable; tokens of an older generation are refused.
     pub credential_generation: i64,
+    /// Bumped by every update: which of two copies of the user is newer.
+    pub version: i64,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -35,18 +37,26 @@ pub struct UserChanges {
     pub password_hash: Option<String>,
 }
 
+impl UserChanges {
+    /// Whether these changes end the user's sessions (bump the credential generation): a new
+    /// password, or disabling the account, so re-enabling it later revives no old token.
+    pub fn ends_sessions(&self) -> bool {
+        self.password_hash.is_some() || self.disabled == Some(true)
+    }
+}
+
 /// The columns of [`UserRow`], in a form `concat!` can use.
 macro_rules! columns {
     () => {
         "id, email, email_key, display_name, password_hash, permissions, disabled, credential_generation, \
-         created_at, updated_at"
+         version, created_at, updated_at"
     };
 }
 
 const INSERT_POSTGRES: &str =
-    concat!("INSERT INTO users (", columns!(), ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)");
+    concat!("INSERT INTO users (", columns!(), ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)");
 const INSERT_SQLITE: &str =
-    concat!("INSERT INTO users (", columns!(), ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)");
+    concat!("INSERT INTO users (", columns!(), ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)");
 const BY_ID_POSTGRES: &str = concat!("SELECT ", columns!(), " FROM users WHERE id = $1");
 const BY_ID_SQLITE: &str = concat!("SELECT ", columns!(), " FROM users WHERE id = ?1");
 const BY_EMAIL_POSTGRES: &str = concat!("SELECT ", columns!(), " FROM users WHERE email_key = $1");
@@ -57,7 +67,7 @@ const UPDATE_POSTGRES: &str = concat!(
     "UPDATE users SET email = COALESCE($2, email), email_key = COALESCE($3, email_key), \
      display_name = COALESCE($4, display_name), permissions = COALESCE($5, permissions), \
      disabled = COALESCE($6, disabled), password_hash = COALESCE($7, password_hash), \
-     credential_generation = credential_generation + $9, updated_at = $8 \
+     credential_generation = credential_generation + $9, version = version + 1, updated_at = $8 \
      WHERE id = $1 RETURNING ",
     columns!()
 );
@@ -65,7 +75,7 @@ const UPDATE_SQLITE: &str = concat!(
     "UPDATE users SET email = COALESCE(?2, email), email_key = COALESCE(?3, email_key), \
      display_name = COALESCE(?4, display_name), permissions = COALESCE(?5, permissions), \
      disabled = COALESCE(?6, disabled), password_hash = COALESCE(?7, password_hash), \
-     credential_generation = credential_generation + ?9, updated_at = ?8 \
+     credential_generation = credential_generation + ?9, version = version + 1, updated_at = ?8 \
      WHERE id = ?1 RETURNING ",
     columns!()
 );
@@ -88,6 +98,7 @@ impl Database {
             .bind(&row.permissions)
             .bind(row.disabled)
             .bind(row.credential_generation)
+            .bind(row.version)
             .bind(row.created_at)
             .bind(row.updated_at)
             .execute(pool)
@@ -128,7 +139,7 @@ impl Database {
             .bind(changes.disabled)
             .bind(&changes.password_hash)
             .bind(Utc::now())
-            .bind(i64::from(changes.password_hash.is_some()))
+            .bind(i64::from(changes.ends_sessions()))
             .fetch_optional(pool)
             .await)?)
     }

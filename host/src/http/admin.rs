@@ -20,9 +20,7 @@ use axum::response::Response;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use chrono::{DateTime, Utc};
-use secrecy::ExposeSecret;
 use serde::Serialize;
-use subtle::ConstantTimeEq;
 
 use super::{ApiError, AppState};
 use crate::plugins::{InstallError, LoadedPlugin, PluginName, ReloadFailure, ReloadOutcome};
@@ -44,13 +42,14 @@ pub fn router(state: AppState) -> Router<AppState> {
 /// Admits users with the `admin` permission, and the static admin token if one is configured.
 async fn require_admin(State(state): State<AppState>, request: Request, next: Next) -> Result<Response, ApiError> {
     if let Some(expected) = &state.admin_token {
+        // Only a presented token is compared: a missing one never stands in as an empty value.
         let presented = request
             .headers()
             .get(AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.strip_prefix("Bearer "))
-            .unwrap_or_default();
-        if bool::from(presented.as_bytes().ct_eq(expected.expose_secret().as_bytes())) {
+            .filter(|token| !token.is_empty());
+        if presented.is_some_and(|token| expected.matches(token)) {
             return Ok(next.run(request).await);
         }
     }
@@ -212,23 +211,27 @@ async fn read_upload(
         multipart.next_field().await.map_err(|e| multipart_error(e.status(), e.body_text(), limit))?
     {
         let part = field.name().unwrap_or_default().to_owned();
-        let bytes = field.bytes().await.map_err(|e| multipart_error(e.status(), e.body_text(), limit))?;
-        match part.as_str() {
-            "manifest" => {
-                let text = String::from_utf8(bytes.to_vec())
-                    .map_err(|_| ApiError::InvalidPlugin("the manifest is not UTF-8 text".into()))?;
-                manifest = Some(text);
-            }
-            "component" => component = Some(bytes.to_vec()),
+        let slot = match part.as_str() {
+            "manifest" => &mut manifest,
+            "component" => &mut component,
             other => {
                 return Err(ApiError::BadRequest(format!(
                     "unexpected part `{other}`: send `manifest` and `component`"
                 )));
             }
+        };
+        if slot.is_some() {
+            return Err(ApiError::BadRequest(format!("part `{part}` is sent twice: send each part once")));
         }
+        let bytes = field.bytes().await.map_err(|e| multipart_error(e.status(), e.body_text(), limit))?;
+        *slot = Some(bytes.to_vec());
     }
     match (manifest, component) {
-        (Some(manifest), Some(component)) => Ok((manifest, component)),
+        (Some(manifest), Some(component)) => {
+            let manifest = String::from_utf8(manifest)
+                .map_err(|_| ApiError::InvalidPlugin("the manifest is not UTF-8 text".into()))?;
+            Ok((manifest, component))
+        }
         _ => Err(ApiError::BadRequest(
             "an upload needs two parts: `manifest` (plugin.toml) and `component` (plugin.wasm)".into(),
         )),

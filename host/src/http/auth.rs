@@ -9,7 +9,6 @@
 use std::net::SocketAddr;
 
 use axum::Json;
-use axum::extract::rejection::JsonRejection;
 use axum::extract::{ConnectInfo, State};
 use axum::http::header::{CACHE_CONTROL, SET_COOKIE};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
@@ -21,6 +20,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::authn::SESSION_COOKIE;
+use super::json::JsonBody;
 use super::{ApiError, AppState};
 use crate::services::identity::User;
 
@@ -50,9 +50,9 @@ pub async fn login(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
-    body: Result<Json<LoginRequest>, JsonRejection>,
+    body: Result<JsonBody<LoginRequest>, ApiError>,
 ) -> Result<Response, ApiError> {
-    let Json(request) = body?;
+    let JsonBody(request) = body?;
     let auth = &state.auth;
     let client = auth.config.trusted_proxies.client_address(peer.ip(), &headers);
     let limit = auth.config.login_limit;

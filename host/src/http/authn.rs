@@ -73,7 +73,7 @@ impl Auth {
         }
         if claims.generation != user.credential_generation {
             return Err(ApiError::InvalidToken(
-                "the password changed since this token was issued; sign in again".into(),
+                "the password changed or the account was disabled since this token was issued; sign in again".into(),
             ));
         }
         Ok(Some(Caller { user, claims }))

@@ -3,6 +3,7 @@
 
 use axum::body::Body;
 use axum::extract::{Request, State};
+use axum::http::header::{AUTHORIZATION, COOKIE};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, request::Parts};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
@@ -11,7 +12,7 @@ use tower_http::request_id::RequestId;
 use tracing::Instrument;
 
 use super::AppState;
-use super::authn::{Caller, authorize_principal};
+use super::authn::{Caller, SESSION_COOKIE, authorize_principal};
 use super::error::ApiError;
 use crate::capabilities::http::{Chain, InternalRoutes};
 use crate::plugins::routes::{RouteMatch, RouteTarget};
@@ -123,11 +124,10 @@ async fn call_plugin(
     let name = plugin.manifest.name.to_string();
     // At most `max_concurrency` instances of one plugin run at once; a request waits briefly for
     // a slot, so one hot plugin cannot take every slot of the instance pool.
-    let _slot = tokio::time::timeout(state.limits.queue_timeout, plugin.slots.acquire())
+    let _slot = plugin
+        .slot(state.limits.queue_timeout)
         .await
-        .ok()
-        .and_then(Result::ok)
-        .ok_or_else(|| ApiError::PluginBusy { plugin: name.clone(), limit: plugin.limits.max_concurrency })?;
+        .map_err(|busy| ApiError::PluginBusy { plugin: name.clone(), limit: busy.limit })?;
     let span = tracing::info_span!("plugin", plugin = %name, request_id = %chain.request_id);
     let grants = plugin.grants.for_call(chain);
     let Some(pre) = plugin.feature() else {
@@ -185,12 +185,30 @@ fn parse_query(query: &str) -> Vec<(String, String)> {
     form_urlencoded::parse(query.as_bytes()).into_owned().collect()
 }
 
+/// The request headers a plugin sees: all but the host's credentials. `Authorization` is the
+/// host's (its bearer token authenticates the caller), and the session cookie is dropped from
+/// `Cookie` while other cookies stay; the plugin learns who calls from the principal alone.
 fn header_pairs(parts: &Parts) -> Vec<(String, String)> {
     parts
         .headers
         .iter()
-        .map(|(name, value)| (name.as_str().to_owned(), String::from_utf8_lossy(value.as_bytes()).into_owned()))
+        .filter(|(name, _)| **name != AUTHORIZATION)
+        .filter_map(|(name, value)| {
+            let value = String::from_utf8_lossy(value.as_bytes());
+            let value = if *name == COOKIE { without_session_cookie(&value)? } else { value.into_owned() };
+            Some((name.as_str().to_owned(), value))
+        })
         .collect()
+}
+
+/// A `Cookie` header's value without the session cookie; `None` if nothing else is left.
+fn without_session_cookie(cookies: &str) -> Option<String> {
+    let kept: Vec<&str> = cookies
+        .split(';')
+        .map(str::trim)
+        .filter(|pair| !pair.is_empty() && pair.split('=').next().map(str::trim) != Some(SESSION_COOKIE))
+        .collect();
+    (!kept.is_empty()).then(|| kept.join("; "))
 }
 
 /// Checks and converts a plugin's response; anything HTTP cannot carry is a `502`.
@@ -223,4 +241,17 @@ fn into_http_response(plugin: &str, response: runtime::Response, max_body: usize
         }
     }
     Ok(http)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_session_cookie_is_removed_and_other_cookies_stay() {
+        assert_eq!(without_session_cookie("theme=dark; autoflow_session=abc; x=1").as_deref(), Some("theme=dark; x=1"));
+        assert_eq!(without_session_cookie(" autoflow_session = abc ;lang=en").as_deref(), Some("lang=en"));
+        assert_eq!(without_session_cookie("autoflow_session=abc"), None);
+        assert_eq!(without_session_cookie("autoflow_sessionx=1").as_deref(), Some("autoflow_sessionx=1"));
+    }
 }

@@ -27,6 +27,8 @@ pub enum ApiError {
     PayloadTooLarge { limit: usize },
     #[error("{0}")]
     BadRequest(String),
+    #[error("{0}")]
+    UnsupportedMediaType(String),
     /// Input that fails validation, with the reason per field.
     #[error("{message}")]
     Invalid { message: String, fields: Vec<(String, String)> },
@@ -120,14 +122,20 @@ impl From<ScheduleError> for ApiError {
             }
             ScheduleError::Refused { plugin, error, .. } => ApiError::Plugin { plugin, error },
             ScheduleError::Validator { plugin, source } => ApiError::PluginFailed { plugin, source },
+            ScheduleError::Busy { plugin, limit } => ApiError::PluginBusy { plugin, limit },
             ScheduleError::Database(source) => ApiError::DatabaseUnavailable(source),
         }
     }
 }
 
-impl From<JsonRejection> for ApiError {
-    fn from(rejection: JsonRejection) -> Self {
-        ApiError::BadRequest(rejection.body_text())
+impl ApiError {
+    /// Why a JSON body was refused: `413` past `limit`, `415` when it is not sent as JSON, else `400`.
+    pub fn json_rejection(rejection: JsonRejection, limit: usize) -> Self {
+        match rejection.status() {
+            StatusCode::PAYLOAD_TOO_LARGE => ApiError::PayloadTooLarge { limit },
+            StatusCode::UNSUPPORTED_MEDIA_TYPE => ApiError::UnsupportedMediaType(rejection.body_text()),
+            _ => ApiError::BadRequest(rejection.body_text()),
+        }
     }
 }
 
@@ -143,6 +151,9 @@ impl ApiError {
                 ErrorBody::new(S::PAYLOAD_TOO_LARGE, "payload_too_large", self.to_string())
             }
             ApiError::BadRequest(message) => ErrorBody::new(S::BAD_REQUEST, "bad_request", message),
+            ApiError::UnsupportedMediaType(message) => {
+                ErrorBody::new(S::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type", message)
+            }
             ApiError::Invalid { message, fields } => {
                 ErrorBody::invalid(message, fields.iter().map(|(field, why)| (field.as_str(), why.as_str())))
             }

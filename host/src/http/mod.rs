@@ -8,14 +8,14 @@ mod client_address;
 mod dispatch;
 mod error;
 mod health;
+mod json;
+mod origin;
 mod tasks;
 
 use std::sync::Arc;
 
-use secrecy::SecretString;
-
 use axum::Router;
-use axum::extract::Request;
+use axum::extract::{DefaultBodyLimit, Request};
 use axum::http::{HeaderName, Method, Uri};
 use axum::routing::{get, post};
 use tower::ServiceBuilder;
@@ -26,7 +26,7 @@ pub use authn::{Auth, Caller, SESSION_COOKIE};
 pub use client_address::TrustedProxies;
 pub use error::ApiError;
 
-use crate::config::Limits;
+use crate::config::{AdminToken, Limits};
 use crate::db::Database;
 use crate::plugins::LivePlugins;
 use crate::plugins::fanout::Fanout;
@@ -59,7 +59,7 @@ pub struct SharedState {
     pub db: Database,
     pub limits: Limits,
     /// A static token that also opens `/admin` (opt-in; users with `admin` always may).
-    pub admin_token: Option<SecretString>,
+    pub admin_token: Option<AdminToken>,
     pub auth: Auth,
     /// Announces plugin changes to the other hosts; `None` when running alone.
     pub fanout: Option<Fanout>,
@@ -72,6 +72,7 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 /// Builds the router with its middleware.
 pub fn router(state: AppState) -> Router {
     let middleware = ServiceBuilder::new()
+        .layer(axum::middleware::map_request(drop_unsafe_request_id))
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuidV7))
         .layer(TraceLayer::new_for_http().make_span_with(request_span))
         .layer(PropagateRequestIdLayer::new(REQUEST_ID));
@@ -84,6 +85,9 @@ pub fn router(state: AppState) -> Router {
         .nest("/admin", admin::router(state.clone()))
         .merge(tasks::router())
         .fallback(dispatch::dispatch)
+        // One body limit for every route; `/admin` raises it for uploads.
+        .layer(DefaultBodyLimit::max(state.limits.max_body_bytes))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), origin::refuse_cross_origin_cookie_writes))
         .with_state(state)
         .layer(middleware)
 }
@@ -106,6 +110,30 @@ fn method_not_allowed(
     }
 }
 
+/// Longest client-sent request id kept.
+const MAX_REQUEST_ID_LEN: usize = 128;
+
+/// Removes a client's `x-request-id` unless it is a bounded run of characters that cannot forge a
+/// log field or a header (letters, digits, `-_.:/+=`), so the host generates one instead.
+async fn drop_unsafe_request_id(mut request: Request) -> Request {
+    let headers = request.headers();
+    let mut values = headers.get_all(&REQUEST_ID).iter();
+    let safe = match (values.next(), values.next()) {
+        (Some(value), None) => is_safe_request_id(value.as_bytes()),
+        (None, _) => true,
+        (Some(_), Some(_)) => false,
+    };
+    if !safe {
+        request.headers_mut().remove(&REQUEST_ID);
+    }
+    request
+}
+
+fn is_safe_request_id(id: &[u8]) -> bool {
+    (1..=MAX_REQUEST_ID_LEN).contains(&id.len())
+        && id.iter().all(|b| b.is_ascii_alphanumeric() || b"-_.:/+=".contains(b))
+}
+
 /// Request ids are UUIDv7: unique and ordered by time.
 #[derive(Clone, Copy)]
 struct MakeRequestUuidV7;
@@ -114,5 +142,21 @@ impl MakeRequestId for MakeRequestUuidV7 {
     fn make_request_id<B>(&mut self, _: &axum::http::Request<B>) -> Option<RequestId> {
         let id = uuid::Uuid::now_v7().to_string();
         axum::http::HeaderValue::from_str(&id).ok().map(RequestId::new)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_bounded_plain_request_ids_are_kept() {
+        for safe in ["abc", "0190f1c2-7d1e-7000-8000-000000000000", "Root=1-5759e988-bd862e3fe1be46a994272793"] {
+            assert!(is_safe_request_id(safe.as_bytes()), "{safe}");
+        }
+        let long = "a".repeat(MAX_REQUEST_ID_LEN + 1);
+        for forged in ["", "a b", "a\tb", "x\" level=ERROR", "id\r\nSet-Cookie: x", "é", long.as_str()] {
+            assert!(!is_safe_request_id(forged.as_bytes()), "{forged:?}");
+        }
     }
 }

@@ -10,7 +10,6 @@
 
 use std::time::Duration;
 
-use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::header::LOCATION;
 use axum::http::{HeaderMap, StatusCode};
@@ -23,6 +22,7 @@ use serde_json::Value;
 
 use super::admin::ADMIN_PERMISSION;
 use super::authn::Caller;
+use super::json::JsonBody;
 use super::{ApiError, AppState, method_not_allowed};
 use crate::capabilities::http::Chain;
 use crate::db::{AttemptRow, TaskFilter, TaskRow, task_status};
@@ -137,13 +137,13 @@ impl TaskView {
 async fn schedule(
     State(state): State<AppState>,
     headers: HeaderMap,
-    body: Result<Json<ScheduleRequest>, JsonRejection>,
+    body: Result<JsonBody<ScheduleRequest>, ApiError>,
 ) -> Result<impl IntoResponse, ApiError> {
     let caller = state.auth.require(&headers).await?;
     if !caller.has_any(&[SCHEDULE_PERMISSION.to_owned(), ADMIN_PERMISSION.to_owned()]) {
         return Err(ApiError::Forbidden(format!("scheduling tasks needs the `{SCHEDULE_PERMISSION}` permission")));
     }
-    let Json(request) = body?;
+    let JsonBody(request) = body?;
     let task = NewTask {
         name: request.name,
         payload: request.payload.to_string(),

@@ -36,7 +36,23 @@ pub struct LoadedPlugin {
     pub grants: Grants,
 }
 
+/// All of a plugin's instance slots stayed taken for as long as a call may wait.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PluginBusy {
+    pub limit: u32,
+}
+
 impl LoadedPlugin {
+    /// One of its instance slots, waiting at most `wait`: every call into the plugin (a request,
+    /// a task's validation, a task run) holds one while its instance lives.
+    pub async fn slot(&self, wait: std::time::Duration) -> Result<tokio::sync::SemaphorePermit<'_>, PluginBusy> {
+        tokio::time::timeout(wait, self.slots.acquire())
+            .await
+            .ok()
+            .and_then(Result::ok)
+            .ok_or(PluginBusy { limit: self.limits.max_concurrency })
+    }
+
     /// Its `handler` export, if it is a feature plugin.
     pub fn feature(&self) -> Option<&FeaturePre<InstanceState>> {
         match &self.pre {

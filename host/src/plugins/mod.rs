@@ -12,8 +12,8 @@ mod uploads;
 mod watcher;
 
 pub use live::{LivePlugins, ReloadFailure, ReloadOutcome};
-pub use loader::{LoadError, LoadErrors, LoadedPlugin, load_dir};
+pub use loader::{LoadError, LoadErrors, LoadedPlugin, PluginBusy, load_dir};
 pub use manifest::{Access, CollectionScope, Manifest, PluginName};
 pub use registry::Registry;
 pub use uploads::{InstallError, sync_dir_from_db};
-pub use watcher::PluginWatcher;
+pub use watcher::{DEBOUNCE as WATCH_DEBOUNCE, PluginWatcher};

@@ -9,6 +9,7 @@ use std::path::{Component, Path};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use notify_debouncer_full::notify::event::{AccessKind, AccessMode, EventKind, ModifyKind};
 use notify_debouncer_full::notify::{RecommendedWatcher, RecursiveMode};
 use notify_debouncer_full::{DebounceEventResult, Debouncer, RecommendedCache, new_debouncer};
 use tokio::sync::Notify;
@@ -49,7 +50,8 @@ impl PluginWatcher {
             Ok(events) => {
                 let mut names = sink.names.lock().expect("pending lock");
                 let before = names.len();
-                names.extend(events.iter().flat_map(|e| e.paths.iter()).filter_map(|p| plugin_name(&root, p)));
+                let changes = events.iter().filter(|event| changes_content(&event.kind));
+                names.extend(changes.flat_map(|e| e.paths.iter()).filter_map(|p| plugin_name(&root, p)));
                 if names.len() > before {
                     sink.wake.notify_one();
                 }
@@ -73,6 +75,17 @@ impl PluginWatcher {
     }
 }
 
+/// Whether an event can change what a plugin directory holds. Reads (the host's own loads among
+/// them) and metadata changes cannot; were they acted on, every reload would trigger the next.
+/// Closing a file opened for writing can.
+fn changes_content(kind: &EventKind) -> bool {
+    match kind {
+        EventKind::Access(AccessKind::Close(AccessMode::Write)) => true,
+        EventKind::Access(_) | EventKind::Modify(ModifyKind::Metadata(_)) => false,
+        EventKind::Any | EventKind::Create(_) | EventKind::Modify(_) | EventKind::Remove(_) | EventKind::Other => true,
+    }
+}
+
 /// The plugin a changed path belongs to: the first component below the plugins directory, unless
 /// hidden (build and staging directories are only published through their visible link).
 fn plugin_name(root: &Path, path: &Path) -> Option<String> {
@@ -89,6 +102,18 @@ fn plugin_name(root: &Path, path: &Path) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reads_and_metadata_changes_are_not_changes() {
+        use notify_debouncer_full::notify::event::{CreateKind, DataChange, MetadataKind, RemoveKind};
+        assert!(!changes_content(&EventKind::Access(AccessKind::Open(AccessMode::Read))));
+        assert!(!changes_content(&EventKind::Access(AccessKind::Close(AccessMode::Read))));
+        assert!(!changes_content(&EventKind::Modify(ModifyKind::Metadata(MetadataKind::AccessTime))));
+        assert!(changes_content(&EventKind::Access(AccessKind::Close(AccessMode::Write))));
+        assert!(changes_content(&EventKind::Create(CreateKind::File)));
+        assert!(changes_content(&EventKind::Modify(ModifyKind::Data(DataChange::Content))));
+        assert!(changes_content(&EventKind::Remove(RemoveKind::Any)));
+    }
 
     #[test]
     fn paths_map_to_their_plugin_and_hidden_builds_are_ignored() {

@@ -39,7 +39,7 @@ pub struct ArtifactCache {
 impl ArtifactCache {
     /// Opens (creating if needed) the cache directory for artifacts of `engine`.
     pub fn open(dir: &Path, engine: &Engine) -> std::io::Result<Self> {
-        create_private_dir(dir)?;
+        crate::private_fs::create_dir(dir)?;
         let mut hasher = Sha256Hasher(Sha256::new());
         engine.precompile_compatibility_hash().hash(&mut hasher);
         let engine_hash = hex::encode(&hasher.0.finalize()[..8]);
@@ -75,18 +75,10 @@ impl ArtifactCache {
 
     fn store(&self, path: &Path, component: &Component) -> wasmtime::Result<()> {
         let staging = path.with_extension(format!("tmp-{}", uuid::Uuid::new_v4().simple()));
-        std::fs::write(&staging, component.serialize()?)?;
+        std::io::Write::write_all(&mut crate::private_fs::file_options().open(&staging)?, &component.serialize()?)?;
         std::fs::rename(&staging, path)?;
         Ok(())
     }
-}
-
-fn create_private_dir(dir: &Path) -> std::io::Result<()> {
-    let mut builder = std::fs::DirBuilder::new();
-    builder.recursive(true);
-    #[cfg(unix)]
-    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
-    builder.create(dir)
 }
 
 /// Feeds `Hash` output into SHA-256, so the key is stable across processes and builds.

@@ -10,6 +10,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use moka::Expiry;
+use moka::ops::compute::Op;
 use redis::AsyncCommands;
 use redis::aio::ConnectionManager;
 
@@ -184,6 +185,42 @@ impl Cache {
         }
     }
 
+    /// Stores `value` under `key` as version `version` for `ttl`, unless the entry there is of
+    /// that version or a newer one: a writer's fresh copy is never replaced by an older one that a
+    /// concurrent reader loaded before the write. Read it back with [`Cache::get_versioned`].
+    pub async fn set_if_newer(&self, key: &str, version: u64, value: &[u8], ttl: Duration) {
+        let key = &self.key(key);
+        let mut stored = format!("{version}:").into_bytes();
+        stored.extend_from_slice(value);
+        match &*self.backend {
+            Backend::Memory(cache) => {
+                let entry = Entry { value: stored.into(), ttl: Some(ttl) };
+                cache
+                    .entry(key.to_owned())
+                    .and_compute_with(|current| {
+                        let held = current.and_then(|e| split_version(&e.value().value).map(|(held, _)| held));
+                        let newer = held.is_some_and(|held| held >= version);
+                        std::future::ready(if newer { Op::Nop } else { Op::Put(entry) })
+                    })
+                    .await;
+            }
+            Backend::Redis(redis) => {
+                let Some(mut connection) = self.connection(redis).await else { return };
+                let script = SET_IF_NEWER.get_or_init(|| redis::Script::new(SET_IF_NEWER_LUA));
+                let mut invocation = script.key(key);
+                invocation.arg(version).arg(stored).arg(millis(ttl));
+                let result = timed(invocation.invoke_async::<i64>(&mut connection)).await;
+                self.degrade_on_error("set_if_newer", key, result);
+            }
+        }
+    }
+
+    /// The version and value [`Cache::set_if_newer`] stored under `key`.
+    pub async fn get_versioned(&self, key: &str) -> Option<(u64, Vec<u8>)> {
+        let bytes = self.get(key).await?;
+        split_version(&bytes).map(|(version, value)| (version, value.to_vec()))
+    }
+
     /// Removes `key`.
     pub async fn delete(&self, key: &str) {
         let key = &self.key(key);
@@ -198,32 +235,51 @@ impl Cache {
     }
 
     /// Atomically adds `by` to the integer under `key` (absent = 0) and returns the new value; a new
-    /// key expires after `ttl`. `None` when the cache is unreachable.
-    pub async fn increment(&self, key: &str, by: i64, ttl: Option<Duration>) -> Option<i64> {
+    /// key expires after `ttl`. A value that is no integer, or a sum past the 64-bit range, is
+    /// refused and left as it was.
+    pub async fn increment(&self, key: &str, by: i64, ttl: Option<Duration>) -> Result<i64, IncrementError> {
         let key = &self.key(key);
         match &*self.backend {
             Backend::Memory(cache) => {
-                let entry = cache
+                let mut outcome = Err(IncrementError::Unavailable);
+                cache
                     .entry(key.to_owned())
-                    .and_upsert_with(|current| {
-                        let (before, ttl) = match current {
+                    .and_compute_with(|current| {
+                        let (before, ttl) = match &current {
                             Some(e) => (parse_counter(&e.value().value), e.value().ttl),
-                            None => (0, ttl),
+                            None => (Some(0), ttl),
                         };
-                        std::future::ready(Entry { value: (before + by).to_string().into_bytes().into(), ttl })
+                        let sum = before
+                            .ok_or(IncrementError::NotAnInteger)
+                            .and_then(|before| before.checked_add(by).ok_or(IncrementError::Overflow));
+                        let op = match sum {
+                            Ok(sum) => Op::Put(Entry { value: sum.to_string().into_bytes().into(), ttl }),
+                            Err(_) => Op::Nop,
+                        };
+                        outcome = sum;
+                        std::future::ready(op)
                     })
                     .await;
-                Some(parse_counter(&entry.value().value))
+                outcome
             }
             Backend::Redis(redis) => {
-                let mut connection = self.connection(redis).await?;
+                let mut connection = self.connection(redis).await.ok_or(IncrementError::Unavailable)?;
                 let mut pipe = redis::pipe();
                 pipe.atomic().incr(key, by);
                 if let Some(ttl) = ttl {
                     pipe.cmd("PEXPIRE").arg(key).arg(millis(ttl)).arg("NX").ignore();
                 }
-                let result = timed(pipe.query_async::<(i64,)>(&mut connection)).await;
-                self.degrade_on_error("increment", key, result).map(|(value,)| value)
+                match timed(pipe.query_async::<(i64,)>(&mut connection)).await {
+                    Ok((value,)) => Ok(value),
+                    // Redis refuses both before changing anything: `ERR increment or decrement would
+                    // overflow`, `ERR value is not an integer or out of range`.
+                    Err(error) if error.to_string().contains("would overflow") => Err(IncrementError::Overflow),
+                    Err(error) if error.to_string().contains("not an integer") => Err(IncrementError::NotAnInteger),
+                    Err(error) => {
+                        self.degrade_on_error::<()>("increment", key, Err(error));
+                        Err(IncrementError::Unavailable)
+                    }
+                }
             }
         }
     }
@@ -249,10 +305,45 @@ impl Cache {
     }
 }
 
+/// A version above every version a write reaches, exact in Redis's Lua numbers (doubles): a
+/// tombstone stored with it stays until it expires.
+pub const FINAL_VERSION: u64 = 1 << 53;
+
+/// [`Cache::set_if_newer`] on Redis: `KEYS[1]`, `ARGV` = version, versioned value, TTL in ms.
+const SET_IF_NEWER_LUA: &str = r#"
+local current = redis.call('GET', KEYS[1])
+if current then
+  local version = tonumber(string.match(current, '^(%d+):'))
+  if version and version >= tonumber(ARGV[1]) then return 0 end
+end
+redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+return 1
+"#;
+
+static SET_IF_NEWER: std::sync::OnceLock<redis::Script> = std::sync::OnceLock::new();
+
+/// A versioned value's version and the value itself.
+fn split_version(stored: &[u8]) -> Option<(u64, &[u8])> {
+    let colon = stored.iter().position(|b| *b == b':')?;
+    let version = std::str::from_utf8(&stored[..colon]).ok()?.parse().ok()?;
+    Some((version, &stored[colon + 1..]))
+}
+
 fn millis(ttl: Duration) -> u64 {
     u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1)
 }
 
-fn parse_counter(bytes: &[u8]) -> i64 {
-    std::str::from_utf8(bytes).ok().and_then(|s| s.parse().ok()).unwrap_or(0)
+fn parse_counter(bytes: &[u8]) -> Option<i64> {
+    std::str::from_utf8(bytes).ok().and_then(|s| s.parse().ok())
+}
+
+/// Why [`Cache::increment`] did not count.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum IncrementError {
+    #[error("the counter would pass the 64-bit integer range")]
+    Overflow,
+    #[error("the value under this key is not an integer")]
+    NotAnInteger,
+    #[error("the cache cannot count right now")]
+    Unavailable,
 }

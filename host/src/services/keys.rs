@@ -180,10 +180,10 @@ fn generate_into(dir: &Path, path: &Path) -> Result<(), KeyError> {
 /// there; `false` if another process stored its own first (use that one). Written to a temporary
 /// file and linked into place, so nobody ever reads half a key.
 pub(crate) fn store_new_private_file(dir: &Path, path: &Path, contents: &[u8]) -> std::io::Result<bool> {
-    create_private_dir(dir)?;
+    crate::private_fs::create_dir(dir)?;
     let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let temporary = dir.join(format!(".{name}.{}", std::process::id()));
-    let mut file = private_file_options().open(&temporary)?;
+    let mut file = crate::private_fs::file_options().open(&temporary)?;
     let written = file.write_all(contents).and_then(|()| file.sync_all());
     let linked = written.and_then(|()| std::fs::hard_link(&temporary, path));
     let _ = std::fs::remove_file(&temporary);
@@ -192,25 +192,6 @@ pub(crate) fn store_new_private_file(dir: &Path, path: &Path, contents: &[u8]) -
         Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
         Err(error) => Err(error),
     }
-}
-
-#[cfg(unix)]
-fn create_private_dir(dir: &Path) -> std::io::Result<()> {
-    use std::os::unix::fs::DirBuilderExt;
-    std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)
-}
-
-#[cfg(not(unix))]
-fn create_private_dir(dir: &Path) -> std::io::Result<()> {
-    std::fs::create_dir_all(dir)
-}
-
-fn private_file_options() -> std::fs::OpenOptions {
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    options
 }
 
 #[cfg(test)]

@@ -45,6 +45,9 @@ pub enum ScheduleError {
     /// The handling plugin's `validate` refused the payload.
     #[error("task `{name}` refused the payload")]
     Refused { plugin: String, name: String, error: PluginError },
+    /// Every instance slot of the handling plugin stayed busy for the host's queue timeout.
+    #[error("plugin '{plugin}' is busy: all {limit} of its instances are running; retry shortly")]
+    Busy { plugin: String, limit: u32 },
     /// The handling plugin failed while validating (trap, timeout, …).
     #[error("plugin '{plugin}' failed to validate the payload: {source}")]
     Validator { plugin: String, source: CallError },
@@ -97,6 +100,11 @@ impl Scheduler {
         let user = chain.principal.as_ref().map(|p| p.user_id.clone());
         let span = tracing::info_span!("plugin", plugin = %plugin.manifest.name, request_id = %chain.request_id);
         let grants = plugin.grants.for_call(chain.clone());
+        // Validation runs an instance of the plugin, so it takes a slot like a request does.
+        let _slot = plugin
+            .slot(self.runtime.limits().queue_timeout)
+            .await
+            .map_err(|busy| ScheduleError::Busy { plugin: plugin.manifest.name.to_string(), limit: busy.limit })?;
         match self
             .runtime
             .validate_task(pre, &plugin.limits, &grants, user.clone(), &task.name, &task.payload)

@@ -17,7 +17,7 @@ use crate::capabilities::http::Chain;
 use crate::db::{Database, Finish, TaskRow};
 use crate::plugins::LivePlugins;
 use crate::runtime::{Principal, Runtime, Task, TaskError};
-use crate::services::identity::Identity;
+use crate::services::identity::{Identity, IdentityError};
 use crate::tasks::{Dispatch, Wakeup};
 
 /// How a pool of workers behaves.
@@ -206,12 +206,18 @@ async fn attempt(context: &Context, worker: &str, task: &TaskRow) -> Finish {
     if let Err(error) = context.db.extend_lease(&task.id, worker, task.attempts, Utc::now() + lease).await {
         tracing::warn!(%error, "cannot extend the task's lease");
     }
-    // Like a request, a task waits for one of its plugin's instance slots.
-    let _slot = plugin.slots.acquire().await;
+    // A task runs as the user who scheduled it only while that user may act: checked before
+    // every attempt, so disabling or deleting the user stops their tasks.
     let principal = match &task.user_id {
-        Some(user) => Some(principal_of(&context.identity, user).await),
+        Some(user) => match principal_of(&context.identity, user).await {
+            Ok(principal) => Some(principal),
+            Err(Stopped::Refused(reason)) => return Finish::Dead { error: reason },
+            Err(Stopped::Unchecked(error)) => return retry_or_dead(task, spec.backoff, error),
+        },
         None => None,
     };
+    // Like a request, a task waits for one of its plugin's instance slots.
+    let _slot = plugin.slots.acquire().await;
     let grants = plugin.grants.for_call(Chain {
         principal,
         request_id: task.correlation_id.clone().unwrap_or_else(|| task.id.clone()),
@@ -247,10 +253,26 @@ fn retry_or_dead(task: &TaskRow, backoff: crate::tasks::Backoff, error: String) 
     Finish::Retrying { error, run_at: Utc::now() + chrono::Duration::from_std(delay).unwrap_or_default() }
 }
 
-/// The scheduling user as a principal with their current permissions (none if they are gone).
-async fn principal_of(identity: &Identity, user: &str) -> Principal {
-    let permissions = identity.get(user).await.map(|user| user.permissions).unwrap_or_default();
-    Principal { user_id: user.to_owned(), permissions }
+/// Why a task does not run as its user.
+enum Stopped {
+    /// The user is gone or disabled: the task ends, saying so.
+    Refused(String),
+    /// The user could not be looked up: the attempt is tried again.
+    Unchecked(String),
+}
+
+/// The scheduling user as a principal with their current permissions, if they still may act.
+async fn principal_of(identity: &Identity, user: &str) -> Result<Principal, Stopped> {
+    match identity.get(user).await {
+        Ok(found) if found.disabled => Err(Stopped::Refused(format!(
+            "the user who scheduled this task ({user}) is disabled; it does not run as them"
+        ))),
+        Ok(found) => Ok(Principal { user_id: found.id, permissions: found.permissions }),
+        Err(IdentityError::NotFound) => Err(Stopped::Refused(format!(
+            "the user who scheduled this task ({user}) no longer exists; it does not run as them"
+        ))),
+        Err(error) => Err(Stopped::Unchecked(format!("cannot check the user who scheduled this task: {error}"))),
+    }
 }
 
 /// A number in `[0, 1)` for jitter.

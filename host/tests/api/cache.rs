@@ -2,7 +2,7 @@
 
 use std::time::{Duration, Instant};
 
-use autoflow_host::services::cache::Cache;
+use autoflow_host::services::cache::{Cache, IncrementError};
 use autoflow_host::services::redis_connection::RedisConnection;
 
 use crate::helpers::{eventually, redis_url};
@@ -28,10 +28,10 @@ async fn exercise(cache: &Cache) {
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(cache.get(&expiring).await, None, "expired after its TTL");
 
-    assert_eq!(cache.increment(&counter, 1, Some(Duration::from_millis(300))).await, Some(1));
-    assert_eq!(cache.increment(&counter, 2, Some(Duration::from_millis(300))).await, Some(3));
+    assert_eq!(cache.increment(&counter, 1, Some(Duration::from_millis(300))).await, Ok(1));
+    assert_eq!(cache.increment(&counter, 2, Some(Duration::from_millis(300))).await, Ok(3));
     tokio::time::sleep(Duration::from_millis(600)).await;
-    assert_eq!(cache.increment(&counter, 1, None).await, Some(1), "the counter expired with its first TTL");
+    assert_eq!(cache.increment(&counter, 1, None).await, Ok(1), "the counter expired with its first TTL");
 
     cache.set_if_absent(&fill, b"first", Duration::from_millis(300)).await;
     cache.set_if_absent(&fill, b"second", Duration::from_secs(60)).await;
@@ -65,9 +65,9 @@ async fn concurrent_increments_are_atomic_in_process() {
         })
         .collect();
     for task in tasks {
-        task.await.unwrap();
+        task.await.unwrap().unwrap();
     }
-    assert_eq!(cache.increment("hits", 0, None).await, Some(50));
+    assert_eq!(cache.increment("hits", 0, None).await, Ok(50));
 }
 
 #[tokio::test]
@@ -80,7 +80,7 @@ async fn with_redis_unreachable_reads_miss_writes_are_skipped_and_both_are_count
     for _ in 0..20 {
         assert_eq!(cache.get("k").await, None);
         cache.set("k", b"v", None).await;
-        assert_eq!(cache.increment("n", 1, None).await, None);
+        assert_eq!(cache.increment("n", 1, None).await, Err(IncrementError::Unavailable));
     }
 
     assert_eq!(cache.degraded_operations(), 60);

@@ -302,3 +302,51 @@ async fn users_create_makes_the_first_admin_of_a_fresh_install() {
     assert_eq!(users_status, 200);
     assert_eq!(users["items"][0]["email"], "root@example.com");
 }
+
+#[tokio::test]
+async fn an_empty_or_short_admin_token_is_refused_at_start_up_from_flag_env_and_file() {
+    let (database, data, plugins) =
+        (TestDatabase::create().await, tempfile::TempDir::new().unwrap(), PluginsDir::with(&["hello"]));
+    let file = data.path().join("autoflow.toml");
+    std::fs::write(&file, "admin-token = \"\"\n").unwrap();
+    let serve = || {
+        let mut command = autoflow(&database, data.path());
+        command.args(["serve", "--listen", "127.0.0.1:0", "--plugins"]).arg(plugins.path());
+        command.env_remove("AUTOFLOW_ADMIN_TOKEN");
+        command
+    };
+    let cases: [(&str, Box<dyn Fn(&mut Command)>); 4] = [
+        (
+            "an empty flag",
+            Box::new(|c: &mut Command| {
+                c.args(["--admin-token", ""]);
+            }),
+        ),
+        (
+            "a short flag",
+            Box::new(|c: &mut Command| {
+                c.args(["--admin-token", "letmein"]);
+            }),
+        ),
+        (
+            "an empty variable",
+            Box::new(|c: &mut Command| {
+                c.env("AUTOFLOW_ADMIN_TOKEN", "");
+            }),
+        ),
+        (
+            "an empty file setting",
+            Box::new(|c: &mut Command| {
+                c.arg("--config").arg(&file);
+            }),
+        ),
+    ];
+    for (case, configure) in cases {
+        let mut command = serve();
+        configure(&mut command);
+        let output = command.output().unwrap();
+        let stderr = stderr_of(&output);
+        assert!(!output.status.success(), "{case}: the host started");
+        assert!(stderr.contains("AUTOFLOW_ADMIN_TOKEN") && stderr.contains("at least 16"), "{case}: {stderr}");
+    }
+}

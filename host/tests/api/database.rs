@@ -29,9 +29,14 @@ async fn a_restart_on_the_same_database_migrates_idempotently_and_updates_record
     first.database().close().await;
     drop(first);
 
+    // The restart serves another build: its record must say so, and when it was loaded.
+    plugins.publish_built("test-hello-v2", "hello");
     let second = Application::build(test_config(plugins.path(), data.path(), &database)).await.unwrap();
     let records = second.database().loaded_plugins().await.unwrap();
 
     assert_eq!(records.len(), 1);
-    assert!(records[0].loaded_at >= first_loaded_at);
+    let component = std::fs::read(plugins.path().join("hello/plugin.wasm")).unwrap();
+    assert_eq!(records[0].content_hash, hex::encode(Sha256::digest(&component)), "the new build is recorded");
+    assert_eq!(records[0].version, "2.0.0");
+    assert!(records[0].loaded_at > first_loaded_at, "the record was written again at the restart");
 }

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use autoflow_host::config::{AuthConfig, Config, Limits};
+use autoflow_host::config::{AdminToken, AuthConfig, Config, Limits};
 use autoflow_host::db::Database;
 use autoflow_host::http::Auth;
 use autoflow_host::plugins::LivePlugins;
@@ -49,6 +49,20 @@ pub fn built_plugin(name: &str) -> PathBuf {
         dir.display()
     );
     dir
+}
+
+/// The names of every example plugin (`dist/plugins`, not the test plugins), sorted.
+pub fn example_plugins() -> Vec<String> {
+    let dist = built_plugin("hello").parent().unwrap().to_owned();
+    let mut names: Vec<String> = std::fs::read_dir(&dist)
+        .unwrap()
+        .filter_map(Result::ok)
+        .filter(|entry| entry.path().join("plugin.wasm").is_file())
+        .map(|entry| entry.file_name().to_string_lossy().into_owned())
+        .filter(|name| !name.starts_with('.'))
+        .collect();
+    names.sort();
+    names
 }
 
 /// A plugins directory being assembled for one test.
@@ -210,7 +224,7 @@ pub fn test_config(plugins_dir: &Path, data_dir: &Path, database: &TestDatabase)
         cache_namespace: format!("test-{}", uuid::Uuid::new_v4().simple()),
         limits: Limits { max_instances: 50, ..Limits::default() },
         watch: false,
-        admin_token: Some(ADMIN_TOKEN.into()),
+        admin_token: Some(AdminToken::parse(ADMIN_TOKEN).unwrap()),
         auth: AuthConfig { private_key: Some(KeySource::Pem(test_key().clone())), ..AuthConfig::default() },
         data_key: None,
         plugin_overrides: Default::default(),

@@ -130,3 +130,33 @@ async fn the_connection_test_reaches_allowed_hosts_with_the_credential_and_repor
     assert_eq!((status, error["code"].as_str()), (504, Some("gateway_timeout")), "{error}");
     assert!(started.elapsed() < Duration::from_secs(3), "answered within the timeout: {:?}", started.elapsed());
 }
+
+#[tokio::test]
+async fn every_spelling_of_an_internal_host_is_served_in_process_and_never_resolved() {
+    // Before hosts were normalised, `SECRETS.autoflow.internal` passed the allow-list but was not
+    // taken for internal, so the request (with the user's secret as its bearer token) went to DNS.
+    let app = spawn(&["a.b.autoflow.internal"]).await;
+    let (_, token) = app.user_with_token("spelling@example.com", &[]).await;
+    let secret_id = secret(&app, &token, "sk-never-leaves").await;
+    for base in [
+        "http://SECRETS.autoflow.internal/api/secrets",
+        "http://Secrets.Autoflow.Internal./api/secrets",
+        "http://secrets.autoflow.internal:80/api/secrets",
+    ] {
+        let body = json!({ "kind": "http", "name": "internal", "baseUrl": base, "secretId": secret_id });
+        let created = create(&app, &token, "/api/integrations", body).await;
+        let path = format!("/api/integrations/{}/test", created["id"].as_str().unwrap());
+        let response = send(&app, &token, Method::POST, &path, None).await;
+        let status = response.status();
+        let reached: Value = response.json().await.unwrap();
+        assert_eq!(status, 200, "{base}: {reached}");
+        assert_eq!((reached["reachable"].as_bool(), reached["status"].as_u64()), (Some(true), Some(200)), "{base}");
+    }
+
+    // An allowed host under the internal domain that names no single plugin is refused, not resolved.
+    let body = json!({ "kind": "http", "name": "nested", "baseUrl": "http://a.b.autoflow.internal/x" });
+    let created = create(&app, &token, "/api/integrations", body).await;
+    let path = format!("/api/integrations/{}/test", created["id"].as_str().unwrap());
+    let (status, error) = error_of(send(&app, &token, Method::POST, &path, None).await).await;
+    assert_eq!(status, 403, "{error}");
+}

@@ -129,3 +129,48 @@ async fn creates_are_rate_limited_per_user_from_config() {
     let others = send(&app, &other, Method::POST, "/api/notes", Some(json!({ "title": "n" }))).await;
     assert_eq!(others.status(), 201, "the limit is per user");
 }
+
+#[tokio::test]
+async fn cross_site_writes_with_the_session_cookie_are_refused_and_bearer_clients_are_unaffected() {
+    let app = spawn_app_with(&["notes"]).await;
+    let (_, token) = app.user_with_token("victim@example.com", &[]).await;
+    let cookie = format!("autoflow_session={token}");
+    let host = app.address.trim_start_matches("http://").to_owned();
+    let body = r#"{"title": "planted"}"#;
+    let post = |headers: &[(&str, &str)]| {
+        let mut request = app.client.post(app.url("/api/notes")).body(body);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        request.send()
+    };
+
+    // What a form on another site can send: the cookie, a `text/plain` body, its own origin.
+    let refused = [
+        vec![("cookie", cookie.as_str()), ("content-type", "text/plain"), ("origin", "http://evil.test")],
+        vec![("cookie", cookie.as_str()), ("content-type", "application/json"), ("origin", "http://evil.test")],
+        vec![("cookie", cookie.as_str()), ("content-type", "text/plain"), ("sec-fetch-site", "cross-site")],
+        vec![("cookie", cookie.as_str()), ("content-type", "application/json"), ("sec-fetch-site", "same-site")],
+        vec![("cookie", cookie.as_str()), ("content-type", "application/json"), ("origin", "null")],
+    ];
+    for headers in &refused {
+        let (status, error) = error_of(post(headers).await.unwrap()).await;
+        assert_eq!((status, error["code"].as_str()), (403, Some("forbidden")), "{headers:?}: {error}");
+    }
+    // Without an origin to judge by, a JSON route still refuses a body that is not sent as JSON.
+    let (status, error) = error_of(post(&[("cookie", &cookie), ("content-type", "text/plain")]).await.unwrap()).await;
+    assert_eq!((status, error["code"].as_str()), (415, Some("unsupported_media_type")), "{error}");
+    let listed: Value = send(&app, &token, Method::GET, "/api/notes", None).await.json().await.unwrap();
+    assert_eq!(listed["items"], json!([]), "nothing was created");
+
+    let origin = format!("http://{host}");
+    let same_origin = [("cookie", cookie.as_str()), ("content-type", "application/json"), ("origin", origin.as_str())];
+    assert_eq!(post(&same_origin).await.unwrap().status(), 201, "the host's own pages may write");
+    let bearer = format!("Bearer {token}");
+    let from_elsewhere =
+        [("authorization", bearer.as_str()), ("content-type", "application/json"), ("origin", "http://evil.test")];
+    assert_eq!(post(&from_elsewhere).await.unwrap().status(), 201, "a bearer token is no ambient credential");
+    let logout =
+        app.client.post(app.url("/auth/logout")).header("cookie", &cookie).header("origin", "http://evil.test");
+    assert_eq!(logout.send().await.unwrap().status(), 403, "host routes are covered too");
+}

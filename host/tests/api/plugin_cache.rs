@@ -94,3 +94,31 @@ async fn oversized_values_and_keys_are_refused() {
     assert_eq!(status, 400);
     assert_eq!(call(&app, None, Method::GET, "shared/big", vec![]).await.status(), 404, "nothing was stored");
 }
+
+#[tokio::test]
+async fn an_increment_past_the_integer_range_or_of_a_non_integer_is_invalid_and_changes_nothing() {
+    let app = spawn_app_with(&["test-cache"]).await;
+    let increment = |key: &'static str, by: i64| {
+        let app = &app;
+        async move { call(app, None, Method::POST, &format!("shared/{key}/increment?by={by}"), vec![]).await }
+    };
+
+    let first: Value = increment("edge", i64::MAX - 1).await.json().await.unwrap();
+    assert_eq!(first["value"], i64::MAX - 1);
+    for by in [2, i64::MAX] {
+        let (status, error) = error_of(increment("edge", by).await).await;
+        assert_eq!((status, error["code"].as_str()), (400, Some("invalid")), "by {by}: {error}");
+    }
+    let low: Value = increment("low", i64::MIN).await.json().await.unwrap();
+    assert_eq!(low["value"], i64::MIN);
+    let (status, _) = error_of(increment("low", -1).await).await;
+    assert_eq!(status, 400, "under the range too");
+    let unchanged: Value = increment("edge", 0).await.json().await.unwrap();
+    assert_eq!(unchanged["value"], i64::MAX - 1, "a refused increment leaves the counter as it was");
+
+    call(&app, None, Method::PUT, "shared/text", b"not a number".to_vec()).await;
+    let (status, error) = error_of(increment("text", 1).await).await;
+    assert_eq!((status, error["code"].as_str()), (400, Some("invalid")), "{error}");
+    let kept = call(&app, None, Method::GET, "shared/text", vec![]).await;
+    assert_eq!(kept.bytes().await.unwrap().as_ref(), b"not a number");
+}

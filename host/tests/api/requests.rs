@@ -62,6 +62,21 @@ async fn a_client_request_id_is_kept_and_handed_to_the_plugin() {
 }
 
 #[tokio::test]
+async fn a_client_request_id_that_could_forge_log_fields_is_replaced_by_a_generated_one() {
+    let app = spawn_app().await;
+    let long = "a".repeat(129);
+    for forged in ["x\" level=ERROR msg=\"forged", "two words", "tab\there", long.as_str()] {
+        let response = app.client.get(app.url("/api/hello/x")).header("x-request-id", forged).send().await.unwrap();
+        let echoed = response.headers()["x-request-id"].to_str().unwrap().to_owned();
+        let body: Value = response.json().await.unwrap();
+        assert_ne!(echoed, forged);
+        assert!(uuid::Uuid::parse_str(&echoed).is_ok(), "a generated id replaces {forged:?}, got {echoed:?}");
+        assert_eq!(body["requestId"], echoed.as_str(), "the plugin sees the same generated id");
+    }
+    assert!(!crate::helpers::captured_logs().contains("level=ERROR msg="), "the forged field never reached the log");
+}
+
+#[tokio::test]
 async fn echo_returns_json_body_query_and_headers() {
     let app = spawn_app().await;
     let payload = json!({ "name": "Ada", "tags": ["a", "b"], "nested": { "n": 1.5 } });

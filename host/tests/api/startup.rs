@@ -135,3 +135,38 @@ async fn a_plugin_importing_a_capability_its_manifest_does_not_grant_is_refused_
     let error = startup_error(plugins).await;
     assert!(error.contains("autoflow:platform/queue") && error.contains("[capabilities] queue"), "{error}");
 }
+
+#[cfg(unix)]
+#[tokio::test]
+async fn local_state_is_owner_only() {
+    use std::os::unix::fs::PermissionsExt;
+    let root = tempfile::TempDir::new().unwrap();
+    let data = root.path().join("state");
+    fs::create_dir(&data).unwrap();
+    fs::set_permissions(&data, fs::Permissions::from_mode(0o755)).unwrap();
+    let app = crate::helpers::spawn_configured(&["hello"], |config| {
+        config.data_dir = data.clone();
+        config.auth.private_key = None;
+    })
+    .await;
+    assert_eq!(app.greeting("x").await.unwrap(), "Hello, x!");
+
+    let mut seen = Vec::new();
+    let mut pending = vec![data.clone()];
+    while let Some(path) = pending.pop() {
+        let mode = fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode & 0o077, 0, "{} is {mode:o}: readable by group or others", path.display());
+        if path.is_dir() {
+            pending.extend(fs::read_dir(&path).unwrap().map(|entry| entry.unwrap().path()));
+        }
+        seen.push(path.strip_prefix(&data).unwrap().display().to_string());
+    }
+    for expected in ["keys", "cache/components"] {
+        assert!(seen.iter().any(|p| p == expected), "{expected} in {seen:?}");
+    }
+    if crate::helpers::expected_backend() == "sqlite" {
+        for expected in ["autoflow.db", "autoflow.db-wal", "autoflow.db-shm"] {
+            assert!(seen.iter().any(|p| p == expected), "{expected} in {seen:?}");
+        }
+    }
+}

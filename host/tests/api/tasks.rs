@@ -317,3 +317,44 @@ async fn tasks_keep_running_while_redis_is_down_and_after_it_restarts_empty() {
     let before = settled(&app, &token, before["id"].as_str().unwrap(), "completed").await;
     assert_eq!(before["attempts"], 1, "{before}");
 }
+
+#[tokio::test]
+async fn a_disabled_or_deleted_users_tasks_stop_and_their_records_say_why() {
+    let app = spawn_app_with(&["test-tasks"]).await;
+    let (_, admin) = app.user_with_token("admin@example.com", &["admin"]).await;
+    let (disabled, disabled_token) = app.user_with_token("disabled@example.com", &["write:tasks"]).await;
+    let (deleted, deleted_token) = app.user_with_token("deleted@example.com", &["write:tasks"]).await;
+    let later = json!({ "name": "echo", "payload": {}, "delayMs": 1000 });
+    let of_disabled = scheduled(&app, &disabled_token, later.clone()).await;
+    let of_deleted = scheduled(&app, &deleted_token, later).await;
+
+    let patch = autoflow_host::services::identity::UserPatch { disabled: Some(true), ..Default::default() };
+    app.auth.identity.update(&disabled.id, patch).await.unwrap();
+    app.auth.identity.delete(&deleted.id).await.unwrap();
+
+    for (record, why) in [(&of_disabled, "is disabled"), (&of_deleted, "no longer exists")] {
+        let dead = settled(&app, &admin, record["id"].as_str().unwrap(), "dead").await;
+        let error = dead["lastError"].as_str().unwrap();
+        assert!(error.contains(why) && error.contains("does not run as them"), "{dead}");
+        assert_eq!(dead["result"], Value::Null, "the handler never ran: {dead}");
+    }
+}
+
+#[tokio::test]
+async fn validating_a_payload_takes_one_of_the_plugins_slots_like_a_request() {
+    let app = spawn_configured(&["test-tasks"], |config| {
+        config.limits.plugin_concurrency = 1;
+        config.limits.queue_timeout = Duration::from_millis(200);
+    })
+    .await;
+    let (_, token) = app.user_with_token("scheduler@example.com", &["write:tasks"]).await;
+    let blocker = scheduled(&app, &token, json!({ "name": "sleep", "payload": { "ms": 1500 } })).await;
+    settled(&app, &token, blocker["id"].as_str().unwrap(), "active").await;
+
+    // The plugin's one slot is running `sleep`: validating another payload must wait for it too.
+    let (status, error) = error_of(schedule(&app, &token, json!({ "name": "echo", "payload": {} })).await).await;
+    assert_eq!((status, error["code"].as_str()), (503, Some("plugin_busy")), "{error}");
+
+    settled(&app, &token, blocker["id"].as_str().unwrap(), "completed").await;
+    scheduled(&app, &token, json!({ "name": "echo", "payload": {} })).await;
+}

@@ -85,6 +85,31 @@ async fn an_upload_missing_a_part_is_a_400() {
 }
 
 #[tokio::test]
+async fn an_upload_with_a_part_sent_twice_is_a_400_and_changes_nothing() {
+    let app = spawn_app().await;
+    let (manifest, component) = built_files("test-hello-v2", "hello");
+    let (good_manifest, good_component) = built_files("hello", "hello");
+    let part = |bytes: &[u8], file: &'static str| reqwest::multipart::Part::bytes(bytes.to_vec()).file_name(file);
+    for twice in ["manifest", "component"] {
+        let mut form = reqwest::multipart::Form::new()
+            .part("manifest", part(&good_manifest, "plugin.toml"))
+            .part("component", part(&good_component, "plugin.wasm"));
+        form = match twice {
+            "manifest" => form.part("manifest", part(&manifest, "plugin.toml")),
+            _ => form.part("component", part(&component, "plugin.wasm")),
+        };
+
+        let response = app.admin(Method::PUT, "/admin/plugins/hello").multipart(form).send().await.unwrap();
+
+        let (status, error) = error_of(response).await;
+        assert_eq!(status, 400, "{twice}: {error}");
+        assert!(error["message"].as_str().unwrap().contains(&format!("`{twice}` is sent twice")), "{error}");
+    }
+    assert_eq!(app.greeting("x").await.unwrap(), "Hello, x!", "the serving build is unchanged");
+    assert!(app.column("SELECT name FROM plugin_builds").await.is_empty(), "nothing was stored");
+}
+
+#[tokio::test]
 async fn deleting_an_uploaded_plugin_unloads_it_and_leaves_a_tombstone() {
     let app = spawn_app().await;
     assert_eq!(app.upload_built("test-trap", "test-trap").await.status(), 201);

@@ -182,10 +182,17 @@ async fn disabling_a_user_through_the_api_ends_their_access() {
     assert_eq!(disabled.status(), 200);
 
     assert_eq!(call(&app, &token, Method::GET, "/api/users", None).await.status(), 401);
-    let revoked = call(&app, &admin, Method::PATCH, &path, Some(json!({ "disabled": false, "permissions": [] }))).await;
+    let enabled = call(&app, &admin, Method::PATCH, &path, Some(json!({ "disabled": false }))).await;
+    assert_eq!(enabled.status(), 200);
+    assert_eq!(call(&app, &token, Method::GET, "/api/users", None).await.status(), 401, "the disable ended it");
+
+    let fresh = app.login("reader@example.com", PASSWORD).await.json::<Value>().await.unwrap();
+    let fresh = fresh["token"].as_str().unwrap().to_owned();
+    assert_eq!(call(&app, &fresh, Method::GET, "/api/users", None).await.status(), 200);
+    let revoked = call(&app, &admin, Method::PATCH, &path, Some(json!({ "permissions": [] }))).await;
     assert_eq!(revoked.status(), 200);
     assert_eq!(
-        call(&app, &token, Method::GET, "/api/users", None).await.status(),
+        call(&app, &fresh, Method::GET, "/api/users", None).await.status(),
         403,
         "permission changes apply at once"
     );

@@ -18,15 +18,12 @@ fn hello(req: &Request) -> Result<Response> {
     }))
 }
 
-/// `POST /api/echo` → the JSON body back, with the query, the `x-echo` and `content-type` headers it
-/// came with, and the caller's user id if a valid token came along (the route is public).
+/// `POST /api/echo` → the JSON body back, with the query, the headers as the plugin received them,
+/// and the caller's user id if a valid token came along (the route is public).
 fn echo(req: &Request) -> Result<Response> {
     let body: Value = req.json()?;
     let query: Map<String, Value> = req.query_pairs().map(|(k, v)| (k.to_owned(), Value::from(v))).collect();
-    let headers: Map<String, Value> = ["x-echo", "content-type"]
-        .into_iter()
-        .filter_map(|name| req.header(name).map(|v| (name.to_owned(), Value::from(v))))
-        .collect();
+    let headers: Map<String, Value> = req.headers().map(|(k, v)| (k.to_owned(), Value::from(v))).collect();
     let user_id = req.principal().map(|p| p.user_id);
     Response::json(&json!({ "echo": body, "query": query, "headers": headers, "userId": user_id }))
 }

@@ -29,6 +29,9 @@ pub enum Error {
     Unavailable(String),
     /// 500; the message is logged by the host and never shown to the client.
     Internal(String),
+    /// 415: the body is not sent in the format the route reads (e.g. JSON as `text/plain`, as a
+    /// cross-site form would send it). Answered by the router; elsewhere it is a `400`.
+    UnsupportedMediaType(String),
 }
 
 impl Error {
@@ -102,7 +105,8 @@ impl core::fmt::Display for Error {
             | Self::Unauthorized(m)
             | Self::Forbidden(m)
             | Self::Unavailable(m)
-            | Self::Internal(m) => f.write_str(m),
+            | Self::Internal(m)
+            | Self::UnsupportedMediaType(m) => f.write_str(m),
             Self::Invalid { message, .. } => f.write_str(message),
         }
     }
@@ -123,6 +127,9 @@ impl From<Error> for wit::Error {
             Error::Forbidden(m) => wit::Error::Forbidden(m),
             Error::Unavailable(m) => wit::Error::Unavailable(m),
             Error::Internal(m) => wit::Error::Internal(m),
+            Error::UnsupportedMediaType(message) => {
+                wit::Error::Invalid(wit::InvalidInput { message, fields: Vec::new() })
+            }
         }
     }
 }
@@ -141,5 +148,48 @@ impl From<wit::Error> for Error {
             wit::Error::Unavailable(m) => Error::Unavailable(m),
             wit::Error::Internal(m) => Error::Internal(m),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn validation_reports_every_field_at_once() {
+        let mut validation = Validation::new();
+        validation.check(true, "name", "fine");
+        validation.check(false, "email", "must contain @");
+        validation.add("age", "must be a number");
+        match validation.finish("the input is not valid") {
+            Err(Error::Invalid { message, fields }) => {
+                assert_eq!(message, "the input is not valid");
+                let named: Vec<&str> = fields.iter().map(|f| f.field.as_str()).collect();
+                assert_eq!(named, ["email", "age"]);
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(Validation::new().finish("unused"), Ok(()));
+    }
+
+    #[test]
+    fn errors_cross_the_contract_and_come_back_the_same() {
+        let errors = [
+            Error::not_found("gone"),
+            Error::invalid_field("name", "too long"),
+            Error::conflict("taken"),
+            Error::unauthorized("who?"),
+            Error::forbidden("no"),
+            Error::unavailable("later"),
+            Error::internal("bug"),
+        ];
+        for error in errors {
+            assert_eq!(Error::from(wit::Error::from(error.clone())), error);
+        }
+        let media = Error::UnsupportedMediaType("send JSON".into());
+        assert_eq!(
+            Error::from(wit::Error::from(media)),
+            Error::Invalid { message: "send JSON".into(), fields: vec![] }
+        );
     }
 }

@@ -23,6 +23,11 @@ impl Request {
         Self { inner }
     }
 
+    #[cfg(test)]
+    pub(crate) fn into_inner(self) -> wit::Request {
+        self.inner
+    }
+
     /// Upper-case method, e.g. `GET`.
     pub fn method(&self) -> &str {
         &self.inner.method
@@ -64,13 +69,26 @@ impl Request {
         self.inner.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
     }
 
+    /// Every header in order, names lower-case. The host's credentials (`Authorization`, the
+    /// session cookie) never reach a plugin: the caller is [`Request::principal`].
+    pub fn headers(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.inner.headers.iter().map(|(k, v)| (k.as_str(), v.as_str()))
+    }
+
     /// The raw body.
     pub fn body(&self) -> &[u8] {
         &self.inner.body
     }
 
-    /// The body decoded as JSON; malformed or mistyped input is a `400` naming the problem.
+    /// The body decoded as JSON; malformed or mistyped input is a `400` naming the problem, and a
+    /// body sent with a `Content-Type` other than JSON a `415` (a cross-site form can post
+    /// `text/plain`, never `application/json`).
     pub fn json<T: DeserializeOwned>(&self) -> Result<T> {
+        if let Some(content_type) = self.header("content-type").filter(|value| !is_json(value)) {
+            return Err(Error::UnsupportedMediaType(format!(
+                "the body is sent as `{content_type}`; this route reads `Content-Type: application/json`"
+            )));
+        }
         if self.inner.body.is_empty() {
             return Err(Error::invalid("request body is empty; expected JSON"));
         }
@@ -87,6 +105,78 @@ impl Request {
     }
 }
 
+/// Whether a `Content-Type` value names JSON: `application/json` or `application/*+json`, with
+/// any parameters.
+fn is_json(content_type: &str) -> bool {
+    let essence = content_type.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
+    essence == "application/json" || (essence.starts_with("application/") && essence.ends_with("+json"))
+}
+
 fn lookup<'a>(pairs: &'a [(String, String)], name: &str) -> Option<&'a str> {
     pairs.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    /// A request as the host would hand it over.
+    pub(crate) fn request(method: &str, route: &str, headers: &[(&str, &str)], body: &str) -> Request {
+        let pairs = |pairs: &[(&str, &str)]| pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+        Request::new(wit::Request {
+            method: method.into(),
+            path: route.into(),
+            route: route.into(),
+            params: pairs(&[("id", "a%2Fb")]),
+            query: pairs(&[("limit", "5"), ("tag", "x"), ("tag", "y")]),
+            headers: pairs(headers),
+            body: body.as_bytes().to_vec(),
+            principal: None,
+            request_id: "req-1".into(),
+        })
+    }
+
+    #[test]
+    fn json_bodies_decode_when_sent_as_json_or_without_a_content_type() {
+        for content_type in [
+            None,
+            Some("application/json"),
+            Some("application/json; charset=utf-8"),
+            Some("application/merge-patch+json"),
+        ] {
+            let headers: Vec<(&str, &str)> = content_type.map(|c| ("content-type", c)).into_iter().collect();
+            let value: serde_json::Value = request("POST", "/x", &headers, r#"{"a":1}"#).json().unwrap();
+            assert_eq!(value["a"], 1, "{content_type:?}");
+        }
+    }
+
+    #[test]
+    fn a_body_sent_as_another_content_type_is_unsupported() {
+        for content_type in
+            ["text/plain", "application/x-www-form-urlencoded", "multipart/form-data; boundary=x", "application/jsonx"]
+        {
+            let error = request("POST", "/x", &[("content-type", content_type)], "{}").json::<serde_json::Value>();
+            assert!(matches!(error, Err(Error::UnsupportedMediaType(_))), "{content_type}: {error:?}");
+        }
+    }
+
+    #[test]
+    fn malformed_or_empty_json_is_invalid() {
+        let json = [("content-type", "application/json")];
+        assert!(matches!(request("POST", "/x", &json, "").json::<serde_json::Value>(), Err(Error::Invalid { .. })));
+        assert!(matches!(request("POST", "/x", &json, "{").json::<serde_json::Value>(), Err(Error::Invalid { .. })));
+    }
+
+    #[test]
+    fn lookups_find_params_query_and_headers() {
+        let req = request("GET", "/items/{id}", &[("X-Trace", "t1")], "");
+        assert_eq!(req.param("id").unwrap(), "a%2Fb");
+        assert!(matches!(req.param("missing"), Err(Error::Internal(_))), "a route without it is a plugin bug");
+        assert_eq!(req.query("tag"), Some("x"), "the first of repeated parameters");
+        assert_eq!(req.query_pairs().count(), 3);
+        assert_eq!(req.header("x-trace"), Some("t1"), "header names match case-insensitively");
+        assert_eq!(req.headers().collect::<Vec<_>>(), [("X-Trace", "t1")]);
+        assert_eq!(req.request_id(), "req-1");
+        assert_eq!(req.principal(), None);
+    }
 }

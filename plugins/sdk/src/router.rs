@@ -59,6 +59,56 @@ impl Router {
         let handler = self.find(request.method(), request.route()).ok_or_else(|| {
             Error::not_found(format!("this plugin has no handler for {} {}", request.method(), request.route()))
         })?;
-        handler(&request).map(Into::into).map_err(Into::into)
+        match handler(&request) {
+            Ok(response) => Ok(response.into()),
+            // The contract's errors have no 415; the router answers it itself.
+            Err(Error::UnsupportedMediaType(message)) => {
+                Ok(Response::error(415, "unsupported_media_type", message).into())
+            }
+            Err(error) => Err(error.into()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::request::tests::request;
+
+    fn created(_: &Request) -> Result<Response> {
+        Response::json_with_status(201, &serde_json::json!({ "ok": true }))
+    }
+
+    fn reads_json(req: &Request) -> Result<Response> {
+        let value: serde_json::Value = req.json()?;
+        Response::json(&value)
+    }
+
+    fn router() -> Router {
+        Router::new().post("/items", created).route("put", "/items/{id}", reads_json)
+    }
+
+    #[test]
+    fn handlers_are_found_by_method_and_manifest_route() {
+        let router = router();
+        assert!(router.find("POST", "/items").is_some());
+        assert!(router.find("PUT", "/items/{id}").is_some(), "methods are registered upper-case");
+        assert!(router.find("GET", "/items").is_none());
+        assert!(router.find("POST", "/items/1").is_none(), "the manifest pattern, not the path");
+    }
+
+    #[test]
+    fn dispatch_answers_415_itself_and_maps_other_errors_to_the_contract() {
+        let router = router();
+        let answered =
+            router.dispatch(request("PUT", "/items/{id}", &[("content-type", "text/plain")], "{}").into_inner());
+        let response = answered.expect("a 415 is a response, not a contract error");
+        assert_eq!(response.status, 415);
+        assert!(String::from_utf8(response.body).unwrap().contains("unsupported_media_type"));
+
+        let missing = router.dispatch(request("GET", "/nowhere", &[], "").into_inner());
+        assert!(matches!(missing, Err(wit_types::Error::NotFound(_))));
+        let ok = router.dispatch(request("POST", "/items", &[], "").into_inner()).unwrap();
+        assert_eq!(ok.status, 201);
     }
 }

@@ -11,11 +11,11 @@ use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 
 use self::domain::{DisplayName, Email, Password, Permissions, UserId};
-use super::cache::Cache;
+use super::cache::{Cache, FINAL_VERSION};
 use super::passwords::Passwords;
 use crate::db::{Database, DbError, UserChanges, UserRow};
 
-/// How long a user stays in the cache; every write through this service invalidates it at once.
+/// How long a user stays in the cache; every write through this service replaces it at once.
 pub const USER_CACHE_TTL: Duration = Duration::from_secs(60);
 /// The largest page [`Identity::list`] returns.
 pub const MAX_PAGE: u32 = 100;
@@ -29,7 +29,7 @@ pub struct User {
     pub display_name: String,
     pub permissions: Vec<String>,
     pub disabled: bool,
-    /// Bumped by every password change; access tokens of an older generation are refused.
+    /// Bumped by every password change and disable; access tokens of an older generation are refused.
     #[serde(default)]
     pub credential_generation: i64,
     pub created_at: DateTime<Utc>,
@@ -142,6 +142,7 @@ impl Identity {
             permissions: permissions_json(&permissions),
             disabled: false,
             credential_generation: 0,
+            version: 0,
             created_at: now,
             updated_at: now,
         };
@@ -152,18 +153,31 @@ impl Identity {
         }
     }
 
-    /// The user with `id`, through the cache.
+    /// The user with `id`, through the cache. A copy read from the database fills the cache only
+    /// if no newer one is there, so a reader racing an update never brings the old row back.
     pub async fn get(&self, id: &str) -> Result<User, IdentityError> {
         let id = UserId::parse(id).ok_or(IdentityError::NotFound)?;
         let key = cache_key(&id);
-        if let Some(user) = self.cache.get(&key).await.and_then(|bytes| serde_json::from_slice(&bytes).ok()) {
-            return Ok(user);
+        if let Some((version, bytes)) = self.cache.get_versioned(&key).await {
+            if version == FINAL_VERSION {
+                return Err(IdentityError::NotFound);
+            }
+            if let Ok(user) = serde_json::from_slice(&bytes) {
+                return Ok(user);
+            }
         }
-        let user = self.db.user_by_id(id.as_str()).await?.map(to_user).ok_or(IdentityError::NotFound)?;
+        let row = self.db.user_by_id(id.as_str()).await?.ok_or(IdentityError::NotFound)?;
+        Ok(self.remember(row).await)
+    }
+
+    /// Caches `row` (unless a newer copy is cached) and returns it as a [`User`].
+    async fn remember(&self, row: UserRow) -> User {
+        let version = u64::try_from(row.version).unwrap_or_default();
+        let user = to_user(row);
         if let Ok(bytes) = serde_json::to_vec(&user) {
-            self.cache.set(&key, &bytes, Some(USER_CACHE_TTL)).await;
+            self.cache.set_if_newer(&cache_key_of(&user.id), version, &bytes, USER_CACHE_TTL).await;
         }
-        Ok(user)
+        user
     }
 
     /// Up to `limit` (at most [`MAX_PAGE`]) users after `cursor`, in creation order.
@@ -216,9 +230,9 @@ impl Identity {
             password_hash,
         };
         let updated = self.db.update_user(id.as_str(), &changes).await;
-        self.cache.delete(&cache_key(&id)).await;
         match updated {
-            Ok(Some(row)) => Ok(to_user(row)),
+            // The updated row replaces any older copy in the cache, whoever put it there.
+            Ok(Some(row)) => Ok(self.remember(row).await),
             Ok(None) => Err(IdentityError::NotFound),
             Err(error) if error.is_unique_violation() => Err(IdentityError::EmailTaken),
             Err(error) => Err(error.into()),
@@ -230,7 +244,8 @@ impl Identity {
     pub async fn delete(&self, id: &str) -> Result<(), IdentityError> {
         let id = UserId::parse(id).ok_or(IdentityError::NotFound)?;
         let deleted = self.db.delete_user(id.as_str()).await?;
-        self.cache.delete(&cache_key(&id)).await;
+        // A tombstone no reader's older copy can replace, until it expires.
+        self.cache.set_if_newer(&cache_key(&id), FINAL_VERSION, b"", USER_CACHE_TTL).await;
         if deleted { Ok(()) } else { Err(IdentityError::NotFound) }
     }
 
@@ -264,7 +279,11 @@ impl Identity {
 }
 
 fn cache_key(id: &UserId) -> String {
-    format!("identity/users/{}", id.as_str())
+    cache_key_of(id.as_str())
+}
+
+fn cache_key_of(id: &str) -> String {
+    format!("identity/users/{id}")
 }
 
 fn permissions_json(permissions: &Permissions) -> String {
