@@ -267,6 +267,15 @@ pub struct ServeArgs {
     #[arg(long, env = "AUTOFLOW_QUEUE_TIMEOUT_MS", default_value_t = 1_000)]
     pub queue_timeout_ms: u64,
 
+    /// Client connections served at once; more wait to be accepted.
+    #[arg(long, env = "AUTOFLOW_MAX_CONNECTIONS", default_value_t = Limits::default().max_connections)]
+    pub max_connections: usize,
+
+    /// Longest a client may take to send a request's head, in milliseconds, counted from when the
+    /// connection is ready for it (new, or idle after a response): it also closes idle connections.
+    #[arg(long, env = "AUTOFLOW_REQUEST_HEAD_TIMEOUT_MS", default_value_t = 10_000)]
+    pub request_head_timeout_ms: u64,
+
     /// Longest one attempt of a task may run, in milliseconds (default and ceiling for manifests).
     #[arg(long, env = "AUTOFLOW_TASK_TIMEOUT_MS", default_value_t = 300_000)]
     pub task_timeout_ms: u64,
@@ -410,6 +419,8 @@ impl From<ServeArgs> for Config {
                 plugin_concurrency: args.plugin_concurrency,
                 queue_timeout: Duration::from_millis(args.queue_timeout_ms),
                 task_timeout: Duration::from_millis(args.task_timeout_ms),
+                max_connections: args.max_connections,
+                request_head_timeout: Duration::from_millis(args.request_head_timeout_ms.max(1)),
             },
             watch: args.watch,
             admin_token: args.admin_token,

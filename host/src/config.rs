@@ -142,6 +142,11 @@ pub struct Limits {
     pub queue_timeout: Duration,
     /// Longest one attempt of a task may run: the default and the ceiling for `[[tasks]]`.
     pub task_timeout: Duration,
+    /// Client connections served at once; more wait to be accepted.
+    pub max_connections: usize,
+    /// Longest a client may take to send a request's head, counted from when the connection is
+    /// ready for it: new, or kept alive after a response (so it also bounds idle connections).
+    pub request_head_timeout: Duration,
 }
 
 impl Default for Limits {
@@ -156,6 +161,8 @@ impl Default for Limits {
             plugin_concurrency: 100,
             queue_timeout: Duration::from_secs(1),
             task_timeout: Duration::from_secs(5 * 60),
+            max_connections: 4096,
+            request_head_timeout: Duration::from_secs(10),
         }
     }
 }

@@ -13,8 +13,8 @@ use crate::capabilities::HostServices;
 use crate::capabilities::http::InternalRoutes;
 use crate::config::Config;
 use crate::db::{ClaimError, Database, DbError, ServingClaim, Sharing};
-use crate::http::Auth;
 use crate::http::{self, AppState, SharedState};
+use crate::http::{Auth, ConnectionLimits};
 use crate::plugins::fanout::Fanout;
 use crate::plugins::{InstallError, LivePlugins, LoadErrors, PluginWatcher, sync_dir_from_db};
 use crate::runtime::Runtime;
@@ -219,8 +219,12 @@ impl Application {
 
     /// Serves until `shutdown` completes, then lets in-flight requests and tasks finish.
     pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) -> io::Result<()> {
-        let service = http::router(self.host.state.clone()).into_make_service_with_connect_info::<SocketAddr>();
-        let result = axum::serve(self.listener, service).with_graceful_shutdown(shutdown).await;
+        let limits = &self.host.state.limits;
+        let connections = ConnectionLimits {
+            max_connections: limits.max_connections,
+            request_head_timeout: limits.request_head_timeout,
+        };
+        let result = http::serve(self.listener, http::router(self.host.state.clone()), connections, shutdown).await;
         self.host.shutdown().await;
         result
     }

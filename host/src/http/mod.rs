@@ -10,6 +10,7 @@ mod error;
 mod health;
 mod json;
 mod origin;
+mod server;
 mod tasks;
 
 use std::sync::Arc;
@@ -25,6 +26,7 @@ use tower_http::trace::TraceLayer;
 pub use authn::{Auth, Caller, SESSION_COOKIE};
 pub use client_address::TrustedProxies;
 pub use error::ApiError;
+pub use server::{ConnectionLimits, serve};
 
 use crate::config::{AdminToken, Limits};
 use crate::db::Database;

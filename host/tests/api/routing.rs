@@ -32,6 +32,29 @@ async fn a_known_path_with_the_wrong_method_is_a_405_listing_allowed_methods() {
 }
 
 #[tokio::test]
+async fn host_routes_apply_the_same_body_limit_and_want_json() {
+    let app = spawn_configured(&["hello", "test-tasks"], |config| config.limits.max_body_bytes = 1024).await;
+    let (_, token) = app.user_with_token("bodies@example.com", &["write:tasks"]).await;
+    let padding = "x".repeat(2048);
+    let login = serde_json::json!({ "email": "bodies@example.com", "password": padding });
+    let task = serde_json::json!({ "name": "echo", "payload": { "padding": padding } });
+
+    let responses = [
+        app.client.post(app.url("/auth/login")).json(&login).send().await.unwrap(),
+        app.request_as(reqwest::Method::POST, "/api/tasks", &token).json(&task).send().await.unwrap(),
+    ];
+    for response in responses {
+        let url = response.url().path().to_owned();
+        let (status, error) = crate::helpers::error_of(response).await;
+        assert_eq!((status, error["code"].as_str()), (413, Some("payload_too_large")), "{url}: {error}");
+        assert!(error["message"].as_str().unwrap().contains("1024"), "{error}");
+    }
+    let as_text = app.client.post(app.url("/auth/login")).header("content-type", "text/plain").body("{}");
+    let (status, error) = crate::helpers::error_of(as_text.send().await.unwrap()).await;
+    assert_eq!((status, error["code"].as_str()), (415, Some("unsupported_media_type")), "{error}");
+}
+
+#[tokio::test]
 async fn a_body_over_the_limit_is_a_413_and_the_next_request_succeeds() {
     let app = spawn_configured(&["hello"], |config| config.limits.max_body_bytes = 1024).await;
 
@@ -72,4 +95,85 @@ async fn a_chunked_body_over_the_limit_is_a_413_without_content_length() {
 
     assert!(raw.starts_with("HTTP/1.1 413"), "{raw}");
     assert!(raw.contains("payload_too_large"), "{raw}");
+}
+
+/// Reads from `stream` until the server closes it, failing after `within`; returns when it closed.
+async fn closed_within(stream: &mut tokio::net::TcpStream, within: std::time::Duration) -> std::time::Instant {
+    use tokio::io::AsyncReadExt;
+    let mut buffer = [0u8; 1024];
+    tokio::time::timeout(within, async {
+        loop {
+            match stream.read(&mut buffer).await {
+                Ok(0) | Err(_) => return std::time::Instant::now(),
+                Ok(_) => {}
+            }
+        }
+    })
+    .await
+    .expect("the server kept the connection open")
+}
+
+#[tokio::test]
+async fn a_trickled_request_head_and_an_idle_kept_alive_connection_are_closed() {
+    use std::time::{Duration, Instant};
+    use tokio::io::AsyncWriteExt;
+    let timeout = Duration::from_millis(400);
+    let app = spawn_configured(&["hello"], |config| config.limits.request_head_timeout = timeout).await;
+    let address = app.address.trim_start_matches("http://").to_owned();
+
+    // A head sent a byte at a time, never finished.
+    let mut slow = tokio::net::TcpStream::connect(&address).await.unwrap();
+    let (mut reader, mut writer) = slow.split();
+    let started = Instant::now();
+    let trickle = async {
+        for byte in b"GET /api/hello/x HTTP/1.1\r\nHost: x\r\nX-Slow: ".iter().cycle().take(60) {
+            if writer.write_all(&[*byte]).await.is_err() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    };
+    let read_until_closed = async {
+        let mut buffer = [0u8; 256];
+        loop {
+            match tokio::io::AsyncReadExt::read(&mut reader, &mut buffer).await {
+                Ok(0) | Err(_) => return Instant::now(),
+                Ok(_) => {}
+            }
+        }
+    };
+    let closed = tokio::select! {
+        closed = read_until_closed => closed,
+        () = trickle => panic!("the trickled head was read for three seconds"),
+    };
+    assert!(closed - started < Duration::from_secs(2), "closed after {:?}", closed - started);
+
+    // A complete request, then silence on the kept-alive connection.
+    let mut idle = tokio::net::TcpStream::connect(&address).await.unwrap();
+    idle.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n").await.unwrap();
+    let answered = Instant::now();
+    let closed = closed_within(&mut idle, Duration::from_secs(3)).await;
+    assert!(closed - answered >= timeout / 2, "an idle connection may stay for the timeout");
+    assert_eq!(app.get("/health").await.status(), 200, "the host serves on");
+}
+
+#[tokio::test]
+async fn connections_past_the_limit_wait_until_one_closes() {
+    use std::time::Duration;
+    let app = spawn_configured(&["hello"], |config| config.limits.max_connections = 2).await;
+    let address = app.address.trim_start_matches("http://").to_owned();
+    let held = [
+        tokio::net::TcpStream::connect(&address).await.unwrap(),
+        tokio::net::TcpStream::connect(&address).await.unwrap(),
+    ];
+    tokio::time::sleep(Duration::from_millis(100)).await;
+
+    let fresh =
+        || reqwest::Client::builder().pool_max_idle_per_host(0).timeout(Duration::from_millis(700)).build().unwrap();
+    let waiting = fresh().get(app.url("/health")).send().await;
+    assert!(waiting.is_err_and(|e| e.is_timeout()), "a third connection is not served while two are held");
+
+    drop(held);
+    let served = fresh().get(app.url("/health")).send().await.unwrap();
+    assert_eq!(served.status(), 200, "a slot freed by a closed connection is used");
 }
