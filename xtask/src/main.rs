@@ -1,6 +1,7 @@
 //! Project automation, run as `cargo xtask <task>`:
 //! `build-plugins` builds every plugin component and lays it out where the host looks,
-//! `run` builds plugins then serves them, `test` builds plugins then runs every test.
+//! `run` builds plugins then serves them, `test` builds plugins then runs every test, `lint` checks
+//! formatting and clippy in both workspaces and builds every bench.
 
 mod plugins;
 #[allow(dead_code, reason = "the build tool publishes but never unpublishes")]
@@ -41,8 +42,13 @@ enum Task {
         #[arg(last = true)]
         serve_args: Vec<String>,
     },
-    /// Build the plugins, then run every test: on the embedded backend, and on PostgreSQL too when DATABASE_URL is set.
+    /// Build the plugins, then run every test: the SDK's, the host's on the embedded backend, and
+    /// the host's on PostgreSQL (+ Redis) too when DATABASE_URL is set. Under CI=true both
+    /// DATABASE_URL and REDIS_URL are required.
     Test,
+    /// Check formatting and `cargo clippy --all-targets -- -D warnings` in the host and plugins
+    /// workspaces, and build every bench so none can rot.
+    Lint,
 }
 
 fn main() -> ExitCode {
@@ -52,6 +58,7 @@ fn main() -> ExitCode {
         Task::BuildPlugins { release, watch: true } => plugins::watch(&repo_root(), release),
         Task::Run { release, serve_args } => run(release, &serve_args),
         Task::Test => test(),
+        Task::Lint => lint(),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -86,29 +93,65 @@ fn run(release: bool, serve_args: &[String]) -> Result<()> {
     status(&mut command, "the host")
 }
 
+/// Whether this runs under CI, where a missing service fails the run instead of skipping.
+fn under_ci() -> bool {
+    std::env::var("CI").is_ok_and(|ci| !ci.is_empty() && ci != "false" && ci != "0")
+}
+
+fn service_url(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|url| !url.is_empty())
+}
+
 fn test() -> Result<()> {
     let root = repo_root();
+    let (database, redis) = (service_url("DATABASE_URL"), service_url("REDIS_URL"));
+    if under_ci() && (database.is_none() || redis.is_none()) {
+        bail!("CI=true needs both DATABASE_URL and REDIS_URL: the production-backend suite must run, not be skipped");
+    }
     plugins::build_all(&root, false)?;
+
+    eprintln!("xtask: running the SDK's unit tests");
+    let mut sdk = cargo();
+    sdk.current_dir(root.join("plugins")).args(["test", "--package", "autoflow-sdk", "--target", &host_target()?]);
+    status(&mut sdk, "the SDK's tests")?;
 
     eprintln!("xtask: running every test on the embedded backend (SQLite, no Redis)");
     let mut embedded = cargo();
     embedded.current_dir(&root).args(["test", "--workspace"]).env_remove("DATABASE_URL").env_remove("REDIS_URL");
+    embedded.env("AUTOFLOW_TEST_PASS", "embedded");
     status(&mut embedded, "tests on the embedded backend")?;
 
-    match std::env::var("DATABASE_URL") {
-        Ok(url) if !url.is_empty() => {
-            eprintln!(
-                "xtask: running the host's behavioural suite on DATABASE_URL (PostgreSQL), with REDIS_URL if set"
-            );
-            let mut postgres = cargo();
-            postgres.current_dir(&root).args(["test", "--package", "autoflow-host", "--test", "api"]);
-            status(&mut postgres, "tests on PostgreSQL")
-        }
-        _ => {
-            eprintln!("xtask: DATABASE_URL is not set: the PostgreSQL run of the suite was skipped");
-            Ok(())
-        }
+    if database.is_none() {
+        eprintln!("xtask: DATABASE_URL is not set: the PostgreSQL run of the suite was skipped");
+        return Ok(());
     }
+    eprintln!("xtask: running the host's behavioural suite on DATABASE_URL (PostgreSQL), with REDIS_URL if set");
+    let mut postgres = cargo();
+    postgres.current_dir(&root).args(["test", "--package", "autoflow-host", "--test", "api"]);
+    postgres.env("AUTOFLOW_TEST_PASS", "production");
+    status(&mut postgres, "tests on PostgreSQL")
+}
+
+fn lint() -> Result<()> {
+    let root = repo_root();
+    for workspace in [root.clone(), root.join("plugins")] {
+        let name = workspace.display().to_string();
+        status(cargo().current_dir(&workspace).args(["fmt", "--all", "--check"]), &format!("cargo fmt in {name}"))?;
+        let clippy = ["clippy", "--all-targets", "--", "-D", "warnings"];
+        status(cargo().current_dir(&workspace).args(clippy), &format!("cargo clippy in {name}"))?;
+    }
+    let benches = ["build", "--package", "autoflow-host", "--benches"];
+    status(cargo().current_dir(&root).args(benches), "building the benches")
+}
+
+/// The target triple of this machine, for the SDK's tests (the plugins workspace builds wasm).
+fn host_target() -> Result<String> {
+    let output = Command::new("rustc").arg("-vV").output().context("could not run rustc -vV")?;
+    let text = String::from_utf8_lossy(&output.stdout);
+    text.lines()
+        .find_map(|line| line.strip_prefix("host: "))
+        .map(str::to_owned)
+        .context("rustc -vV names no host target")
 }
 
 /// Runs a command to completion, failing with `what` named if it does not succeed.

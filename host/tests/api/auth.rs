@@ -203,10 +203,7 @@ async fn a_logout_reaches_every_host_of_the_deployment_and_a_host_whose_cache_ne
 
 #[tokio::test]
 async fn while_redis_is_down_a_revoked_token_is_still_refused() {
-    let Some(url) = crate::helpers::redis_url() else {
-        eprintln!("skipped: needs REDIS_URL (runs in the PostgreSQL + Redis pass)");
-        return;
-    };
+    let Some(url) = crate::helpers::needs_redis() else { return };
     let (proxy, redis) = crate::proxy::FaultProxy::for_redis(&url).await;
     let app = spawn_configured(&["hello"], move |config| config.redis_url = Some(redis.into())).await;
     let (_, kept) = app.user_with_token("leaver@example.com", &[]).await;

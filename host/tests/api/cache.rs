@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 use autoflow_host::services::cache::{Cache, IncrementError};
 use autoflow_host::services::redis_connection::RedisConnection;
 
-use crate::helpers::{eventually, redis_url};
+use crate::helpers::{eventually, needs_redis};
 use crate::proxy::FaultProxy;
 
 fn redis_cache(url: &str) -> Cache {
@@ -48,10 +48,7 @@ async fn the_in_process_cache_behaves() {
 
 #[tokio::test]
 async fn the_redis_cache_behaves() {
-    let Some(url) = redis_url() else {
-        eprintln!("skipped: needs REDIS_URL (runs in the PostgreSQL + Redis pass)");
-        return;
-    };
+    let Some(url) = needs_redis() else { return };
     exercise(&redis_cache(&url)).await;
 }
 
@@ -89,10 +86,7 @@ async fn with_redis_unreachable_reads_miss_writes_are_skipped_and_both_are_count
 
 #[tokio::test]
 async fn the_redis_cache_recovers_when_redis_comes_back() {
-    let Some(url) = redis_url() else {
-        eprintln!("skipped: needs REDIS_URL (runs in the PostgreSQL + Redis pass)");
-        return;
-    };
+    let Some(url) = needs_redis() else { return };
     let (proxy, through) = FaultProxy::for_redis(&url).await;
     let cache = redis_cache(&through);
     let key = format!("test/{}/recover", uuid::Uuid::now_v7());

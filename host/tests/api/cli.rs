@@ -315,35 +315,19 @@ async fn an_empty_or_short_admin_token_is_refused_at_start_up_from_flag_env_and_
         command.env_remove("AUTOFLOW_ADMIN_TOKEN");
         command
     };
-    let cases: [(&str, Box<dyn Fn(&mut Command)>); 4] = [
-        (
-            "an empty flag",
-            Box::new(|c: &mut Command| {
-                c.args(["--admin-token", ""]);
-            }),
-        ),
-        (
-            "a short flag",
-            Box::new(|c: &mut Command| {
-                c.args(["--admin-token", "letmein"]);
-            }),
-        ),
-        (
-            "an empty variable",
-            Box::new(|c: &mut Command| {
-                c.env("AUTOFLOW_ADMIN_TOKEN", "");
-            }),
-        ),
-        (
-            "an empty file setting",
-            Box::new(|c: &mut Command| {
-                c.arg("--config").arg(&file);
-            }),
-        ),
+    let file = file.to_str().unwrap();
+    let cases: [(&str, &[&str], Option<&str>); 4] = [
+        ("an empty flag", &["--admin-token", ""], None),
+        ("a short flag", &["--admin-token", "letmein"], None),
+        ("an empty variable", &[], Some("")),
+        ("an empty file setting", &["--config", file], None),
     ];
-    for (case, configure) in cases {
+    for (case, args, variable) in cases {
         let mut command = serve();
-        configure(&mut command);
+        command.args(args);
+        if let Some(value) = variable {
+            command.env("AUTOFLOW_ADMIN_TOKEN", value);
+        }
         let output = command.output().unwrap();
         let stderr = stderr_of(&output);
         assert!(!output.status.success(), "{case}: the host started");

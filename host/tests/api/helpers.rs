@@ -30,6 +30,29 @@ pub fn redis_url() -> Option<String> {
     std::env::var("REDIS_URL").ok().filter(|u| !u.is_empty())
 }
 
+/// Redis for a test that cannot run without it. Such a test has nothing to check in the embedded
+/// pass (`AUTOFLOW_TEST_PASS=embedded`, run without services on purpose) and says it skipped;
+/// anywhere else under `CI=true` a missing `REDIS_URL` fails the test instead.
+pub fn needs_redis() -> Option<String> {
+    redis_url().or_else(|| skip_or_fail("REDIS_URL"))
+}
+
+/// PostgreSQL for a test that cannot run on SQLite, as [`needs_redis`] does for Redis.
+pub fn needs_postgres() -> Option<String> {
+    postgres_url().or_else(|| skip_or_fail("DATABASE_URL"))
+}
+
+fn skip_or_fail<T>(service: &str) -> Option<T> {
+    let embedded_pass = std::env::var("AUTOFLOW_TEST_PASS").is_ok_and(|pass| pass == "embedded");
+    let ci = std::env::var("CI").is_ok_and(|ci| !ci.is_empty() && ci != "false" && ci != "0");
+    assert!(
+        embedded_pass || !ci,
+        "{service} is not set: under CI=true a test never skips because a service is missing"
+    );
+    eprintln!("skipped: needs {service} (runs in the PostgreSQL + Redis pass)");
+    None
+}
+
 fn postgres_url() -> Option<String> {
     std::env::var("DATABASE_URL").ok().filter(|u| !u.is_empty())
 }

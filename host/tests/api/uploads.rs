@@ -6,7 +6,7 @@ use reqwest::Method;
 use serde_json::Value;
 
 use crate::helpers::{
-    PluginsDir, TestDatabase, built_files, error_of, eventually, redis_url, spawn_app, spawn_configured, try_spawn,
+    PluginsDir, TestDatabase, built_files, error_of, eventually, spawn_app, spawn_configured, try_spawn,
 };
 
 #[tokio::test]
@@ -153,8 +153,7 @@ async fn a_host_started_on_the_same_database_serves_uploaded_builds() {
 
 #[tokio::test]
 async fn an_upload_on_one_host_reaches_another_through_redis() {
-    if redis_url().is_none() {
-        eprintln!("skipped: the multi-host path needs REDIS_URL (it runs in the PostgreSQL + Redis pass)");
+    if crate::helpers::needs_redis().is_none() {
         return;
     }
     let database = TestDatabase::create().await;
