@@ -310,6 +310,21 @@ pub struct ServeArgs {
     /// <data>/keys on first run. Hosts sharing a database must share it.
     #[arg(long, env = "AUTOFLOW_DATA_KEY", hide_env_values = true)]
     pub data_key: Option<SecretString>,
+
+    /// PEM file with the RSA key that plugins decrypt clients' ciphertexts with; it must not be the
+    /// token-signing key. Unset = generated under <data>/keys on first run. Hosts sharing a database
+    /// must share it.
+    #[arg(long, env = "AUTOFLOW_RSA_ENCRYPTION_KEY_FILE", conflicts_with = "rsa_encryption_key")]
+    pub rsa_encryption_key_file: Option<PathBuf>,
+
+    /// The encryption key as PEM text (alternative to the file).
+    #[arg(long, env = "AUTOFLOW_RSA_ENCRYPTION_KEY", hide_env_values = true)]
+    pub rsa_encryption_key: Option<SecretString>,
+
+    /// PEM files of earlier encryption keys, comma-separated: after a rotation, what clients
+    /// encrypted to them still decrypts.
+    #[arg(long, env = "AUTOFLOW_RSA_RETIRED_ENCRYPTION_KEY_FILES", value_delimiter = ',')]
+    pub rsa_retired_encryption_key_files: Vec<PathBuf>,
 }
 
 /// Authentication settings of `serve`.
@@ -426,6 +441,12 @@ impl From<ServeArgs> for Config {
             admin_token: args.admin_token,
             auth: args.auth.into(),
             data_key: args.data_key,
+            encryption_key: match (args.rsa_encryption_key_file, args.rsa_encryption_key) {
+                (Some(path), _) => Some(KeySource::File(path)),
+                (None, Some(pem)) => Some(KeySource::Pem(pem)),
+                (None, None) => None,
+            },
+            retired_encryption_keys: args.rsa_retired_encryption_key_files,
             plugin_overrides: crate::config::plugin_overrides_from_env(),
             workers: WorkerSettings {
                 concurrency: args.workers,

@@ -67,6 +67,11 @@ pub struct Config {
     pub auth: AuthConfig,
     /// The data key sealing values (base64 of 32 bytes); `None` generates one under `<data>/keys/`.
     pub data_key: Option<SecretString>,
+    /// The RSA key plugins decrypt clients' ciphertexts with (never the token-signing key);
+    /// `None` generates one under `<data>/keys/`.
+    pub encryption_key: Option<KeySource>,
+    /// PEM files of earlier encryption keys: what was encrypted to them still decrypts.
+    pub retired_encryption_keys: Vec<PathBuf>,
     /// Plugin settings overrides: every `AUTOFLOW_PLUGIN_<NAME>__<KEY>` variable, by name.
     pub plugin_overrides: BTreeMap<String, String>,
     /// The task workers this process runs (`concurrency` 0: none; another process runs them).
@@ -182,6 +187,8 @@ impl Config {
             admin_token: None,
             auth: AuthConfig::default(),
             data_key: None,
+            encryption_key: None,
+            retired_encryption_keys: Vec::new(),
             plugin_overrides: BTreeMap::new(),
             workers: WorkerSettings::default(),
         }
@@ -193,6 +200,15 @@ impl Config {
             Some(key) => DataKeySource::Base64(key.clone()),
             None => DataKeySource::Generated(self.data_dir.join("keys")),
         }
+    }
+
+    /// Where the encryption key comes from: the operator's, else generated under the data dir.
+    pub fn encryption_key_source(&self) -> KeySource {
+        self.encryption_key.clone().unwrap_or_else(|| {
+            KeySource::GeneratedFile(
+                self.data_dir.join("keys").join(crate::services::keys::GENERATED_ENCRYPTION_KEY_FILE),
+            )
+        })
     }
 
     /// Where the host's RSA key comes from: the operator's, else generated under the data dir.

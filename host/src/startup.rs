@@ -235,14 +235,26 @@ impl Application {
 /// first run) off the async threads.
 pub async fn build_services(config: &Config, db: Database, cache: Cache) -> Result<(Auth, HostServices), StartupError> {
     let (rsa_source, data_source) = (config.key_source(), config.data_key_source());
+    let encryption_source = config.encryption_key_source();
     let retired_files = config.auth.retired_keys.clone();
+    let retired_encryption_files = config.retired_encryption_keys.clone();
     let (keys, retired, crypto) = tokio::task::spawn_blocking(move || {
+        let load_files = |files: Vec<std::path::PathBuf>| {
+            files.into_iter().map(|path| RsaKeys::load(&KeySource::File(path))).collect::<Result<Vec<_>, _>>()
+        };
         let keys = RsaKeys::load(&rsa_source)?;
-        let retired = retired_files
-            .into_iter()
-            .map(|path| RsaKeys::load(&KeySource::File(path)))
-            .collect::<Result<Vec<_>, _>>()?;
-        let crypto = Crypto::load(&data_source, &keys)?;
+        let retired = load_files(retired_files)?;
+        let encryption = RsaKeys::load(&encryption_source)?;
+        let retired_encryption = load_files(retired_encryption_files)?;
+        // A key that signs tokens is never lent to plugins, nor one that once signed them.
+        let signing_kids: Vec<&str> = std::iter::once(&keys).chain(&retired).map(RsaKeys::kid).collect();
+        if std::iter::once(&encryption).chain(&retired_encryption).any(|key| signing_kids.contains(&key.kid())) {
+            return Err(KeyError::Invalid {
+                origin: "the encryption key settings (--rsa-encryption-key-file …)".into(),
+                reason: "an encryption key is also a token-signing key; give plugins a key of their own".into(),
+            });
+        }
+        let crypto = Crypto::load(&data_source, &encryption, &retired_encryption)?;
         Ok::<_, KeyError>((keys, retired, crypto))
     })
     .await

@@ -1,5 +1,6 @@
 //! `autoflow:platform/crypto`: the host's crypto service for plugins granted it. Sealing binds the
-//! plugin's name into the context, so one plugin cannot open another's sealed values.
+//! plugin's name into the context, and RSA-OAEP its name into the label ([`rsa_label`]), so one
+//! plugin can open neither another's sealed values nor a ciphertext a client made for another.
 
 use std::sync::Arc;
 
@@ -25,6 +26,12 @@ impl PluginCrypto {
     fn context(&self, context: &str) -> String {
         format!("{}\u{0}{context}", self.plugin)
     }
+}
+
+/// The RSA-OAEP label of ciphertexts for `plugin`: clients encrypt with it, and only that plugin
+/// decrypts with it.
+pub fn rsa_label(plugin: &str) -> String {
+    format!("autoflow:plugin:{plugin}")
 }
 
 impl From<CryptoError> for PluginError {
@@ -54,15 +61,21 @@ impl wit::Host for InstanceState {
     }
 
     async fn rsa_encrypt(&mut self, plaintext: Vec<u8>) -> Result<Vec<u8>, PluginError> {
-        Ok(self.crypto()?.crypto.rsa_encrypt(&plaintext)?)
+        let crypto = self.crypto()?;
+        Ok(crypto.crypto.rsa_encrypt(&plaintext, rsa_label(&crypto.plugin).as_bytes())?)
     }
 
     async fn rsa_decrypt(&mut self, ciphertext: Vec<u8>) -> Result<Vec<u8>, PluginError> {
-        Ok(self.crypto()?.crypto.rsa_decrypt(&ciphertext)?)
+        let crypto = self.crypto()?;
+        Ok(crypto.crypto.rsa_decrypt(&ciphertext, rsa_label(&crypto.plugin).as_bytes())?)
     }
 
     async fn public_key(&mut self) -> String {
         self.grants.crypto.as_ref().map(|c| c.crypto.public_key_pem().to_owned()).unwrap_or_default()
+    }
+
+    async fn rsa_label(&mut self) -> String {
+        self.grants.crypto.as_ref().map(|c| rsa_label(&c.plugin)).unwrap_or_default()
     }
 
     async fn hash_password(&mut self, password: String) -> Result<String, PluginError> {

@@ -3,7 +3,9 @@
 //! - `seal`/`open`: AES-256-GCM under the host's data key, a random nonce per message, and the
 //!   caller's context bound as associated data. Output: `version (1) ‖ key id (8) ‖ nonce (12) ‖
 //!   ciphertext+tag`, so keys can rotate (the id says which key sealed a value).
-//! - RSA-OAEP (SHA-256) with the host key pair, through aws-lc-rs (constant time).
+//! - RSA-OAEP (SHA-256) with the host's encryption key pair (never the token-signing key), through
+//!   aws-lc-rs (constant time). Each ciphertext carries an OAEP label naming whom it is for, so it
+//!   opens only with that label; retired encryption keys still decrypt what was made for them.
 //!
 //! The data key comes from `AUTOFLOW_DATA_KEY` (base64 of 32 bytes) or is generated on first run
 //! into `<data>/keys/data.key` (0600). No key ever leaves this module.
@@ -32,7 +34,7 @@ const HEADER_LEN: usize = 1 + KEY_ID_LEN + NONCE_LEN;
 pub enum CryptoError {
     #[error("the sealed value is malformed, was sealed with another key or context, or was tampered with")]
     CannotOpen,
-    #[error("the ciphertext cannot be decrypted with the host's RSA key")]
+    #[error("the ciphertext cannot be decrypted: it was not made with the host's encryption key and this label")]
     CannotDecrypt,
     #[error("the plaintext is too long for RSA-OAEP with this key (at most {0} bytes)")]
     TooLong(usize),
@@ -58,14 +60,16 @@ pub struct Crypto {
 struct CryptoInner {
     data_key: RandomizedNonceKey,
     key_id: [u8; KEY_ID_LEN],
-    rsa_private: OaepPrivateDecryptingKey,
+    /// The current encryption key first, then retired ones (decryption only).
+    rsa_private: Vec<OaepPrivateDecryptingKey>,
     rsa_public: OaepPublicEncryptingKey,
     public_pem: String,
 }
 
 impl Crypto {
-    /// Loads (or generates) the data key and takes the RSA key pair. Blocking (file I/O).
-    pub fn load(source: &DataKeySource, rsa: &RsaKeys) -> Result<Self, KeyError> {
+    /// Loads (or generates) the data key and takes the RSA encryption key pair and the retired
+    /// ones. Blocking (file I/O).
+    pub fn load(source: &DataKeySource, rsa: &RsaKeys, retired: &[RsaKeys]) -> Result<Self, KeyError> {
         let key_bytes = match source {
             DataKeySource::Base64(text) => decode_key(text.expose_secret(), "AUTOFLOW_DATA_KEY")?,
             DataKeySource::Generated(dir) => load_or_generate(dir)?,
@@ -76,7 +80,10 @@ impl Crypto {
         let inner = CryptoInner {
             data_key,
             key_id,
-            rsa_private: rsa.oaep_decrypting_key()?,
+            rsa_private: std::iter::once(rsa)
+                .chain(retired)
+                .map(RsaKeys::oaep_decrypting_key)
+                .collect::<Result<_, _>>()?,
             rsa_public: rsa.oaep_encrypting_key()?,
             public_pem: rsa.public_pem().to_owned(),
         };
@@ -115,30 +122,35 @@ impl Crypto {
         Ok(plaintext.to_vec())
     }
 
-    /// RSA-OAEP (SHA-256) encryption to the host's public key.
-    pub fn rsa_encrypt(&self, plaintext: &[u8]) -> Result<Vec<u8>, CryptoError> {
+    /// RSA-OAEP (SHA-256) encryption to the host's encryption key, under `label`.
+    pub fn rsa_encrypt(&self, plaintext: &[u8], label: &[u8]) -> Result<Vec<u8>, CryptoError> {
         let key = &self.inner.rsa_public;
         let max = key.max_plaintext_size(&OAEP_SHA256_MGF1SHA256);
         if plaintext.len() > max {
             return Err(CryptoError::TooLong(max));
         }
         let mut out = vec![0; key.ciphertext_size()];
-        let written =
-            key.encrypt(&OAEP_SHA256_MGF1SHA256, plaintext, &mut out, None).map_err(|_| CryptoError::Failed)?.len();
+        let written = key
+            .encrypt(&OAEP_SHA256_MGF1SHA256, plaintext, &mut out, Some(label))
+            .map_err(|_| CryptoError::Failed)?
+            .len();
         out.truncate(written);
         Ok(out)
     }
 
-    /// RSA-OAEP (SHA-256) decryption with the host's private key.
-    pub fn rsa_decrypt(&self, ciphertext: &[u8]) -> Result<Vec<u8>, CryptoError> {
-        let key = &self.inner.rsa_private;
-        let mut out = vec![0; key.min_output_size()];
-        let plaintext =
-            key.decrypt(&OAEP_SHA256_MGF1SHA256, ciphertext, &mut out, None).map_err(|_| CryptoError::CannotDecrypt)?;
-        Ok(plaintext.to_vec())
+    /// RSA-OAEP (SHA-256) decryption of a ciphertext made for `label`, with the current encryption
+    /// key or a retired one.
+    pub fn rsa_decrypt(&self, ciphertext: &[u8], label: &[u8]) -> Result<Vec<u8>, CryptoError> {
+        for key in &self.inner.rsa_private {
+            let mut out = vec![0; key.min_output_size()];
+            if let Ok(plaintext) = key.decrypt(&OAEP_SHA256_MGF1SHA256, ciphertext, &mut out, Some(label)) {
+                return Ok(plaintext.to_vec());
+            }
+        }
+        Err(CryptoError::CannotDecrypt)
     }
 
-    /// The host's RSA public key as PEM.
+    /// The public half of the host's encryption key, as PEM.
     pub fn public_key_pem(&self) -> &str {
         &self.inner.public_pem
     }
@@ -180,7 +192,7 @@ mod tests {
 
     fn service(dir: &Path) -> Crypto {
         let rsa = RsaKeys::load(&KeySource::Generated(dir.join("keys"))).unwrap();
-        Crypto::load(&DataKeySource::Generated(dir.join("keys")), &rsa).unwrap()
+        Crypto::load(&DataKeySource::Generated(dir.join("keys")), &rsa, &[]).unwrap()
     }
 
     #[test]
@@ -206,10 +218,26 @@ mod tests {
     fn rsa_oaep_round_trips_and_refuses_garbage() {
         let dir = tempfile::TempDir::new().unwrap();
         let crypto = service(dir.path());
-        let ciphertext = crypto.rsa_encrypt(b"from the client").unwrap();
-        assert_eq!(crypto.rsa_decrypt(&ciphertext).unwrap(), b"from the client");
-        assert_eq!(crypto.rsa_decrypt(b"garbage"), Err(CryptoError::CannotDecrypt));
-        assert!(matches!(crypto.rsa_encrypt(&[0; 300]), Err(CryptoError::TooLong(190))));
+        let ciphertext = crypto.rsa_encrypt(b"from the client", b"for-a").unwrap();
+        assert_eq!(crypto.rsa_decrypt(&ciphertext, b"for-a").unwrap(), b"from the client");
+        assert_eq!(crypto.rsa_decrypt(&ciphertext, b"for-b"), Err(CryptoError::CannotDecrypt), "bound to its label");
+        assert_eq!(crypto.rsa_decrypt(b"garbage", b"for-a"), Err(CryptoError::CannotDecrypt));
+        assert!(matches!(crypto.rsa_encrypt(&[0; 300], b"for-a"), Err(CryptoError::TooLong(190))));
+    }
+
+    #[test]
+    fn a_retired_encryption_key_still_decrypts_what_was_made_for_it() {
+        let (old_dir, new_dir) = (tempfile::TempDir::new().unwrap(), tempfile::TempDir::new().unwrap());
+        let old = service(old_dir.path());
+        let made_before = old.rsa_encrypt(b"before the rotation", b"for-a").unwrap();
+        let retired = RsaKeys::load(&KeySource::Generated(old_dir.path().join("keys"))).unwrap();
+        let current = RsaKeys::load(&KeySource::Generated(new_dir.path().join("keys"))).unwrap();
+        let data = DataKeySource::Generated(new_dir.path().join("keys"));
+        let rotated = Crypto::load(&data, &current, &[retired]).unwrap();
+        assert_eq!(rotated.rsa_decrypt(&made_before, b"for-a").unwrap(), b"before the rotation");
+        assert_ne!(rotated.public_key_pem(), old.public_key_pem(), "clients now encrypt to the new key");
+        let made_after = rotated.rsa_encrypt(b"after", b"for-a").unwrap();
+        assert_eq!(old.rsa_decrypt(&made_after, b"for-a"), Err(CryptoError::CannotDecrypt));
     }
 
     #[test]
@@ -217,7 +245,7 @@ mod tests {
         let dir = tempfile::TempDir::new().unwrap();
         let rsa = RsaKeys::load(&KeySource::Generated(dir.path().to_owned())).unwrap();
         let short = DataKeySource::Base64(SecretString::from(STANDARD.encode([1u8; 16])));
-        let err = Crypto::load(&short, &rsa).err().unwrap().to_string();
+        let err = Crypto::load(&short, &rsa, &[]).err().unwrap().to_string();
         assert!(err.contains("AUTOFLOW_DATA_KEY") && err.contains("32 bytes"), "{err}");
     }
 }

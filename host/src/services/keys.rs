@@ -1,6 +1,7 @@
-//! The host's RSA key pair: it signs access tokens (and, later, decrypts what clients encrypt to
-//! the host). The operator gives it as a PEM file or in the environment; otherwise one is generated
-//! on first run under `<data>/keys/` with owner-only permissions and reused afterwards.
+//! The host's RSA key pairs: one signs access tokens; another, never the same, is the encryption
+//! key lent to plugins (clients encrypt to it). The operator gives each as a PEM file or in the
+//! environment; otherwise each is generated on first run under `<data>/keys/` with owner-only
+//! permissions and reused afterwards.
 //!
 //! Private-key operations go through aws-lc-rs (constant time). The key never leaves this module
 //! except as the PEM the token signer parses.
@@ -18,8 +19,10 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use secrecy::{ExposeSecret, SecretString};
 use sha2::{Digest, Sha256};
 
-/// The file a generated key is kept in, under the keys directory.
+/// The file a generated signing key is kept in, under the keys directory.
 pub const GENERATED_KEY_FILE: &str = "rsa-private.pem";
+/// The file a generated encryption key is kept in, under the keys directory.
+pub const GENERATED_ENCRYPTION_KEY_FILE: &str = "rsa-encryption.pem";
 
 /// Where the host's private key comes from.
 #[derive(Debug, Clone)]
@@ -28,8 +31,10 @@ pub enum KeySource {
     File(PathBuf),
     /// The PEM text itself, e.g. from `AUTOFLOW_RSA_PRIVATE_KEY`.
     Pem(SecretString),
-    /// Generated into this directory on first run, then read back on every start.
+    /// Generated into this directory on first run as the signing key, then read back on every start.
     Generated(PathBuf),
+    /// Generated into this file on first run, then read back on every start.
+    GeneratedFile(PathBuf),
 }
 
 /// Why the key pair could not be loaded or created.
@@ -76,12 +81,13 @@ impl RsaKeys {
                 Self::from_pem(SecretString::from(pem), &path.display().to_string())
             }
             KeySource::Pem(pem) => Self::from_pem(pem.clone(), "AUTOFLOW_RSA_PRIVATE_KEY"),
-            KeySource::Generated(dir) => {
-                let path = dir.join(GENERATED_KEY_FILE);
+            KeySource::Generated(dir) => Self::load(&KeySource::GeneratedFile(dir.join(GENERATED_KEY_FILE))),
+            KeySource::GeneratedFile(path) => {
                 if !path.exists() {
-                    generate_into(dir, &path)?;
+                    let dir = path.parent().unwrap_or(Path::new("."));
+                    generate_into(dir, path)?;
                 }
-                Self::load(&KeySource::File(path))
+                Self::load(&KeySource::File(path.clone()))
             }
         }
     }

@@ -250,6 +250,8 @@ pub fn test_config(plugins_dir: &Path, data_dir: &Path, database: &TestDatabase)
         admin_token: Some(AdminToken::parse(ADMIN_TOKEN).unwrap()),
         auth: AuthConfig { private_key: Some(KeySource::Pem(test_key().clone())), ..AuthConfig::default() },
         data_key: None,
+        encryption_key: Some(KeySource::Pem(test_encryption_key().clone())),
+        retired_encryption_keys: Vec::new(),
         plugin_overrides: Default::default(),
         workers: WorkerSettings { poll_interval: Duration::from_millis(100), ..WorkerSettings::default() },
     }
@@ -264,15 +266,24 @@ pub fn test_key() -> &'static SecretString {
     })
 }
 
+/// The RSA private key (PEM) every test host lends plugins to decrypt with, generated once per run.
+pub fn test_encryption_key() -> &'static SecretString {
+    static KEY: OnceLock<SecretString> = OnceLock::new();
+    KEY.get_or_init(|| {
+        let dir = TempDir::new().unwrap();
+        RsaKeys::load(&KeySource::Generated(dir.path().to_owned())).unwrap().private_pem().clone()
+    })
+}
+
 /// `plaintext` encrypted the way a client does it: RSA-OAEP with SHA-256 to the public key `pem`
-/// (SPKI, as the host hands it out).
-pub fn encrypt_to(pem: &str, plaintext: &[u8]) -> Vec<u8> {
+/// (SPKI, as the host hands it out), under the OAEP `label` of the plugin it is for.
+pub fn encrypt_to(pem: &str, label: &str, plaintext: &[u8]) -> Vec<u8> {
     use aws_lc_rs::rsa::{OAEP_SHA256_MGF1SHA256, OaepPublicEncryptingKey, PublicEncryptingKey};
     let spki = pem::parse(pem.as_bytes()).unwrap();
     assert_eq!(spki.tag(), "PUBLIC KEY");
     let public = OaepPublicEncryptingKey::new(PublicEncryptingKey::from_der(spki.contents()).unwrap()).unwrap();
     let mut ciphertext = vec![0; public.ciphertext_size()];
-    public.encrypt(&OAEP_SHA256_MGF1SHA256, plaintext, &mut ciphertext, None).unwrap().to_vec()
+    public.encrypt(&OAEP_SHA256_MGF1SHA256, plaintext, &mut ciphertext, Some(label.as_bytes())).unwrap().to_vec()
 }
 
 /// The password of users made by [`TestApp::create_user`].

@@ -56,8 +56,10 @@ async fn sealed_values_open_only_in_the_same_plugin_context_and_key() {
 #[tokio::test]
 async fn a_client_encrypts_to_the_public_key_and_the_plugin_decrypts() {
     let app = spawn_app_with(&["test-crypto"]).await;
-    let pem = app.get("/api/test-crypto/public-key").await.text().await.unwrap();
-    let ciphertext = encrypt_to(&pem, b"api key 123");
+    let key: Value = app.get("/api/test-crypto/public-key").await.json().await.unwrap();
+    let (pem, label) = (key["publicKey"].as_str().unwrap(), key["label"].as_str().unwrap());
+    assert_eq!(label, "autoflow:plugin:test-crypto");
+    let ciphertext = encrypt_to(pem, label, b"api key 123");
 
     let decrypted = data(&app, "rsa-decrypt", json!({ "data": BASE64.encode(&ciphertext) })).await;
     assert_eq!(decrypted, b"api key 123");
@@ -104,4 +106,39 @@ async fn values_sealed_into_records_hold_no_plaintext_in_the_database() {
     let stored = app.column("SELECT CAST(data AS TEXT) FROM records").await;
     assert_eq!(stored.len(), 1);
     assert!(stored[0].contains("sealed") && !stored[0].contains("plaintext"), "{stored:?}");
+}
+
+#[tokio::test]
+async fn the_key_lent_to_plugins_is_not_the_token_signing_key_and_a_ciphertext_opens_only_where_it_was_meant() {
+    let app = spawn_app_with(&["test-crypto", "secrets"]).await;
+    let key: Value = app.get("/api/test-crypto/public-key").await.json().await.unwrap();
+    let pem = key["publicKey"].as_str().unwrap();
+    let signing = autoflow_host::services::keys::RsaKeys::from_pem(crate::helpers::test_key().clone(), "test").unwrap();
+    assert_ne!(pem, signing.public_pem(), "plugins get an encryption key of their own");
+    let secrets_key: Value = app.get("/api/crypto/public-key").await.json().await.unwrap();
+    assert_eq!(secrets_key["publicKey"], pem, "one encryption key, told apart by label");
+
+    // What a client encrypted for the secrets plugin does not open in another plugin granted crypto.
+    let for_secrets = encrypt_to(pem, secrets_key["label"].as_str().unwrap(), b"meant for secrets");
+    let (status, error) =
+        error_of(operate(&app, "rsa-decrypt", json!({ "data": BASE64.encode(&for_secrets) })).await).await;
+    assert_eq!((status, error["code"].as_str()), (400, Some("invalid")), "{error}");
+    let unlabelled = encrypt_to(pem, "", b"no label");
+    let (status, _) = error_of(operate(&app, "rsa-decrypt", json!({ "data": BASE64.encode(&unlabelled) })).await).await;
+    assert_eq!(status, 400, "a ciphertext without this plugin's label does not open either");
+    // Nor does a ciphertext made with the token-signing key, the key plugins used to be lent.
+    let to_signing_key = encrypt_to(signing.public_pem(), key["label"].as_str().unwrap(), b"old key");
+    let (status, _) =
+        error_of(operate(&app, "rsa-decrypt", json!({ "data": BASE64.encode(&to_signing_key) })).await).await;
+    assert_eq!(status, 400);
+}
+
+#[tokio::test]
+async fn a_host_whose_encryption_key_is_its_signing_key_refuses_to_start() {
+    let result = try_spawn(PluginsDir::with(&["test-crypto"]), |config| {
+        config.encryption_key = Some(autoflow_host::services::keys::KeySource::Pem(crate::helpers::test_key().clone()));
+    })
+    .await;
+    let error = result.err().map(|(error, _)| error.to_string()).expect("the host started");
+    assert!(error.contains("also a token-signing key"), "{error}");
 }

@@ -63,7 +63,9 @@ async fn a_client_may_send_the_value_encrypted_to_the_hosts_public_key() {
     let key = json_of(app.get("/api/crypto/public-key").await, 200).await;
     assert_eq!(key["algorithm"], "RSA-OAEP-256");
 
-    let encrypted = BASE64.encode(encrypt_to(key["publicKey"].as_str().unwrap(), "never in clear".as_bytes()));
+    assert_eq!(key["label"], "autoflow:plugin:secrets");
+    let (pem, label) = (key["publicKey"].as_str().unwrap(), key["label"].as_str().unwrap());
+    let encrypted = BASE64.encode(encrypt_to(pem, label, "never in clear".as_bytes()));
     let body = json!({ "name": "db", "encryptedValue": encrypted });
     let created = json_of(send(&app, &token, Method::POST, "/api/secrets", Some(body)).await, 201).await;
     let path = format!("/api/secrets/{}", created["id"].as_str().unwrap());

@@ -147,6 +147,7 @@ async fn local_state_is_owner_only() {
     let app = crate::helpers::spawn_configured(&["hello"], |config| {
         config.data_dir = data.clone();
         config.auth.private_key = None;
+        config.encryption_key = None;
     })
     .await;
     assert_eq!(app.greeting("x").await.unwrap(), "Hello, x!");
@@ -161,7 +162,7 @@ async fn local_state_is_owner_only() {
         }
         seen.push(path.strip_prefix(&data).unwrap().display().to_string());
     }
-    for expected in ["keys", "cache/components"] {
+    for expected in ["keys", "keys/rsa-private.pem", "keys/rsa-encryption.pem", "cache/components"] {
         assert!(seen.iter().any(|p| p == expected), "{expected} in {seen:?}");
     }
     if crate::helpers::expected_backend() == "sqlite" {

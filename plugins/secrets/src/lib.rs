@@ -114,7 +114,8 @@ fn plain_value(
 fn decrypt(encrypted: &str) -> std::result::Result<String, String> {
     let ciphertext = BASE64.decode(encrypted.trim()).map_err(|_| "is not base64".to_owned())?;
     let plain = crypto::rsa_decrypt(&ciphertext).map_err(|_| {
-        "cannot be decrypted: encrypt to GET /api/crypto/public-key with RSA-OAEP and SHA-256".to_owned()
+        "cannot be decrypted: encrypt to GET /api/crypto/public-key (its publicKey and label) with RSA-OAEP and SHA-256"
+            .to_owned()
     })?;
     String::from_utf8(plain).map_err(|_| "does not decrypt to UTF-8 text".to_owned())
 }
@@ -209,7 +210,12 @@ fn delete(req: &Request) -> Result<Response> {
 }
 
 fn public_key(_: &Request) -> Result<Response> {
-    Response::json(&json!({ "publicKey": crypto::public_key(), "algorithm": "RSA-OAEP-256", "encoding": "base64" }))
+    Response::json(&json!({
+        "publicKey": crypto::public_key(),
+        "algorithm": "RSA-OAEP-256",
+        "label": crypto::rsa_label(),
+        "encoding": "base64",
+    }))
 }
 
 autoflow_sdk::feature!(

@@ -64,7 +64,7 @@ fn get_sealed(req: &Request) -> Result<Response> {
 }
 
 fn public_key(_: &Request) -> Result<Response> {
-    Ok(Response::text(crypto::public_key()))
+    Response::json(&serde_json::json!({ "publicKey": crypto::public_key(), "label": crypto::rsa_label() }))
 }
 
 autoflow_sdk::feature!(
