@@ -111,12 +111,24 @@ impl Default for AuthConfig {
     }
 }
 
-/// Login attempts allowed per window, per email and per client address; more get `429`.
+/// Login attempts allowed per window; more get `429`. An account's attempts are counted per
+/// client (an address, or a browser where it signed in before), so a stranger elsewhere cannot lock
+/// its owner out; only a guesser spread over many addresses meets the account-wide ceiling, and
+/// even then a browser the owner signed in with before is let through.
 #[derive(Debug, Clone, Copy)]
 pub struct LoginLimit {
+    /// Per account, from one client address (or one trusted browser).
     pub per_email: u32,
+    /// Per client address, whatever the account.
     pub per_address: u32,
     pub window: Duration,
+}
+
+impl LoginLimit {
+    /// Attempts per account from browsers that never signed in to it, all addresses together.
+    pub fn per_email_untrusted(&self) -> u32 {
+        self.per_email.saturating_mul(10)
+    }
 }
 
 impl Default for LoginLimit {

@@ -275,7 +275,8 @@ pub async fn build_services(config: &Config, db: Database, cache: Cache) -> Resu
         internal: Default::default(),
         scheduler: Default::default(),
     };
-    Ok((Auth { identity, tokens, cache, config: Arc::new(config.auth.clone()) }, services))
+    let crypto = services.crypto.clone();
+    Ok((Auth { identity, tokens, cache, crypto, config: Arc::new(config.auth.clone()) }, services))
 }
 
 /// Completes on Ctrl-C or SIGTERM.

@@ -1,7 +1,9 @@
 //! The host's own authentication endpoints:
 //!
-//! - `POST /auth/login` — `{"email", "password"}` → `{"token", "tokenType", "expiresAt", "user"}`
-//!   and the session cookie. Rate-limited per email and per client address (`429`).
+//! - `POST /auth/login` — `{"email", "password"}` → `{"token", "tokenType", "expiresAt", "user"}`,
+//!   the session cookie and a device cookie. Rate-limited (`429`) per client address, per account
+//!   from each address (or from each browser that signed in to it before), and per account from
+//!   browsers that never did: a stranger's failures lock out only the stranger.
 //! - `POST /auth/logout` — revokes the presented token until it expires and clears the cookie.
 //! - `GET /auth/me` — the caller's own user record.
 //! - `GET /.well-known/jwks.json` — the public key tokens are verified with.
@@ -10,16 +12,18 @@ use std::net::SocketAddr;
 
 use axum::Json;
 use axum::extract::{ConnectInfo, State};
-use axum::http::header::{CACHE_CONTROL, SET_COOKIE};
+use axum::http::header::{CACHE_CONTROL, COOKIE, SET_COOKIE};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Utc};
 use cookie::{Cookie, SameSite};
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::authn::SESSION_COOKIE;
+use super::authn::{Auth, SESSION_COOKIE};
 use super::json::JsonBody;
 use super::{ApiError, AppState};
 use crate::services::identity::User;
@@ -56,19 +60,32 @@ pub async fn login(
     let auth = &state.auth;
     let client = auth.config.trusted_proxies.client_address(peer.ip(), &headers);
     let limit = auth.config.login_limit;
-    // Counted before the password is checked, so guessing costs the guesser, not the host.
-    let email_key = format!("auth/login/email/{}", hex::encode(Sha256::digest(request.email.trim().to_lowercase())));
-    let address_key = format!("auth/login/address/{client}");
-    let by_email = auth.cache.increment(&email_key, 1, Some(limit.window)).await.unwrap_or(0);
-    let by_address = auth.cache.increment(&address_key, 1, Some(limit.window)).await.unwrap_or(0);
-    if by_email > i64::from(limit.per_email) || by_address > i64::from(limit.per_address) {
-        tracing::warn!(address = %client, "login rate limit reached");
+    let account = hex::encode(Sha256::digest(request.email.trim().to_lowercase()));
+    // Counted before the password is checked, so guessing costs the guesser, not the host. An
+    // account's attempts count per client, so a stranger cannot lock its owner out.
+    let device = trusted_device(auth, &headers, &account);
+    let mut counters = vec![(format!("auth/login/address/{client}"), limit.per_address)];
+    let own_counter = match &device {
+        Some(device) => format!("auth/login/device/{device}"),
+        None => {
+            counters.push((format!("auth/login/account/{account}/untrusted"), limit.per_email_untrusted()));
+            format!("auth/login/account/{account}/address/{client}")
+        }
+    };
+    counters.push((own_counter.clone(), limit.per_email));
+    let mut limited = false;
+    for (key, allowed) in &counters {
+        let count = auth.cache.increment(key, 1, Some(limit.window)).await.unwrap_or(0);
+        limited |= count > i64::from(*allowed);
+    }
+    if limited {
+        tracing::warn!(address = %client, trusted_device = device.is_some(), "login rate limit reached");
         return Err(ApiError::TooManyRequests { retry_after: limit.window });
     }
 
     let password = SecretString::from(request.password);
     let user = auth.identity.verify_credentials(&request.email, &password).await?;
-    auth.cache.delete(&email_key).await;
+    auth.cache.delete(&own_counter).await;
     let issued = auth
         .tokens
         .issue(&user.id, &user.permissions, user.credential_generation)
@@ -81,9 +98,12 @@ pub async fn login(
         .path("/")
         .max_age(cookie::time::Duration::seconds(auth.tokens.lifetime().as_secs() as i64))
         .build();
+    let device_cookie = device_cookie(auth, &account)?;
     let body =
         LoginResponse { token: issued.token, token_type: "Bearer", expires_at: issued.claims.expires_at(), user };
-    Ok((set_cookie(&cookie)?, Json(body)).into_response())
+    let mut response = (set_cookie(&cookie)?, Json(body)).into_response();
+    response.headers_mut().append(SET_COOKIE, set_cookie(&device_cookie)?[0].1.clone());
+    Ok(response)
 }
 
 pub async fn logout(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
@@ -97,6 +117,48 @@ pub async fn logout(State(state): State<AppState>, headers: HeaderMap) -> Result
 
 pub async fn me(State(state): State<AppState>, headers: HeaderMap) -> Result<Json<User>, ApiError> {
     Ok(Json(state.auth.require(&headers).await?.user))
+}
+
+/// The cookie marking a browser that signed in to an account: sent to `/auth/login` only, it lets
+/// that browser through when the account's attempts from strangers reach their ceiling.
+const DEVICE_COOKIE: &str = "autoflow_device";
+/// How long a browser stays trusted after signing in.
+const DEVICE_LIFETIME_DAYS: i64 = 180;
+/// What a device cookie is sealed for.
+const DEVICE_CONTEXT: &str = "auth/login-device";
+
+/// A fresh device cookie for `account` (the hash of its email): the account sealed under the data
+/// key with a random id, so it cannot be forged or moved to another account.
+fn device_cookie(auth: &Auth, account: &str) -> Result<Cookie<'static>, ApiError> {
+    let id = uuid::Uuid::new_v4().simple().to_string();
+    let sealed = auth
+        .crypto
+        .seal(format!("{account}:{id}").as_bytes(), DEVICE_CONTEXT)
+        .map_err(|e| ApiError::Internal(format!("sealing a device cookie failed: {e}")))?;
+    Ok(Cookie::build((DEVICE_COOKIE, URL_SAFE_NO_PAD.encode(sealed)))
+        .http_only(true)
+        .same_site(SameSite::Strict)
+        .secure(auth.config.secure_cookie)
+        .path("/auth/login")
+        .max_age(cookie::time::Duration::days(DEVICE_LIFETIME_DAYS))
+        .build())
+}
+
+/// The id of the device cookie presented, if it was issued for `account`.
+fn trusted_device(auth: &Auth, headers: &HeaderMap, account: &str) -> Option<String> {
+    headers
+        .get_all(COOKIE)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(Cookie::split_parse)
+        .filter_map(Result::ok)
+        .filter(|cookie| cookie.name() == DEVICE_COOKIE)
+        .find_map(|cookie| {
+            let sealed = URL_SAFE_NO_PAD.decode(cookie.value()).ok()?;
+            let opened = String::from_utf8(auth.crypto.open(&sealed, DEVICE_CONTEXT).ok()?).ok()?;
+            let (sealed_account, id) = opened.split_once(':')?;
+            (sealed_account == account).then(|| id.to_owned())
+        })
 }
 
 fn set_cookie(cookie: &Cookie<'_>) -> Result<[(axum::http::HeaderName, HeaderValue); 1], ApiError> {

@@ -12,6 +12,7 @@ use crate::config::AuthConfig;
 use crate::plugins::Access;
 use crate::runtime::Principal;
 use crate::services::cache::Cache;
+use crate::services::crypto::Crypto;
 use crate::services::identity::{Identity, IdentityError, User};
 use crate::services::tokens::{Claims, TokenError, Tokens};
 
@@ -25,6 +26,8 @@ pub struct Auth {
     pub tokens: Tokens,
     /// Login rate-limit counters live here.
     pub cache: Cache,
+    /// Seals the device cookie that marks a browser its owner signed in with.
+    pub crypto: Crypto,
     pub config: Arc<AuthConfig>,
 }
 

@@ -602,3 +602,58 @@ async fn re_enabling_a_user_does_not_revive_the_tokens_issued_before_the_disable
     let fresh = app.login("revived@example.com", PASSWORD).await.json::<Value>().await.unwrap();
     assert_eq!(me(&app, fresh["token"].as_str().unwrap()).await.status(), 200, "signing in again works");
 }
+
+#[tokio::test]
+async fn a_stranger_failing_elsewhere_cannot_lock_the_owner_out() {
+    let app = spawn_configured(&["hello"], |config| {
+        config.auth.login_limit.per_email = 3;
+        config.auth.login_limit.per_address = 1000;
+        config.auth.trusted_proxies = "127.0.0.1".parse().unwrap();
+    })
+    .await;
+    app.create_user("owner@example.com", &[]).await;
+    let login_from = |address: String, password: &'static str, device: Option<String>| {
+        let body = json!({ "email": "owner@example.com", "password": password });
+        let mut request = app.client.post(app.url("/auth/login")).header("x-forwarded-for", address).json(&body);
+        if let Some(device) = device {
+            request = request.header("cookie", device);
+        }
+        async move { request.send().await.unwrap() }
+    };
+
+    // The owner signs in from home once; their browser keeps a device cookie.
+    let home = login_from("198.51.100.7".into(), PASSWORD, None).await;
+    assert_eq!(home.status(), 200);
+    let device = home
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().to_owned())
+        .find(|c| c.starts_with("autoflow_device="))
+        .expect("a device cookie");
+    assert!(device.contains("HttpOnly") && device.contains("Path=/auth/login"), "{device}");
+    let device = device.split(';').next().unwrap().to_owned();
+
+    // A stranger guesses from elsewhere until refused, even with the right password.
+    for _ in 0..3 {
+        assert_eq!(login_from("203.0.113.9".into(), "wrong-guess-1", None).await.status(), 401);
+    }
+    assert_eq!(login_from("203.0.113.9".into(), PASSWORD, None).await.status(), 429, "the stranger is limited");
+    // ... which does not lock the owner out: not at home, not from a new address.
+    assert_eq!(login_from("198.51.100.7".into(), PASSWORD, None).await.status(), 200);
+    assert_eq!(login_from("192.0.2.50".into(), PASSWORD, None).await.status(), 200);
+
+    // A guesser spread over many addresses meets the account's ceiling for unknown browsers...
+    for n in 0..30 {
+        login_from(format!("203.0.113.{}", 100 + n), "wrong-guess-2", None).await;
+    }
+    assert_eq!(login_from("192.0.2.51".into(), PASSWORD, None).await.status(), 429, "brute force stays bounded");
+    // ... while the browser the owner signed in with is let through.
+    assert_eq!(login_from("192.0.2.52".into(), PASSWORD, Some(device.clone())).await.status(), 200);
+    let forged = device.replace("autoflow_device=", "autoflow_device=AAAA");
+    assert_eq!(
+        login_from("192.0.2.53".into(), PASSWORD, Some(forged)).await.status(),
+        429,
+        "a forged cookie is no device"
+    );
+}
