@@ -267,6 +267,10 @@ pub struct ServeArgs {
     #[arg(long, env = "AUTOFLOW_QUEUE_TIMEOUT_MS", default_value_t = 1_000)]
     pub queue_timeout_ms: u64,
 
+    /// Cache bytes (keys and values) one plugin may hold, in MiB.
+    #[arg(long, env = "AUTOFLOW_PLUGIN_CACHE_MB", default_value_t = Limits::default().plugin_cache_bytes / (1024 * 1024))]
+    pub plugin_cache_mb: u64,
+
     /// Client connections served at once; more wait to be accepted.
     #[arg(long, env = "AUTOFLOW_MAX_CONNECTIONS", default_value_t = Limits::default().max_connections)]
     pub max_connections: usize,
@@ -434,6 +438,7 @@ impl From<ServeArgs> for Config {
                 plugin_concurrency: args.plugin_concurrency,
                 queue_timeout: Duration::from_millis(args.queue_timeout_ms),
                 task_timeout: Duration::from_millis(args.task_timeout_ms),
+                plugin_cache_bytes: args.plugin_cache_mb.saturating_mul(1024 * 1024),
                 max_connections: args.max_connections,
                 request_head_timeout: Duration::from_millis(args.request_head_timeout_ms.max(1)),
             },

@@ -159,6 +159,8 @@ pub struct Limits {
     pub queue_timeout: Duration,
     /// Longest one attempt of a task may run: the default and the ceiling for `[[tasks]]`.
     pub task_timeout: Duration,
+    /// Bytes of cache keys and values one plugin may hold (on Redis and in process alike).
+    pub plugin_cache_bytes: u64,
     /// Client connections served at once; more wait to be accepted.
     pub max_connections: usize,
     /// Longest a client may take to send a request's head, counted from when the connection is
@@ -178,6 +180,7 @@ impl Default for Limits {
             plugin_concurrency: 100,
             queue_timeout: Duration::from_secs(1),
             task_timeout: Duration::from_secs(5 * 60),
+            plugin_cache_bytes: 32 * 1024 * 1024,
             max_connections: 4096,
             request_head_timeout: Duration::from_secs(10),
         }

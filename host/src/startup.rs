@@ -268,6 +268,7 @@ pub async fn build_services(config: &Config, db: Database, cache: Cache) -> Resu
     let services = HostServices {
         identity: identity.clone(),
         cache: cache.clone(),
+        plugin_cache_quota: config.limits.plugin_cache_bytes,
         crypto,
         passwords,
         records,

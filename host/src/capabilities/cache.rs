@@ -7,23 +7,25 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::runtime::{InstanceState, InvalidInput, PluginError, bindings_cache as wit};
-use crate::services::cache::{Cache, IncrementError};
+use crate::services::cache::{Cache, IncrementError, Quota};
 
 /// Longest key, in bytes.
 pub const MAX_KEY_BYTES: usize = 512;
 /// Largest value, in bytes.
 pub const MAX_VALUE_BYTES: usize = 512 * 1024;
 
-/// The cache as one plugin sees it.
+/// The cache as one plugin sees it: its own keys, within its own quota of bytes.
 #[derive(Clone)]
 pub struct PluginCache {
     cache: Cache,
     plugin: Arc<str>,
+    quota: Quota,
 }
 
 impl PluginCache {
-    pub fn new(cache: Cache, plugin: &str) -> Self {
-        Self { cache, plugin: plugin.into() }
+    /// `plugin`'s view of `cache`, holding at most `quota_bytes` of keys and values.
+    pub fn new(cache: Cache, plugin: &str, quota_bytes: u64) -> Self {
+        Self { cache, plugin: plugin.into(), quota: Quota { name: plugin.into(), bytes: quota_bytes } }
     }
 
     /// The host key for `key` in `scope`, for the caller `user`.
@@ -49,16 +51,16 @@ fn invalid(message: String) -> PluginError {
 
 impl InstanceState {
     /// The plugin's cache and the host key for `key`, or `forbidden` without the grant.
-    fn cache_key(&self, scope: wit::Scope, key: &str) -> Result<(&Cache, String), PluginError> {
+    fn cache_key(&self, scope: wit::Scope, key: &str) -> Result<(&PluginCache, String), PluginError> {
         let cache = super::granted(self.grants.cache.as_ref(), "cache")?;
-        Ok((&cache.cache, cache.key(scope, key, self.user_id.as_deref())?))
+        Ok((cache, cache.key(scope, key, self.user_id.as_deref())?))
     }
 }
 
 impl wit::Host for InstanceState {
     async fn get(&mut self, scope: wit::Scope, key: String) -> Result<Option<Vec<u8>>, PluginError> {
         let (cache, key) = self.cache_key(scope, &key)?;
-        Ok(cache.get(&key).await)
+        Ok(cache.cache.get(&key).await)
     }
 
     async fn set(
@@ -72,13 +74,13 @@ impl wit::Host for InstanceState {
             return Err(invalid(format!("cache values are at most {MAX_VALUE_BYTES} bytes, got {}", value.len())));
         }
         let (cache, key) = self.cache_key(scope, &key)?;
-        cache.set(&key, &value, ttl_ms.map(Duration::from_millis)).await;
-        Ok(())
+        let ttl = ttl_ms.map(Duration::from_millis);
+        cache.cache.set_within(&cache.quota, &key, &value, ttl).await.map_err(|spent| invalid(spent.to_string()))
     }
 
     async fn delete(&mut self, scope: wit::Scope, key: String) -> Result<(), PluginError> {
         let (cache, key) = self.cache_key(scope, &key)?;
-        cache.delete(&key).await;
+        cache.cache.delete_within(&cache.quota, &key).await;
         Ok(())
     }
 
@@ -90,9 +92,12 @@ impl wit::Host for InstanceState {
         ttl_ms: Option<u64>,
     ) -> Result<i64, PluginError> {
         let (cache, key) = self.cache_key(scope, &key)?;
-        cache.increment(&key, by, ttl_ms.map(Duration::from_millis)).await.map_err(|error| match error {
+        let ttl = ttl_ms.map(Duration::from_millis);
+        cache.cache.increment_within(&cache.quota, &key, by, ttl).await.map_err(|error| match error {
             IncrementError::Unavailable => PluginError::Unavailable(error.to_string()),
-            IncrementError::Overflow | IncrementError::NotAnInteger => invalid(error.to_string()),
+            IncrementError::Overflow | IncrementError::NotAnInteger | IncrementError::OverQuota(_) => {
+                invalid(error.to_string())
+            }
         })
     }
 }
@@ -103,7 +108,7 @@ mod tests {
 
     #[test]
     fn scopes_and_plugins_never_share_a_key() {
-        let cache = PluginCache::new(Cache::memory(), "notes");
+        let cache = PluginCache::new(Cache::memory(), "notes", 1024);
         let shared = cache.key(wit::Scope::Shared, "u/alice/x", Some("bob")).unwrap();
         let user = cache.key(wit::Scope::User, "x", Some("alice")).unwrap();
         assert_eq!(shared, "plugins/notes/s/u/alice/x");

@@ -53,6 +53,8 @@ pub struct HostServices {
     pub identity: Identity,
     /// The host cache (Redis or in-process), namespaced per plugin when granted.
     pub cache: Cache,
+    /// Bytes of cache keys and values each plugin may hold.
+    pub plugin_cache_quota: u64,
     /// Encryption with the host's keys.
     pub crypto: Crypto,
     /// Argon2id hashing (shared with identity, so the bound on concurrent hashes is host-wide).
@@ -118,7 +120,9 @@ impl Grants {
                 services.internal.clone(),
             ),
             identity: capabilities.identity.then(|| services.identity.clone()),
-            cache: capabilities.cache.then(|| PluginCache::new(services.cache.clone(), manifest.name.as_str())),
+            cache: capabilities
+                .cache
+                .then(|| PluginCache::new(services.cache.clone(), manifest.name.as_str(), services.plugin_cache_quota)),
             crypto: capabilities.crypto.then(|| {
                 PluginCrypto::new(services.crypto.clone(), services.passwords.clone(), manifest.name.as_str())
             }),

@@ -1,4 +1,6 @@
-//! The cache: Redis when configured (shared by every host), else a bounded in-process cache.
+//! The cache: Redis when configured (shared by every host), else an in-process cache bounded by
+//! bytes ([`MEMORY_CAPACITY_BYTES`]). Writes made for a [`Quota`] (each plugin's) are counted
+//! against it on both backends, so one plugin cannot evict or exhaust everyone else's entries.
 //!
 //! A cache must never be why a request fails: when Redis is unreachable a read is a miss and a
 //! write is skipped, each logged and counted ([`Cache::degraded_operations`]); while it stays
@@ -16,14 +18,43 @@ use redis::aio::ConnectionManager;
 
 use super::redis_connection::{RedisConnection, timed};
 
-/// Entries the in-process cache holds at most.
-pub const MEMORY_CAPACITY: u64 = 100_000;
+/// Bytes (keys and values) the in-process cache holds at most.
+pub const MEMORY_CAPACITY_BYTES: u64 = 256 * 1024 * 1024;
 
-/// A value with its own time to live.
+/// A value with its own time to live, and the quota it counts against.
 #[derive(Clone)]
 struct Entry {
     value: Arc<[u8]>,
     ttl: Option<Duration>,
+    quota: Option<Arc<str>>,
+}
+
+impl Entry {
+    fn new(value: impl Into<Arc<[u8]>>, ttl: Option<Duration>) -> Self {
+        Self { value: value.into(), ttl, quota: None }
+    }
+}
+
+/// A budget of cache bytes (keys and values) that the writes made for it share: one per plugin.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Quota {
+    pub name: Arc<str>,
+    pub bytes: u64,
+}
+
+/// A write refused because its quota is spent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the cache quota of {quota} bytes is spent: delete entries or give them shorter TTLs")]
+pub struct QuotaExceeded {
+    pub quota: u64,
+}
+
+/// What each quota of the in-process cache has in use, in bytes.
+type Usage = std::sync::Mutex<std::collections::HashMap<Arc<str>, u64>>;
+
+/// The bytes an entry counts for.
+fn weight(key: &str, value: &[u8]) -> u64 {
+    (key.len() + value.len()) as u64
 }
 
 struct EntryTtl;
@@ -45,7 +76,7 @@ impl Expiry<String, Entry> for EntryTtl {
 }
 
 enum Backend {
-    Memory(moka::future::Cache<String, Entry>),
+    Memory { cache: moka::future::Cache<String, Entry>, usage: Arc<Usage> },
     Redis(RedisConnection),
 }
 
@@ -62,11 +93,31 @@ pub struct Cache {
 pub const DEFAULT_NAMESPACE: &str = "autoflow";
 
 impl Cache {
-    /// The bounded in-process cache.
+    /// The in-process cache, bounded by [`MEMORY_CAPACITY_BYTES`].
     pub fn memory() -> Self {
-        let cache = moka::future::Cache::builder().max_capacity(MEMORY_CAPACITY).expire_after(EntryTtl).build();
+        Self::memory_of(MEMORY_CAPACITY_BYTES)
+    }
+
+    /// An in-process cache of at most `bytes`.
+    pub fn memory_of(bytes: u64) -> Self {
+        let usage = Arc::new(Usage::default());
+        let released = usage.clone();
+        let cache = moka::future::Cache::builder()
+            .max_capacity(bytes)
+            .weigher(|key: &String, entry: &Entry| u32::try_from(weight(key, &entry.value)).unwrap_or(u32::MAX))
+            .expire_after(EntryTtl)
+            // However an entry goes (replaced, deleted, expired, evicted), its quota gets it back.
+            .eviction_listener(move |key: Arc<String>, entry: Entry, _| {
+                if let Some(quota) = &entry.quota {
+                    let mut usage = released.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+                    if let Some(used) = usage.get_mut(quota) {
+                        *used = used.saturating_sub(weight(&key, &entry.value));
+                    }
+                }
+            })
+            .build();
         Self {
-            backend: Arc::new(Backend::Memory(cache)),
+            backend: Arc::new(Backend::Memory { cache, usage }),
             degraded: Arc::default(),
             namespace: DEFAULT_NAMESPACE.into(),
         }
@@ -122,7 +173,7 @@ impl Cache {
     pub async fn try_get_many(&self, keys: &[&str]) -> Result<Vec<Option<Vec<u8>>>, redis::RedisError> {
         let keys: Vec<String> = keys.iter().map(|key| self.key(key)).collect();
         match &*self.backend {
-            Backend::Memory(cache) => {
+            Backend::Memory { cache, .. } => {
                 let mut values = Vec::with_capacity(keys.len());
                 for key in &keys {
                     values.push(cache.get(key).await.map(|entry| entry.value.to_vec()));
@@ -143,7 +194,7 @@ impl Cache {
     pub async fn get(&self, key: &str) -> Option<Vec<u8>> {
         let key = &self.key(key);
         match &*self.backend {
-            Backend::Memory(cache) => cache.get(key).await.map(|e| e.value.to_vec()),
+            Backend::Memory { cache, .. } => cache.get(key).await.map(|e| e.value.to_vec()),
             Backend::Redis(redis) => {
                 let mut connection = self.connection(redis).await?;
                 self.degrade_on_error("get", key, timed(connection.get::<_, Option<Vec<u8>>>(key)).await).flatten()
@@ -155,7 +206,7 @@ impl Cache {
     pub async fn set(&self, key: &str, value: &[u8], ttl: Option<Duration>) {
         let key = &self.key(key);
         match &*self.backend {
-            Backend::Memory(cache) => cache.insert(key.to_owned(), Entry { value: value.into(), ttl }).await,
+            Backend::Memory { cache, .. } => cache.insert(key.to_owned(), Entry::new(value, ttl)).await,
             Backend::Redis(redis) => {
                 let Some(mut connection) = self.connection(redis).await else { return };
                 let result = match ttl {
@@ -172,8 +223,8 @@ impl Cache {
     pub async fn set_if_absent(&self, key: &str, value: &[u8], ttl: Duration) {
         let key = &self.key(key);
         match &*self.backend {
-            Backend::Memory(cache) => {
-                cache.entry(key.to_owned()).or_insert(Entry { value: value.into(), ttl: Some(ttl) }).await;
+            Backend::Memory { cache, .. } => {
+                cache.entry(key.to_owned()).or_insert(Entry::new(value, Some(ttl))).await;
             }
             Backend::Redis(redis) => {
                 let Some(mut connection) = self.connection(redis).await else { return };
@@ -193,8 +244,8 @@ impl Cache {
         let mut stored = format!("{version}:").into_bytes();
         stored.extend_from_slice(value);
         match &*self.backend {
-            Backend::Memory(cache) => {
-                let entry = Entry { value: stored.into(), ttl: Some(ttl) };
+            Backend::Memory { cache, .. } => {
+                let entry = Entry::new(stored, Some(ttl));
                 cache
                     .entry(key.to_owned())
                     .and_compute_with(|current| {
@@ -225,7 +276,7 @@ impl Cache {
     pub async fn delete(&self, key: &str) {
         let key = &self.key(key);
         match &*self.backend {
-            Backend::Memory(cache) => cache.invalidate(key).await,
+            Backend::Memory { cache, .. } => cache.invalidate(key).await,
             Backend::Redis(redis) => {
                 let Some(mut connection) = self.connection(redis).await else { return };
                 let result = timed(connection.del::<_, ()>(key)).await;
@@ -240,28 +291,7 @@ impl Cache {
     pub async fn increment(&self, key: &str, by: i64, ttl: Option<Duration>) -> Result<i64, IncrementError> {
         let key = &self.key(key);
         match &*self.backend {
-            Backend::Memory(cache) => {
-                let mut outcome = Err(IncrementError::Unavailable);
-                cache
-                    .entry(key.to_owned())
-                    .and_compute_with(|current| {
-                        let (before, ttl) = match &current {
-                            Some(e) => (parse_counter(&e.value().value), e.value().ttl),
-                            None => (Some(0), ttl),
-                        };
-                        let sum = before
-                            .ok_or(IncrementError::NotAnInteger)
-                            .and_then(|before| before.checked_add(by).ok_or(IncrementError::Overflow));
-                        let op = match sum {
-                            Ok(sum) => Op::Put(Entry { value: sum.to_string().into_bytes().into(), ttl }),
-                            Err(_) => Op::Nop,
-                        };
-                        outcome = sum;
-                        std::future::ready(op)
-                    })
-                    .await;
-                outcome
-            }
+            Backend::Memory { cache, .. } => self.increment_entry(cache, key, by, ttl, None).await,
             Backend::Redis(redis) => {
                 let mut connection = self.connection(redis).await.ok_or(IncrementError::Unavailable)?;
                 let mut pipe = redis::pipe();
@@ -269,19 +299,165 @@ impl Cache {
                 if let Some(ttl) = ttl {
                     pipe.cmd("PEXPIRE").arg(key).arg(millis(ttl)).arg("NX").ignore();
                 }
-                match timed(pipe.query_async::<(i64,)>(&mut connection)).await {
-                    Ok((value,)) => Ok(value),
-                    // Redis refuses both before changing anything: `ERR increment or decrement would
-                    // overflow`, `ERR value is not an integer or out of range`.
-                    Err(error) if error.to_string().contains("would overflow") => Err(IncrementError::Overflow),
-                    Err(error) if error.to_string().contains("not an integer") => Err(IncrementError::NotAnInteger),
+                let result = timed(pipe.query_async::<(i64,)>(&mut connection)).await.map(|(value,)| value);
+                self.counted(key, result, &Quota { name: "".into(), bytes: 0 })
+            }
+        }
+    }
+
+    /// Adds `by` to the in-process counter under the full `key`, leaving it as it was on failure.
+    async fn increment_entry(
+        &self,
+        cache: &moka::future::Cache<String, Entry>,
+        key: &str,
+        by: i64,
+        ttl: Option<Duration>,
+        quota: Option<Arc<str>>,
+    ) -> Result<i64, IncrementError> {
+        let mut outcome = Err(IncrementError::Unavailable);
+        let usage = match &*self.backend {
+            Backend::Memory { usage, .. } => Some(usage.clone()),
+            Backend::Redis(_) => None,
+        };
+        cache
+            .entry(key.to_owned())
+            .and_compute_with(|current| {
+                let (before, ttl) = match &current {
+                    Some(e) => (parse_counter(&e.value().value), e.value().ttl),
+                    None => (Some(0), ttl),
+                };
+                let sum = before
+                    .ok_or(IncrementError::NotAnInteger)
+                    .and_then(|before| before.checked_add(by).ok_or(IncrementError::Overflow));
+                let op = match sum {
+                    Ok(sum) => {
+                        let entry = Entry { value: sum.to_string().into_bytes().into(), ttl, quota: quota.clone() };
+                        // The entry it replaces is given back by the eviction listener.
+                        if let (Some(quota), Some(usage)) = (&quota, &usage) {
+                            let mut usage = usage.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+                            *usage.entry(quota.clone()).or_default() += weight(key, &entry.value);
+                        }
+                        Op::Put(entry)
+                    }
+                    Err(_) => Op::Nop,
+                };
+                outcome = sum;
+                std::future::ready(op)
+            })
+            .await;
+        outcome
+    }
+
+    /// A Redis counter's outcome: Redis refuses an overflow or a non-integer before changing
+    /// anything (`ERR increment or decrement would overflow`, `ERR value is not an integer…`).
+    fn counted(&self, key: &str, result: redis::RedisResult<i64>, quota: &Quota) -> Result<i64, IncrementError> {
+        match result {
+            Ok(value) => Ok(value),
+            Err(error) if error.to_string().contains("would overflow") => Err(IncrementError::Overflow),
+            Err(error) if error.to_string().contains("not an integer") => Err(IncrementError::NotAnInteger),
+            Err(error) if error.code() == Some(QUOTA_SPENT) => Err(IncrementError::OverQuota(quota.bytes)),
+            Err(error) => {
+                self.degrade_on_error::<()>("increment", key, Err(error));
+                Err(IncrementError::Unavailable)
+            }
+        }
+    }
+
+    /// Stores `value` under `key` for `quota`, unless that would take the quota past its bytes
+    /// (what `key` held before is given back first). An unreachable Redis skips the write, as
+    /// [`Cache::set`] does.
+    pub async fn set_within(
+        &self,
+        quota: &Quota,
+        key: &str,
+        value: &[u8],
+        ttl: Option<Duration>,
+    ) -> Result<(), QuotaExceeded> {
+        let key = &self.key(key);
+        let needed = weight(key, value);
+        match &*self.backend {
+            Backend::Memory { cache, usage } => {
+                let held = cache
+                    .get(key)
+                    .await
+                    .filter(|entry| entry.quota.as_ref() == Some(&quota.name))
+                    .map_or(0, |entry| weight(key, &entry.value));
+                reserve(cache, usage, quota, needed, held).await?;
+                let entry = Entry { value: value.into(), ttl, quota: Some(quota.name.clone()) };
+                cache.insert(key.to_owned(), entry).await;
+                Ok(())
+            }
+            Backend::Redis(redis) => {
+                let Some(mut connection) = self.connection(redis).await else { return Ok(()) };
+                let script =
+                    SET_WITHIN.get_or_init(|| redis::Script::new(&format!("{PURGE_EXPIRED_LUA}{SET_WITHIN_LUA}")));
+                let mut invocation = script.key(key);
+                invocation
+                    .key(self.quota_keys(quota))
+                    .arg(value)
+                    .arg(ttl.map_or(0, millis))
+                    .arg(quota.bytes)
+                    .arg(needed);
+                match timed(invocation.invoke_async::<i64>(&mut connection)).await {
+                    Ok(1) => Ok(()),
+                    Ok(_) => Err(QuotaExceeded { quota: quota.bytes }),
                     Err(error) => {
-                        self.degrade_on_error::<()>("increment", key, Err(error));
-                        Err(IncrementError::Unavailable)
+                        self.degrade_on_error::<()>("set_within", key, Err(error));
+                        Ok(())
                     }
                 }
             }
         }
+    }
+
+    /// Removes `key`, giving its bytes back to `quota`.
+    pub async fn delete_within(&self, quota: &Quota, key: &str) {
+        let Backend::Redis(redis) = &*self.backend else { return self.delete(key).await };
+        let key = &self.key(key);
+        let Some(mut connection) = self.connection(redis).await else { return };
+        let script = DELETE_WITHIN.get_or_init(|| redis::Script::new(DELETE_WITHIN_LUA));
+        let mut invocation = script.key(key);
+        invocation.key(self.quota_keys(quota));
+        let result = timed(invocation.invoke_async::<i64>(&mut connection)).await;
+        self.degrade_on_error("delete_within", key, result);
+    }
+
+    /// [`Cache::increment`] for `quota`: a new counter takes room in it like any entry.
+    pub async fn increment_within(
+        &self,
+        quota: &Quota,
+        key: &str,
+        by: i64,
+        ttl: Option<Duration>,
+    ) -> Result<i64, IncrementError> {
+        let full = self.key(key);
+        let needed = weight(&full, COUNTER_ROOM);
+        match &*self.backend {
+            Backend::Memory { cache, usage } => {
+                if cache.get(&full).await.is_none() {
+                    reserve(cache, usage, quota, needed, 0).await.map_err(|e| IncrementError::OverQuota(e.quota))?;
+                }
+                self.increment_entry(cache, &full, by, ttl, Some(quota.name.clone())).await
+            }
+            Backend::Redis(redis) => {
+                let mut connection = self.connection(redis).await.ok_or(IncrementError::Unavailable)?;
+                let script = INCREMENT_WITHIN
+                    .get_or_init(|| redis::Script::new(&format!("{PURGE_EXPIRED_LUA}{INCREMENT_WITHIN_LUA}")));
+                let mut invocation = script.key(&full);
+                invocation.key(self.quota_keys(quota)).arg(by).arg(ttl.map_or(0, millis)).arg(quota.bytes).arg(needed);
+                let result = timed(invocation.invoke_async::<String>(&mut connection)).await;
+                let result = result.and_then(|text| {
+                    text.parse().map_err(|_| redis::RedisError::from((redis::ErrorKind::Parse, "not an integer")))
+                });
+                self.counted(&full, result, quota)
+            }
+        }
+    }
+
+    /// The Redis keys that account for `quota`: each entry's size (with the total under the
+    /// empty field) and each entry's expiry time.
+    fn quota_keys(&self, quota: &Quota) -> Vec<String> {
+        vec![self.key(&format!("quota/{}/sizes", quota.name)), self.key(&format!("quota/{}/expiry", quota.name))]
     }
 
     /// The Redis connection, or `None` (counted) while Redis is unreachable.
@@ -304,6 +480,89 @@ impl Cache {
         }
     }
 }
+
+/// Takes `needed` bytes from `quota` (`held` of them are the entry being replaced, given back by the
+/// eviction listener once replaced). Entries that expired but were not yet swept are swept first.
+async fn reserve(
+    cache: &moka::future::Cache<String, Entry>,
+    usage: &Usage,
+    quota: &Quota,
+    needed: u64,
+    held: u64,
+) -> Result<(), QuotaExceeded> {
+    for swept in [false, true] {
+        if swept {
+            cache.run_pending_tasks().await;
+        }
+        let mut usage = usage.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let used = usage.entry(quota.name.clone()).or_default();
+        if used.saturating_sub(held).saturating_add(needed) <= quota.bytes {
+            *used += needed;
+            return Ok(());
+        }
+    }
+    Err(QuotaExceeded { quota: quota.bytes })
+}
+
+/// Room a counter takes besides its key: the longest 64-bit integer.
+const COUNTER_ROOM: &[u8] = b"-9223372036854775808";
+
+/// The code of the error a quota script raises when the quota is spent.
+const QUOTA_SPENT: &str = "QUOTA";
+
+/// Quota scripts: `KEYS[2]` maps each entry (full key) to its size, the empty field to the total;
+/// `KEYS[3]` holds each entry by expiry time. First, up to 256 expired entries are given back.
+const PURGE_EXPIRED_LUA: &str = r#"
+local clock = redis.call('TIME')
+local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
+for _, member in ipairs(redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', now, 'LIMIT', 0, 256)) do
+  local size = tonumber(redis.call('HGET', KEYS[2], member) or '0')
+  redis.call('HDEL', KEYS[2], member)
+  redis.call('ZREM', KEYS[3], member)
+  redis.call('HINCRBY', KEYS[2], '', -size)
+end
+local held = tonumber(redis.call('HGET', KEYS[2], KEYS[1]) or '0')
+local used = tonumber(redis.call('HGET', KEYS[2], '') or '0')
+local function account(size, ttl)
+  redis.call('HSET', KEYS[2], KEYS[1], size)
+  redis.call('HINCRBY', KEYS[2], '', size - held)
+  if ttl > 0 then redis.call('ZADD', KEYS[3], now + ttl, KEYS[1]) else redis.call('ZADD', KEYS[3], '+inf', KEYS[1]) end
+end
+"#;
+
+/// `ARGV` = value, TTL in ms (0: none), quota bytes, the entry's size. 1 stored, 0 over quota.
+const SET_WITHIN_LUA: &str = r#"
+local ttl, size = tonumber(ARGV[2]), tonumber(ARGV[4])
+if used - held + size > tonumber(ARGV[3]) then return 0 end
+if ttl > 0 then redis.call('SET', KEYS[1], ARGV[1], 'PX', ttl) else redis.call('SET', KEYS[1], ARGV[1]) end
+account(size, ttl)
+return 1
+"#;
+
+/// `ARGV` = by, TTL in ms (0: none), quota bytes, a counter's size. The new value, as text: Lua's
+/// numbers are doubles, which would round a 64-bit counter.
+const INCREMENT_WITHIN_LUA: &str = r#"
+local ttl, size = tonumber(ARGV[2]), tonumber(ARGV[4])
+if held == 0 and used + size > tonumber(ARGV[3]) then return redis.error_reply('QUOTA spent') end
+redis.call('INCRBY', KEYS[1], ARGV[1])
+if ttl > 0 then redis.call('PEXPIRE', KEYS[1], ttl, 'NX') end
+if held == 0 then account(size, ttl) end
+return redis.call('GET', KEYS[1])
+"#;
+
+/// `KEYS` as for the quota scripts: removes the entry and gives its size back.
+const DELETE_WITHIN_LUA: &str = r#"
+redis.call('DEL', KEYS[1])
+local held = tonumber(redis.call('HGET', KEYS[2], KEYS[1]) or '0')
+redis.call('HDEL', KEYS[2], KEYS[1])
+redis.call('ZREM', KEYS[3], KEYS[1])
+redis.call('HINCRBY', KEYS[2], '', -held)
+return 1
+"#;
+
+static SET_WITHIN: std::sync::OnceLock<redis::Script> = std::sync::OnceLock::new();
+static INCREMENT_WITHIN: std::sync::OnceLock<redis::Script> = std::sync::OnceLock::new();
+static DELETE_WITHIN: std::sync::OnceLock<redis::Script> = std::sync::OnceLock::new();
 
 /// A version above every version a write reaches, exact in Redis's Lua numbers (doubles): a
 /// tombstone stored with it stays until it expires.
@@ -346,4 +605,51 @@ pub enum IncrementError {
     NotAnInteger,
     #[error("the cache cannot count right now")]
     Unavailable,
+    #[error("the cache quota of {0} bytes is spent: delete entries or give them shorter TTLs")]
+    OverQuota(u64),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_in_process_cache_is_bounded_by_bytes_not_entries() {
+        let cache = Cache::memory_of(64 * 1024);
+        let value = vec![7u8; 4096];
+        for n in 0..64 {
+            cache.set(&format!("big/{n}"), &value, None).await;
+        }
+        let Backend::Memory { cache: inner, .. } = &*cache.backend else { unreachable!() };
+        inner.run_pending_tasks().await;
+        assert!(inner.weighted_size() <= 64 * 1024, "holds {} bytes", inner.weighted_size());
+        let mut kept = 0;
+        for n in 0..64 {
+            kept += usize::from(cache.get(&format!("big/{n}")).await.is_some());
+        }
+        assert!((1..=16).contains(&kept), "{kept} values of 4 KiB in 64 KiB");
+    }
+
+    #[tokio::test]
+    async fn a_quota_refuses_writes_past_its_bytes_and_gets_them_back_when_entries_go() {
+        let cache = Cache::memory();
+        let quota = Quota { name: "plugin-a".into(), bytes: 1000 };
+        let other = Quota { name: "plugin-b".into(), bytes: 1000 };
+        cache.set_within(&quota, "a/1", &[0; 480], None).await.unwrap();
+        cache.set_within(&quota, "a/2", &[0; 480], None).await.unwrap();
+        assert_eq!(cache.set_within(&quota, "a/3", &[0; 480], None).await, Err(QuotaExceeded { quota: 1000 }));
+        cache.set_within(&quota, "a/2", &[1; 480], None).await.expect("replacing an entry reuses its room");
+        cache.set_within(&other, "b/1", &[0; 480], None).await.expect("another quota is untouched");
+        assert_eq!(cache.increment_within(&quota, "a/n", 1, None).await, Err(IncrementError::OverQuota(1000)));
+
+        cache.delete_within(&quota, "a/1").await;
+        cache.set_within(&quota, "a/3", &[0; 480], Some(Duration::from_millis(50))).await.unwrap();
+        assert_eq!(cache.get("a/1").await, None);
+        // The in-process cache sweeps expired entries on a timer wheel of about a second.
+        let started = std::time::Instant::now();
+        while cache.set_within(&quota, "a/4", &[0; 480], None).await.is_err() {
+            assert!(started.elapsed() < Duration::from_secs(5), "an expired entry never gave its room back");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
 }

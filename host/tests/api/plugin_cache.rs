@@ -6,7 +6,7 @@ use std::time::Duration;
 use reqwest::Method;
 use serde_json::Value;
 
-use crate::helpers::{TestApp, error_of, spawn_app_with};
+use crate::helpers::{TestApp, error_of, spawn_app_with, spawn_configured};
 
 async fn call(app: &TestApp, token: Option<&str>, method: Method, path: &str, body: Vec<u8>) -> reqwest::Response {
     let request = app.client.request(method, app.url(&format!("/api/test-cache/{path}"))).body(body);
@@ -121,4 +121,54 @@ async fn an_increment_past_the_integer_range_or_of_a_non_integer_is_invalid_and_
     assert_eq!((status, error["code"].as_str()), (400, Some("invalid")), "{error}");
     let kept = call(&app, None, Method::GET, "shared/text", vec![]).await;
     assert_eq!(kept.bytes().await.unwrap().as_ref(), b"not a number");
+}
+
+#[tokio::test]
+async fn a_plugin_fills_only_its_own_quota_and_gets_room_back_as_entries_go() {
+    let app = spawn_configured(&["test-cache"], |config| config.limits.plugin_cache_bytes = 8 * 1024).await;
+    app.auth.cache.set("host/kept", b"the host's own entry", None).await;
+    let kib = vec![b'x'; 1024];
+    let put = |key: String, ttl: Option<u64>| {
+        let (app, kib) = (&app, kib.clone());
+        async move {
+            let path = match ttl {
+                Some(ttl) => format!("shared/{key}?ttl-ms={ttl}"),
+                None => format!("shared/{key}"),
+            };
+            call(app, None, Method::PUT, &path, kib).await
+        }
+    };
+
+    let mut stored = 0;
+    for n in 0..20 {
+        let response = put(format!("fill-{n}"), None).await;
+        if response.status() != 204 {
+            let (status, error) = error_of(response).await;
+            assert_eq!((status, error["code"].as_str()), (400, Some("invalid")), "{error}");
+            assert!(error["message"].as_str().unwrap().contains("quota"), "{error}");
+            break;
+        }
+        stored += 1;
+    }
+    assert!((5..=7).contains(&stored), "{stored} KiB values fit in an 8 KiB quota");
+    // Fill what is left with small values, so that not even a counter fits.
+    for n in 0..100 {
+        if call(&app, None, Method::PUT, &format!("shared/small-{n}"), vec![b'y'; 16]).await.status() != 204 {
+            break;
+        }
+    }
+    let (status, error) = error_of(call(&app, None, Method::POST, "shared/new-counter/increment", vec![]).await).await;
+    assert_eq!(status, 400, "a new counter needs room too: {error}");
+    assert!(error["message"].as_str().unwrap().contains("quota"), "{error}");
+    assert_eq!(put("fill-0".into(), None).await.status(), 204, "an entry can be replaced in its own room");
+
+    assert_eq!(call(&app, None, Method::DELETE, "shared/fill-0", vec![]).await.status(), 204);
+    assert_eq!(put("after-delete".into(), Some(300)).await.status(), 204, "a deleted entry gave its room back");
+    // Expired entries are swept within a second or two (Redis: on the next write; in-process: by a
+    // timer wheel), and their room is given back.
+    crate::helpers::eventually(Duration::from_secs(5), "an expired entry to give its room back", || async {
+        (put("after-expiry".into(), None).await.status() == 204).then_some(())
+    })
+    .await;
+    assert_eq!(app.auth.cache.get("host/kept").await.as_deref(), Some(&b"the host's own entry"[..]));
 }
