@@ -387,13 +387,18 @@ pub struct AuthArgs {
     pub trusted_origins: Vec<String>,
 }
 
+/// An operator's key: a PEM file, else PEM text, else none (the host generates one).
+fn key_source(file: Option<PathBuf>, pem: Option<SecretString>) -> Option<KeySource> {
+    match (file, pem) {
+        (Some(path), _) => Some(KeySource::File(path)),
+        (None, Some(pem)) => Some(KeySource::Pem(pem)),
+        (None, None) => None,
+    }
+}
+
 impl From<AuthArgs> for AuthConfig {
     fn from(args: AuthArgs) -> Self {
-        let private_key = match (args.rsa_private_key_file, args.rsa_private_key) {
-            (Some(path), _) => Some(KeySource::File(path)),
-            (None, Some(pem)) => Some(KeySource::Pem(pem)),
-            (None, None) => None,
-        };
+        let private_key = key_source(args.rsa_private_key_file, args.rsa_private_key);
         AuthConfig {
             private_key,
             retired_keys: args.rsa_retired_key_files,
@@ -446,11 +451,7 @@ impl From<ServeArgs> for Config {
             admin_token: args.admin_token,
             auth: args.auth.into(),
             data_key: args.data_key,
-            encryption_key: match (args.rsa_encryption_key_file, args.rsa_encryption_key) {
-                (Some(path), _) => Some(KeySource::File(path)),
-                (None, Some(pem)) => Some(KeySource::Pem(pem)),
-                (None, None) => None,
-            },
+            encryption_key: key_source(args.rsa_encryption_key_file, args.rsa_encryption_key),
             retired_encryption_keys: args.rsa_retired_encryption_key_files,
             plugin_overrides: crate::config::plugin_overrides_from_env(),
             workers: WorkerSettings {

@@ -138,15 +138,19 @@ fn presented_token(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
             .map(Some)
             .ok_or_else(|| ApiError::InvalidToken("the Authorization header must be `Bearer <token>`".into()));
     }
-    let cookie = headers
+    Ok(session_cookie(headers))
+}
+
+/// The session cookie's value, if the request carries it.
+pub(super) fn session_cookie(headers: &HeaderMap) -> Option<String> {
+    headers
         .get_all(COOKIE)
         .iter()
         .filter_map(|value| value.to_str().ok())
         .flat_map(cookie::Cookie::split_parse)
         .filter_map(Result::ok)
         .find(|cookie| cookie.name() == SESSION_COOKIE)
-        .map(|cookie| cookie.value().to_owned());
-    Ok(cookie)
+        .map(|cookie| cookie.value().to_owned())
 }
 
 #[cfg(test)]

@@ -7,12 +7,12 @@
 //! (which no other site can attach). This is the check of Go's `http.CrossOriginProtection`.
 
 use axum::extract::{Request, State};
-use axum::http::header::{AUTHORIZATION, COOKIE, HOST, ORIGIN};
+use axum::http::header::{AUTHORIZATION, HOST, ORIGIN};
 use axum::http::{HeaderMap, Method};
 use axum::middleware::Next;
 use axum::response::Response;
 
-use super::authn::SESSION_COOKIE;
+use super::authn::session_cookie;
 use super::{ApiError, AppState};
 
 /// Refuses a cross-origin unsafe request that the session cookie would authenticate.
@@ -42,28 +42,21 @@ fn is_unsafe(method: &Method) -> bool {
 
 /// Whether the session cookie is what would authenticate this request (no bearer token wins).
 fn uses_session_cookie(headers: &HeaderMap) -> bool {
-    !headers.contains_key(AUTHORIZATION)
-        && headers
-            .get_all(COOKIE)
-            .iter()
-            .filter_map(|value| value.to_str().ok())
-            .flat_map(|value| value.split(';'))
-            .any(|pair| pair.split('=').next().map(str::trim) == Some(SESSION_COOKIE))
+    !headers.contains_key(AUTHORIZATION) && session_cookie(headers).is_some()
 }
 
-/// Whether a browser would call this request same-origin, or no browser sent it.
+/// Whether a browser would call this request same-origin (or it comes from a trusted origin),
+/// or no browser sent it.
 fn is_same_origin(headers: &HeaderMap, host: Option<&str>, trusted: &[String]) -> bool {
     let header = |name| headers.get(name).map(|value| value.to_str().unwrap_or("\u{0}"));
+    let origin = header(ORIGIN.as_str()).map(|origin| origin.trim_end_matches('/'));
+    let trusted_origin = origin.is_some_and(|origin| trusted.iter().any(|t| t.eq_ignore_ascii_case(origin)));
     if let Some(site) = header("sec-fetch-site") {
-        return matches!(site, "same-origin" | "none");
+        return matches!(site, "same-origin" | "none") || trusted_origin;
     }
-    let Some(origin) = header(ORIGIN.as_str()) else { return true };
-    let origin = origin.trim_end_matches('/');
-    if trusted.iter().any(|trusted| trusted.eq_ignore_ascii_case(origin)) {
-        return true;
-    }
+    let Some(origin) = origin else { return true };
     let origin_host = origin.split_once("://").map(|(_, rest)| rest);
-    host.zip(origin_host).is_some_and(|(host, origin_host)| origin_host.eq_ignore_ascii_case(host))
+    trusted_origin || host.zip(origin_host).is_some_and(|(host, origin_host)| origin_host.eq_ignore_ascii_case(host))
 }
 
 #[cfg(test)]
@@ -97,6 +90,7 @@ mod tests {
             ("host", "app.example.com")
         ]));
         assert!(!same(&[("sec-fetch-site", "cross-site")]));
+        assert!(same(&[("sec-fetch-site", "same-site"), ("origin", "https://console.example.com")]), "trusted");
         assert!(same(&[("origin", "http://127.0.0.1:3000"), ("host", "127.0.0.1:3000")]));
         assert!(same(&[("origin", "https://console.example.com/"), ("host", "api.example.com")]));
         assert!(!same(&[("origin", "http://127.0.0.1:3001"), ("host", "127.0.0.1:3000")]));

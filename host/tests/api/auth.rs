@@ -539,44 +539,38 @@ async fn a_permission_change_or_disable_holds_against_readers_racing_the_update(
     let (user, token) = app.user_with_token("raced@example.com", &["read:users"]).await;
     let identity = app.auth.identity.clone();
     let key = format!("identity/users/{}", user.id);
+    let readers = |reads: usize| -> Vec<_> {
+        (0..12)
+            .map(|_| {
+                let (identity, id) = (identity.clone(), user.id.clone());
+                tokio::spawn(async move {
+                    for _ in 0..reads {
+                        identity.get(&id).await.unwrap();
+                    }
+                })
+            })
+            .collect()
+    };
 
-    for round in 0..30 {
+    for round in 0..100 {
         let granted = round % 2 == 1;
         let permissions: Vec<String> = if granted { vec!["read:users".into()] } else { Vec::new() };
         // The entry has just expired: every reader below loads the user from the database, racing
         // the update; one that loaded the old row must not put it back after the update's copy.
         app.auth.cache.delete(&key).await;
-        let readers: Vec<_> = (0..12)
-            .map(|_| {
-                let (identity, id) = (identity.clone(), user.id.clone());
-                tokio::spawn(async move {
-                    for _ in 0..4 {
-                        identity.get(&id).await.unwrap();
-                    }
-                })
-            })
-            .collect();
+        let racing = readers(4);
         let patch = UserPatch { permissions: Some(permissions.clone()), ..UserPatch::default() };
         identity.update(&user.id, patch).await.unwrap();
-        for reader in readers {
+        for reader in racing {
             reader.await.unwrap();
         }
         assert_eq!(identity.get(&user.id).await.unwrap().permissions, permissions, "round {round}");
     }
 
-    let readers: Vec<_> = (0..12)
-        .map(|_| {
-            let (identity, id) = (identity.clone(), user.id.clone());
-            tokio::spawn(async move {
-                for _ in 0..20 {
-                    identity.get(&id).await.unwrap();
-                }
-            })
-        })
-        .collect();
+    let racing = readers(20);
     app.auth.cache.delete(&key).await;
     identity.update(&user.id, UserPatch { disabled: Some(true), ..UserPatch::default() }).await.unwrap();
-    for reader in readers {
+    for reader in racing {
         reader.await.unwrap();
     }
     assert_eq!(me(&app, &token).await.status(), 401, "the disable holds on the next request");
