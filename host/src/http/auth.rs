@@ -64,19 +64,24 @@ pub async fn login(
     // Counted before the password is checked, so guessing costs the guesser, not the host. An
     // account's attempts count per client, so a stranger cannot lock its owner out.
     let device = trusted_device(auth, &headers, &account);
-    let mut counters = vec![(format!("auth/login/address/{client}"), limit.per_address)];
     let own_counter = match &device {
         Some(device) => format!("auth/login/device/{device}"),
-        None => {
-            counters.push((format!("auth/login/account/{account}/untrusted"), limit.per_email_untrusted()));
-            format!("auth/login/account/{account}/address/{client}")
-        }
+        None => format!("auth/login/account/{account}/address/{client}"),
     };
-    counters.push((own_counter.clone(), limit.per_email));
+    // Narrowest first, and a client already over its own limits adds nothing to the account's
+    // ceiling: one stranger, however persistent, spends at most their own share of it.
+    let mut counters =
+        vec![(format!("auth/login/address/{client}"), limit.per_address), (own_counter.clone(), limit.per_email)];
+    if device.is_none() {
+        counters.push((format!("auth/login/account/{account}/untrusted"), limit.per_email_untrusted()));
+    }
     let mut limited = false;
     for (key, allowed) in &counters {
         let count = auth.cache.increment(key, 1, Some(limit.window)).await.unwrap_or(0);
         limited |= count > i64::from(*allowed);
+        if limited {
+            break;
+        }
     }
     if limited {
         tracing::warn!(address = %client, trusted_device = device.is_some(), "login rate limit reached");

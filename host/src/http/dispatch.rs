@@ -50,7 +50,11 @@ pub async fn dispatch(State(state): State<AppState>, request: Request) -> Result
     let registry = state.plugins.registry();
     let (target, params) = match_route(&registry, &parts)?;
     let caller = state.auth.authorize(&target.access, &parts.headers).await?;
-    let body = read_body(&parts.headers, body, state.limits.max_body_bytes).await?;
+    // A body trickled in slower than a plugin may run is cut off, like a trickled head.
+    let timeout = state.limits.request_timeout;
+    let body = tokio::time::timeout(timeout, read_body(&parts.headers, body, state.limits.max_body_bytes))
+        .await
+        .map_err(|_| ApiError::BodyTimeout { timeout })??;
     let chain = Chain { principal: caller.as_ref().map(Caller::principal), request_id, depth: 0 };
     call_plugin(&state, registry.plugin(target.plugin), target, params, &parts, body, chain).await
 }

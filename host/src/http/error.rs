@@ -25,6 +25,8 @@ pub enum ApiError {
     MethodNotAllowed { method: String, path: String, allowed: Vec<String> },
     #[error("request body is larger than the limit of {limit} bytes")]
     PayloadTooLarge { limit: usize },
+    #[error("the request body did not arrive within {}ms", .timeout.as_millis())]
+    BodyTimeout { timeout: Duration },
     #[error("{0}")]
     BadRequest(String),
     #[error("{0}")]
@@ -150,6 +152,7 @@ impl ApiError {
             ApiError::PayloadTooLarge { .. } => {
                 ErrorBody::new(S::PAYLOAD_TOO_LARGE, "payload_too_large", self.to_string())
             }
+            ApiError::BodyTimeout { .. } => ErrorBody::new(S::REQUEST_TIMEOUT, "request_timeout", self.to_string()),
             ApiError::BadRequest(message) => ErrorBody::new(S::BAD_REQUEST, "bad_request", message),
             ApiError::UnsupportedMediaType(message) => {
                 ErrorBody::new(S::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type", message)

@@ -177,3 +177,41 @@ async fn connections_past_the_limit_wait_until_one_closes() {
     let served = fresh().get(app.url("/health")).send().await.unwrap();
     assert_eq!(served.status(), 200, "a slot freed by a closed connection is used");
 }
+
+#[tokio::test]
+async fn a_trickled_request_body_is_cut_off_with_a_408() {
+    use std::time::{Duration, Instant};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let app = spawn_configured(&["hello"], |config| config.limits.request_timeout = Duration::from_millis(500)).await;
+    let address = app.address.trim_start_matches("http://").to_owned();
+    let mut stream = tokio::net::TcpStream::connect(&address).await.unwrap();
+    let head = "POST /api/echo HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 200\r\n\r\n{";
+    stream.write_all(head.as_bytes()).await.unwrap();
+    let started = Instant::now();
+    let (mut reader, mut writer) = stream.split();
+    let trickle = async {
+        for _ in 0..100 {
+            if writer.write_all(b" ").await.is_err() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    };
+    let mut answer = Vec::new();
+    let read = async {
+        let mut buffer = [0u8; 1024];
+        while let Ok(n @ 1..) = reader.read(&mut buffer).await {
+            answer.extend_from_slice(&buffer[..n]);
+            if answer.windows(4).any(|w| w == b"\r\n\r\n") {
+                break;
+            }
+        }
+    };
+    tokio::select! {
+        () = read => {}
+        () = trickle => panic!("the trickled body was read for five seconds"),
+    }
+    let answer = String::from_utf8_lossy(&answer).into_owned();
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(started.elapsed() < Duration::from_secs(3), "answered after {:?}", started.elapsed());
+}
