@@ -263,7 +263,7 @@ pub async fn build_services(config: &Config, db: Database, cache: Cache) -> Resu
     let tokens =
         Tokens::new(&keys, &retired, config.auth.tokens.clone(), revocations).map_err(StartupError::Signing)?;
     let passwords = Passwords::default();
-    let records = Records::new(db.clone(), cache.clone());
+    let records = Records::new(db.clone(), cache.clone(), config.limits.plugin_cache_bytes);
     let identity = Identity::new(db, passwords.clone(), cache.clone());
     let services = HostServices {
         identity: identity.clone(),

@@ -108,11 +108,8 @@ impl Cache {
             .expire_after(EntryTtl)
             // However an entry goes (replaced, deleted, expired, evicted), its quota gets it back.
             .eviction_listener(move |key: Arc<String>, entry: Entry, _| {
-                if let Some(quota) = &entry.quota {
-                    let mut usage = released.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-                    if let Some(used) = usage.get_mut(quota) {
-                        *used = used.saturating_sub(weight(&key, &entry.value));
-                    }
+                if let Some(name) = entry.quota.clone() {
+                    release(&released, &Quota { name, bytes: 0 }, weight(&key, &entry.value));
                 }
             })
             .build();
@@ -373,18 +370,50 @@ impl Cache {
         value: &[u8],
         ttl: Option<Duration>,
     ) -> Result<(), QuotaExceeded> {
+        self.store_within(quota, key, value, ttl, false).await
+    }
+
+    /// [`Cache::set_if_absent`] for `quota`: a fill that neither overwrites a concurrent writer's
+    /// entry nor takes the quota past its bytes.
+    pub async fn set_if_absent_within(
+        &self,
+        quota: &Quota,
+        key: &str,
+        value: &[u8],
+        ttl: Duration,
+    ) -> Result<(), QuotaExceeded> {
+        self.store_within(quota, key, value, Some(ttl), true).await
+    }
+
+    async fn store_within(
+        &self,
+        quota: &Quota,
+        key: &str,
+        value: &[u8],
+        ttl: Option<Duration>,
+        only_if_absent: bool,
+    ) -> Result<(), QuotaExceeded> {
         let key = &self.key(key);
         let needed = weight(key, value);
         match &*self.backend {
             Backend::Memory { cache, usage } => {
-                let held = cache
-                    .get(key)
-                    .await
+                let current = cache.get(key).await;
+                if only_if_absent && current.is_some() {
+                    return Ok(());
+                }
+                let held = current
                     .filter(|entry| entry.quota.as_ref() == Some(&quota.name))
                     .map_or(0, |entry| weight(key, &entry.value));
                 reserve(cache, usage, quota, needed, held).await?;
                 let entry = Entry { value: value.into(), ttl, quota: Some(quota.name.clone()) };
-                cache.insert(key.to_owned(), entry).await;
+                if only_if_absent {
+                    if !cache.entry(key.to_owned()).or_insert(entry).await.is_fresh() {
+                        // Another writer filled it meanwhile: the room reserved is not used.
+                        release(usage, quota, needed);
+                    }
+                } else {
+                    cache.insert(key.to_owned(), entry).await;
+                }
                 Ok(())
             }
             Backend::Redis(redis) => {
@@ -398,6 +427,7 @@ impl Cache {
                     .arg(ttl.map_or(0, millis))
                     .arg(quota.bytes)
                     .arg(needed);
+                invocation.arg(u8::from(only_if_absent));
                 match timed(invocation.invoke_async::<i64>(&mut connection)).await {
                     Ok(1) => Ok(()),
                     Ok(_) => Err(QuotaExceeded { quota: quota.bytes }),
@@ -504,6 +534,14 @@ async fn reserve(
     Err(QuotaExceeded { quota: quota.bytes })
 }
 
+/// Gives `bytes` reserved for `quota` back.
+fn release(usage: &Usage, quota: &Quota, bytes: u64) {
+    let mut usage = usage.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    if let Some(used) = usage.get_mut(&quota.name) {
+        *used = used.saturating_sub(bytes);
+    }
+}
+
 /// Room a counter takes besides its key: the longest 64-bit integer.
 const COUNTER_ROOM: &[u8] = b"-9223372036854775808";
 
@@ -530,9 +568,11 @@ local function account(size, ttl)
 end
 "#;
 
-/// `ARGV` = value, TTL in ms (0: none), quota bytes, the entry's size. 1 stored, 0 over quota.
+/// `ARGV` = value, TTL in ms (0: none), quota bytes, the entry's size, 1 to store only if absent.
+/// 1 stored (or present), 0 over quota.
 const SET_WITHIN_LUA: &str = r#"
 local ttl, size = tonumber(ARGV[2]), tonumber(ARGV[4])
+if ARGV[5] == '1' and redis.call('EXISTS', KEYS[1]) == 1 then return 1 end
 if used - held + size > tonumber(ARGV[3]) then return 0 end
 if ttl > 0 then redis.call('SET', KEYS[1], ARGV[1], 'PX', ttl) else redis.call('SET', KEYS[1], ARGV[1]) end
 account(size, ttl)

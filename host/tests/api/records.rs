@@ -222,3 +222,29 @@ async fn deleting_a_user_deletes_their_documents() {
     let ids = app.column("SELECT id FROM records ORDER BY id").await;
     assert_eq!(ids, ["shared"], "the user's document went with them, the shared one stayed");
 }
+
+#[tokio::test]
+async fn cached_documents_count_against_the_plugins_cache_quota_and_reads_stay_fresh_past_it() {
+    let app =
+        crate::helpers::spawn_configured(&["test-records"], |config| config.limits.plugin_cache_bytes = 8 * 1024).await;
+    let filler = "x".repeat(1500);
+    for n in 0..12 {
+        ok(&app, None, Method::POST, &format!("settings?id=doc-{n}"), &format!(r#"{{"n": {n}, "pad": "{filler}"}}"#))
+            .await;
+    }
+    let before = stats(&app).await;
+    for n in 0..12 {
+        let read = ok(&app, None, Method::GET, &format!("settings/doc-{n}"), "").await;
+        assert_eq!(read["data"]["n"], n);
+    }
+    let after = stats(&app).await;
+    let hits = after["cacheHits"].as_u64().unwrap() - before["cacheHits"].as_u64().unwrap();
+    assert!(hits < 12, "12 documents of 1.5 KiB do not all fit an 8 KiB quota ({hits} were cached)");
+    assert!(hits >= 1, "what fits is cached");
+
+    // Past the quota a write still leaves no stale copy behind.
+    for n in 0..12 {
+        ok(&app, None, Method::PATCH, &format!("settings/doc-{n}"), r#"{"n": 100}"#).await;
+        assert_eq!(ok(&app, None, Method::GET, &format!("settings/doc-{n}"), "").await["data"]["n"], 100, "doc-{n}");
+    }
+}

@@ -19,7 +19,7 @@ use chrono::Utc;
 use serde::{Deserialize, Serialize};
 
 use crate::db::{CollectionRef, Database, DbError, RecordRow};
-use crate::services::cache::Cache;
+use crate::services::cache::{Cache, Quota};
 
 pub use document::{Document, MAX_DOCUMENT_BYTES, MAX_ID_LEN};
 
@@ -89,12 +89,19 @@ struct CacheEntry {
 pub struct Records {
     db: Database,
     cache: Cache,
+    /// Cache bytes each plugin may hold: its documents cached here count against the same quota
+    /// as its own cache entries, so a plugin cannot crowd the cache by way of records either.
+    quota_bytes: u64,
     counters: Arc<Counters>,
 }
 
 impl Records {
-    pub fn new(db: Database, cache: Cache) -> Self {
-        Self { db, cache, counters: Arc::default() }
+    pub fn new(db: Database, cache: Cache, quota_bytes: u64) -> Self {
+        Self { db, cache, quota_bytes, counters: Arc::default() }
+    }
+
+    fn quota(&self, at: CollectionRef<'_>) -> Quota {
+        Quota { name: at.plugin.into(), bytes: self.quota_bytes }
     }
 
     /// How reads have been served so far.
@@ -123,7 +130,8 @@ impl Records {
         self.count(&self.counters.database_reads);
         let document = self.db.record(at, id).await?.map(Document::from_row).transpose()?;
         let entry = CacheEntry { document };
-        self.cache.set_if_absent(&key, &encode(&entry), CACHE_TTL).await;
+        // With the plugin's quota spent the document is simply not cached.
+        let _ = self.cache.set_if_absent_within(&self.quota(at), &key, &encode(&entry), CACHE_TTL).await;
         Ok(entry.document)
     }
 
@@ -219,10 +227,13 @@ impl Records {
         Ok(())
     }
 
-    /// Records what a write left behind, overwriting whatever a reader cached before it.
+    /// Records what a write left behind, overwriting whatever a reader cached before it; with the
+    /// plugin's quota spent, the older entry is removed instead, so no read sees it.
     async fn store(&self, at: CollectionRef<'_>, id: &str, document: Option<Document>) {
-        let entry = CacheEntry { document };
-        self.cache.set(&cache_key(at, id), &encode(&entry), Some(CACHE_TTL)).await;
+        let (entry, key, quota) = (CacheEntry { document }, cache_key(at, id), self.quota(at));
+        if self.cache.set_within(&quota, &key, &encode(&entry), Some(CACHE_TTL)).await.is_err() {
+            self.cache.delete_within(&quota, &key).await;
+        }
     }
 
     fn count(&self, counter: &AtomicU64) {
