@@ -262,8 +262,10 @@ enum Stopped {
 }
 
 /// The scheduling user as a principal with their current permissions, if they still may act.
+/// Read as stored now even when this worker's process does not share a cache with the host that
+/// changed the user.
 async fn principal_of(identity: &Identity, user: &str) -> Result<Principal, Stopped> {
-    match identity.get(user).await {
+    match identity.get_current(user).await {
         Ok(found) if found.disabled => Err(Stopped::Refused(format!(
             "the user who scheduled this task ({user}) is disabled; it does not run as them"
         ))),

@@ -154,3 +154,39 @@ async fn the_cli_schedules_tasks_through_the_api() {
     assert!(String::from_utf8_lossy(&not_json.stderr).contains("--payload is not JSON"));
     kill(worker);
 }
+
+#[tokio::test]
+async fn a_worker_process_stops_a_disabled_users_tasks_although_it_had_cached_the_user() {
+    let deployment = Deployment::start().await;
+    let worker = deployment.worker(&["--concurrency", "1"]);
+    // The worker runs one task as the user, reading (and, without Redis, caching) them.
+    let first = deployment.schedule(json!({ "name": "echo", "payload": {} })).await;
+    deployment.completed(&first).await;
+
+    // The user is disabled by another process of the deployment: this test, on the same database
+    // (and the same Redis namespace, when there is Redis).
+    let db =
+        autoflow_host::db::Database::connect(deployment.database.url.as_ref(), deployment.data.path()).await.unwrap();
+    let namespace = format!("test-{}", deployment.data.path().file_name().unwrap().to_string_lossy());
+    let cache = match crate::helpers::redis_url() {
+        Some(url) => {
+            let connection =
+                autoflow_host::services::redis_connection::RedisConnection::new(redis::Client::open(url).unwrap());
+            autoflow_host::services::cache::Cache::redis(connection).with_namespace(&namespace)
+        }
+        None => autoflow_host::services::cache::Cache::memory(),
+    };
+    let identity = autoflow_host::services::identity::Identity::new(db.clone(), Default::default(), cache);
+    let user = identity.list(10, None).await.unwrap().items.into_iter().find(|u| u.email == "ops@example.com").unwrap();
+    let later = deployment.schedule(json!({ "name": "echo", "payload": {}, "delayMs": 500 })).await;
+    let disable = autoflow_host::services::identity::UserPatch { disabled: Some(true), ..Default::default() };
+    identity.update(&user.id, disable).await.unwrap();
+
+    let dead = eventually(Duration::from_secs(20), "the task of the disabled user to end", || async {
+        let row = db.task(&later).await.unwrap().unwrap();
+        (row.status == "dead").then_some(row)
+    })
+    .await;
+    assert!(dead.last_error.unwrap_or_default().contains("is disabled"));
+    kill(worker);
+}

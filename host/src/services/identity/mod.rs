@@ -170,6 +170,17 @@ impl Identity {
         Ok(self.remember(row).await)
     }
 
+    /// The user with `id` as stored now, for a process that may not share its cache with the
+    /// process that changed the user (an `autoflow worker` beside a host without Redis): through
+    /// the cache only when the cache is shared (Redis), else from the database.
+    pub async fn get_current(&self, id: &str) -> Result<User, IdentityError> {
+        if self.cache.is_shared() {
+            return self.get(id).await;
+        }
+        let id = UserId::parse(id).ok_or(IdentityError::NotFound)?;
+        self.db.user_by_id(id.as_str()).await?.map(to_user).ok_or(IdentityError::NotFound)
+    }
+
     /// Caches `row` (unless a newer copy is cached) and returns it as a [`User`].
     async fn remember(&self, row: UserRow) -> User {
         let version = u64::try_from(row.version).unwrap_or_default();
