@@ -168,13 +168,12 @@ async fn connections_past_the_limit_wait_until_one_closes() {
     ];
     tokio::time::sleep(Duration::from_millis(100)).await;
 
-    let fresh =
-        || reqwest::Client::builder().pool_max_idle_per_host(0).timeout(Duration::from_millis(700)).build().unwrap();
-    let waiting = fresh().get(app.url("/health")).send().await;
+    let fresh = |timeout| reqwest::Client::builder().pool_max_idle_per_host(0).timeout(timeout).build().unwrap();
+    let waiting = fresh(Duration::from_millis(700)).get(app.url("/health")).send().await;
     assert!(waiting.is_err_and(|e| e.is_timeout()), "a third connection is not served while two are held");
 
     drop(held);
-    let served = fresh().get(app.url("/health")).send().await.unwrap();
+    let served = fresh(Duration::from_secs(10)).get(app.url("/health")).send().await.unwrap();
     assert_eq!(served.status(), 200, "a slot freed by a closed connection is used");
 }
 

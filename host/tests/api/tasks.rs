@@ -318,7 +318,7 @@ async fn a_disabled_or_deleted_users_tasks_stop_and_their_records_say_why() {
     let (_, admin) = app.user_with_token("admin@example.com", &["admin"]).await;
     let (disabled, disabled_token) = app.user_with_token("disabled@example.com", &["write:tasks"]).await;
     let (deleted, deleted_token) = app.user_with_token("deleted@example.com", &["write:tasks"]).await;
-    let later = json!({ "name": "echo", "payload": {}, "delayMs": 1000 });
+    let later = json!({ "name": "echo", "payload": {}, "delayMs": 2000 });
     let of_disabled = scheduled(&app, &disabled_token, later.clone()).await;
     let of_deleted = scheduled(&app, &deleted_token, later).await;
 
@@ -343,7 +343,12 @@ async fn validating_a_payload_takes_one_of_the_plugins_slots_like_a_request() {
     .await;
     let (_, token) = app.user_with_token("scheduler@example.com", &["write:tasks"]).await;
     let blocker = scheduled(&app, &token, json!({ "name": "sleep", "payload": { "ms": 1500 } })).await;
-    settled(&app, &token, blocker["id"].as_str().unwrap(), "active").await;
+    // A claimed task takes its slot a moment after it shows `active`: wait for the slot itself.
+    eventually(Duration::from_secs(10), "the blocker to hold the plugin's one slot", || async {
+        let registry = app.live.registry();
+        (registry.find("test-tasks").unwrap().slots.available_permits() == 0).then_some(())
+    })
+    .await;
 
     // The plugin's one slot is running `sleep`: validating another payload must wait for it too.
     let (status, error) = error_of(schedule(&app, &token, json!({ "name": "echo", "payload": {} })).await).await;

@@ -178,7 +178,7 @@ async fn a_worker_process_stops_a_disabled_users_tasks_although_it_had_cached_th
     };
     let identity = autoflow_host::services::identity::Identity::new(db.clone(), Default::default(), cache);
     let user = identity.list(10, None).await.unwrap().items.into_iter().find(|u| u.email == "ops@example.com").unwrap();
-    let later = deployment.schedule(json!({ "name": "echo", "payload": {}, "delayMs": 500 })).await;
+    let later = deployment.schedule(json!({ "name": "echo", "payload": {}, "delayMs": 2000 })).await;
     let disable = autoflow_host::services::identity::UserPatch { disabled: Some(true), ..Default::default() };
     identity.update(&user.id, disable).await.unwrap();
 
