@@ -61,11 +61,8 @@ fn is_same_origin(headers: &HeaderMap, host: Option<&str>, trusted: &[String]) -
 
 #[cfg(test)]
 mod tests {
+    use super::super::authn::tests::headers;
     use super::*;
-
-    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
-        pairs.iter().map(|(name, value)| (axum::http::HeaderName::from_static(name), value.parse().unwrap())).collect()
-    }
 
     #[test]
     fn only_the_session_cookie_without_a_bearer_token_counts() {
