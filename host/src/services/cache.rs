@@ -108,8 +108,8 @@ impl Cache {
             .expire_after(EntryTtl)
             // However an entry goes (replaced, deleted, expired, evicted), its quota gets it back.
             .eviction_listener(move |key: Arc<String>, entry: Entry, _| {
-                if let Some(name) = entry.quota.clone() {
-                    release(&released, &Quota { name, bytes: 0 }, weight(&key, &entry.value));
+                if let Some(name) = &entry.quota {
+                    release(&released, name, weight(&key, &entry.value));
                 }
             })
             .build();
@@ -288,7 +288,7 @@ impl Cache {
     pub async fn increment(&self, key: &str, by: i64, ttl: Option<Duration>) -> Result<i64, IncrementError> {
         let key = &self.key(key);
         match &*self.backend {
-            Backend::Memory { cache, .. } => self.increment_entry(cache, key, by, ttl, None).await,
+            Backend::Memory { cache, .. } => increment_entry(cache, key, by, ttl, None).await,
             Backend::Redis(redis) => {
                 let mut connection = self.connection(redis).await.ok_or(IncrementError::Unavailable)?;
                 let mut pipe = redis::pipe();
@@ -297,62 +297,19 @@ impl Cache {
                     pipe.cmd("PEXPIRE").arg(key).arg(millis(ttl)).arg("NX").ignore();
                 }
                 let result = timed(pipe.query_async::<(i64,)>(&mut connection)).await.map(|(value,)| value);
-                self.counted(key, result, &Quota { name: "".into(), bytes: 0 })
+                self.counted(key, result, 0)
             }
         }
     }
 
-    /// Adds `by` to the in-process counter under the full `key`, leaving it as it was on failure.
-    async fn increment_entry(
-        &self,
-        cache: &moka::future::Cache<String, Entry>,
-        key: &str,
-        by: i64,
-        ttl: Option<Duration>,
-        quota: Option<Arc<str>>,
-    ) -> Result<i64, IncrementError> {
-        let mut outcome = Err(IncrementError::Unavailable);
-        let usage = match &*self.backend {
-            Backend::Memory { usage, .. } => Some(usage.clone()),
-            Backend::Redis(_) => None,
-        };
-        cache
-            .entry(key.to_owned())
-            .and_compute_with(|current| {
-                let (before, ttl) = match &current {
-                    Some(e) => (parse_counter(&e.value().value), e.value().ttl),
-                    None => (Some(0), ttl),
-                };
-                let sum = before
-                    .ok_or(IncrementError::NotAnInteger)
-                    .and_then(|before| before.checked_add(by).ok_or(IncrementError::Overflow));
-                let op = match sum {
-                    Ok(sum) => {
-                        let entry = Entry { value: sum.to_string().into_bytes().into(), ttl, quota: quota.clone() };
-                        // The entry it replaces is given back by the eviction listener.
-                        if let (Some(quota), Some(usage)) = (&quota, &usage) {
-                            let mut usage = usage.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-                            *usage.entry(quota.clone()).or_default() += weight(key, &entry.value);
-                        }
-                        Op::Put(entry)
-                    }
-                    Err(_) => Op::Nop,
-                };
-                outcome = sum;
-                std::future::ready(op)
-            })
-            .await;
-        outcome
-    }
-
     /// A Redis counter's outcome: Redis refuses an overflow or a non-integer before changing
     /// anything (`ERR increment or decrement would overflow`, `ERR value is not an integer…`).
-    fn counted(&self, key: &str, result: redis::RedisResult<i64>, quota: &Quota) -> Result<i64, IncrementError> {
+    fn counted(&self, key: &str, result: redis::RedisResult<i64>, quota_bytes: u64) -> Result<i64, IncrementError> {
         match result {
             Ok(value) => Ok(value),
             Err(error) if error.to_string().contains("would overflow") => Err(IncrementError::Overflow),
             Err(error) if error.to_string().contains("not an integer") => Err(IncrementError::NotAnInteger),
-            Err(error) if error.code() == Some(QUOTA_SPENT) => Err(IncrementError::OverQuota(quota.bytes)),
+            Err(error) if error.code() == Some(QUOTA_SPENT) => Err(IncrementError::OverQuota(quota_bytes)),
             Err(error) => {
                 self.degrade_on_error::<()>("increment", key, Err(error));
                 Err(IncrementError::Unavailable)
@@ -409,7 +366,7 @@ impl Cache {
                 if only_if_absent {
                     if !cache.entry(key.to_owned()).or_insert(entry).await.is_fresh() {
                         // Another writer filled it meanwhile: the room reserved is not used.
-                        release(usage, quota, needed);
+                        release(usage, &quota.name, needed);
                     }
                 } else {
                     cache.insert(key.to_owned(), entry).await;
@@ -464,10 +421,16 @@ impl Cache {
         let needed = weight(&full, COUNTER_ROOM);
         match &*self.backend {
             Backend::Memory { cache, usage } => {
-                if cache.get(&full).await.is_none() {
+                // A new counter must fit its longest value; once put, it counts for what it holds.
+                let is_new = cache.get(&full).await.is_none();
+                if is_new {
                     reserve(cache, usage, quota, needed, 0).await.map_err(|e| IncrementError::OverQuota(e.quota))?;
                 }
-                self.increment_entry(cache, &full, by, ttl, Some(quota.name.clone())).await
+                let counted = increment_entry(cache, &full, by, ttl, Some((usage, &quota.name))).await;
+                if is_new {
+                    release(usage, &quota.name, needed);
+                }
+                counted
             }
             Backend::Redis(redis) => {
                 let mut connection = self.connection(redis).await.ok_or(IncrementError::Unavailable)?;
@@ -479,7 +442,7 @@ impl Cache {
                 let result = result.and_then(|text| {
                     text.parse().map_err(|_| redis::RedisError::from((redis::ErrorKind::Parse, "not an integer")))
                 });
-                self.counted(&full, result, quota)
+                self.counted(&full, result, quota.bytes)
             }
         }
     }
@@ -511,6 +474,46 @@ impl Cache {
     }
 }
 
+/// Adds `by` to the in-process counter under the full `key`, leaving it as it was on failure; with
+/// `quota`, the counter's bytes count against that quota of `usage`.
+async fn increment_entry(
+    cache: &moka::future::Cache<String, Entry>,
+    key: &str,
+    by: i64,
+    ttl: Option<Duration>,
+    quota: Option<(&Usage, &Arc<str>)>,
+) -> Result<i64, IncrementError> {
+    let mut outcome = Err(IncrementError::Unavailable);
+    cache
+        .entry(key.to_owned())
+        .and_compute_with(|current| {
+            let (before, ttl) = match &current {
+                Some(e) => (parse_counter(&e.value().value), e.value().ttl),
+                None => (Some(0), ttl),
+            };
+            let sum = before
+                .ok_or(IncrementError::NotAnInteger)
+                .and_then(|before| before.checked_add(by).ok_or(IncrementError::Overflow));
+            let op = match sum {
+                Ok(sum) => {
+                    let name = quota.map(|(_, name)| name.clone());
+                    let entry = Entry { value: sum.to_string().into_bytes().into(), ttl, quota: name };
+                    // The entry it replaces is given back by the eviction listener.
+                    if let Some((usage, name)) = quota {
+                        let mut usage = usage.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+                        *usage.entry(name.clone()).or_default() += weight(key, &entry.value);
+                    }
+                    Op::Put(entry)
+                }
+                Err(_) => Op::Nop,
+            };
+            outcome = sum;
+            std::future::ready(op)
+        })
+        .await;
+    outcome
+}
+
 /// Takes `needed` bytes from `quota` (`held` of them are the entry being replaced, given back by the
 /// eviction listener once replaced). Entries that expired but were not yet swept are swept first.
 async fn reserve(
@@ -534,10 +537,10 @@ async fn reserve(
     Err(QuotaExceeded { quota: quota.bytes })
 }
 
-/// Gives `bytes` reserved for `quota` back.
-fn release(usage: &Usage, quota: &Quota, bytes: u64) {
+/// Gives `bytes` back to quota `name`.
+fn release(usage: &Usage, name: &str, bytes: u64) {
     let mut usage = usage.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-    if let Some(used) = usage.get_mut(&quota.name) {
+    if let Some(used) = usage.get_mut(name) {
         *used = used.saturating_sub(bytes);
     }
 }
@@ -683,6 +686,12 @@ mod tests {
         assert_eq!(cache.increment_within(&quota, "a/n", 1, None).await, Err(IncrementError::OverQuota(1000)));
 
         cache.delete_within(&quota, "a/1").await;
+        let counters = Quota { name: "plugin-c".into(), bytes: 100 };
+        for _ in 0..3 {
+            cache.increment_within(&counters, "c", 1, None).await.unwrap();
+        }
+        cache.delete_within(&counters, "c").await;
+        cache.set_within(&counters, "v", &[0; 85], None).await.expect("a deleted counter gave all its room back");
         cache.set_within(&quota, "a/3", &[0; 480], Some(Duration::from_millis(50))).await.unwrap();
         assert_eq!(cache.get("a/1").await, None);
         // The in-process cache sweeps expired entries on a timer wheel of about a second.
