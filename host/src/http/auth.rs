@@ -107,7 +107,7 @@ pub async fn login(
     let body =
         LoginResponse { token: issued.token, token_type: "Bearer", expires_at: issued.claims.expires_at(), user };
     let mut response = (set_cookie(&cookie)?, Json(body)).into_response();
-    response.headers_mut().append(SET_COOKIE, set_cookie(&device_cookie)?[0].1.clone());
+    response.headers_mut().append(SET_COOKIE, cookie_value(&device_cookie)?);
     Ok(response)
 }
 
@@ -167,7 +167,10 @@ fn trusted_device(auth: &Auth, headers: &HeaderMap, account: &str) -> Option<Str
 }
 
 fn set_cookie(cookie: &Cookie<'_>) -> Result<[(axum::http::HeaderName, HeaderValue); 1], ApiError> {
-    let value = HeaderValue::from_str(&cookie.to_string())
-        .map_err(|_| ApiError::Internal("a session cookie is not a valid header value".into()))?;
-    Ok([(SET_COOKIE, value)])
+    Ok([(SET_COOKIE, cookie_value(cookie)?)])
+}
+
+fn cookie_value(cookie: &Cookie<'_>) -> Result<HeaderValue, ApiError> {
+    HeaderValue::from_str(&cookie.to_string())
+        .map_err(|_| ApiError::Internal(format!("cookie {} is not a valid header value", cookie.name())))
 }
