@@ -28,36 +28,14 @@ pub struct UserPage {
     pub next_cursor: Option<String>,
 }
 
-/// What creating a user takes; the host validates every field.
-#[derive(Debug, Clone, Default)]
-pub struct NewUser {
-    pub email: String,
-    /// Defaults to the part of the email before `@`.
-    pub display_name: Option<String>,
-    pub password: String,
-    pub permissions: Vec<String>,
-}
-
-/// Changes to a user; `None` keeps a field.
-#[derive(Debug, Clone, Default)]
-pub struct UserPatch {
-    pub email: Option<String>,
-    pub display_name: Option<String>,
-    pub permissions: Option<Vec<String>>,
-    pub disabled: Option<bool>,
-    /// A new password (the host's password policy applies).
-    pub password: Option<String>,
-}
+/// What creating a user takes (`display-name` defaults to the part of the email before `@`) and
+/// the changes to a user (`none` keeps a field): the contract's own types, the host validates every
+/// field. [`User`] stays a type of the SDK's because it serializes with the REST API's camelCase names.
+pub use wit::{NewUser, UserPatch};
 
 /// Creates a user: `Invalid` names each bad field, `Conflict` means the email is taken.
 pub fn create_user(user: NewUser) -> Result<User> {
-    let new = wit::NewUser {
-        email: user.email,
-        display_name: user.display_name,
-        password: user.password,
-        permissions: user.permissions,
-    };
-    Ok(wit::create_user(&new)?.into())
+    Ok(wit::create_user(&user)?.into())
 }
 
 /// The user with `id`, or `NotFound`.
@@ -73,13 +51,6 @@ pub fn list_users(limit: u32, cursor: Option<&str>) -> Result<UserPage> {
 
 /// Applies `patch` to user `id`; nothing is written unless every field is valid.
 pub fn update_user(id: &str, patch: UserPatch) -> Result<User> {
-    let patch = wit::UserPatch {
-        email: patch.email,
-        display_name: patch.display_name,
-        permissions: patch.permissions,
-        disabled: patch.disabled,
-        password: patch.password,
-    };
     Ok(wit::update_user(id, &patch)?.into())
 }
 
