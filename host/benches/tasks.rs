@@ -9,12 +9,13 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use autoflow_host::capabilities::http::Chain;
-use autoflow_host::db::{Database, Finish, TaskRow, task_status};
+use autoflow_host::config::WorkerSettings;
+use autoflow_host::contract::CallContext;
+use autoflow_host::db::{Database, Finish, TaskRow, TaskStatus};
 use autoflow_host::services::cache::Cache;
 use autoflow_host::services::redis_connection::RedisConnection;
 use autoflow_host::startup::Application;
-use autoflow_host::tasks::{Dispatch, NewTask, WorkerSettings};
+use autoflow_host::tasks::{Dispatch, NewTask};
 use chrono::Utc;
 
 use common::{Backend, BenchHost, on_each_backend};
@@ -43,7 +44,7 @@ async fn queue_floor(db: &Database, dispatch: &Dispatch) -> f64 {
                     name: "floor".into(),
                     payload: "{}".into(),
                     priority: 2,
-                    status: task_status::PENDING.into(),
+                    status: TaskStatus::Pending,
                     attempts: 0,
                     max_attempts: 1,
                     run_at: now,
@@ -80,7 +81,7 @@ async fn claim_and_finish(db: &Database, dispatch: &Dispatch, worker: &str) -> b
 
 async fn completed(db: &Database) -> usize {
     let filter = autoflow_host::db::TaskFilter {
-        status: Some("completed".into()),
+        status: Some(TaskStatus::Completed),
         name: Some("echo".into()),
         ..Default::default()
     };
@@ -113,7 +114,7 @@ async fn bench_backend(backend: Backend) {
     let started = Instant::now();
     for _ in 0..TASKS {
         let task = NewTask { name: "echo".into(), payload: "{}".into(), ..Default::default() };
-        scheduler.schedule(task, Chain::default()).await.unwrap();
+        scheduler.schedule(task, CallContext::default()).await.unwrap();
     }
     let scheduled = started.elapsed();
     while completed(&db).await < TASKS {

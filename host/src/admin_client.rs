@@ -8,7 +8,8 @@ use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;
 
 use crate::cli::{AdminArgs, ScheduleArgs};
-use crate::plugins::manifest::{COMPONENT_FILE, MANIFEST_FILE, Manifest};
+use crate::plugins::manifest::{COMPONENT_FILE, MANIFEST_FILE};
+use crate::spec::Manifest;
 
 /// `autoflow plugins list`: one line per plugin.
 pub async fn list(admin: &AdminArgs) -> Result<String> {

@@ -10,11 +10,9 @@ use clap::parser::ValueSource;
 use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 use secrecy::SecretString;
 
-use crate::config::{AdminToken, AuthConfig, Config, Limits, LoginLimit};
-use crate::http::TrustedProxies;
-use crate::services::keys::KeySource;
-use crate::services::tokens::TokenSettings;
-use crate::tasks::WorkerSettings;
+use crate::config::{
+    AdminToken, AuthConfig, Config, KeySource, Limits, LoginLimit, TokenSettings, TrustedProxies, WorkerSettings,
+};
 
 /// Autoflow: serves HTTP routes and runs tasks from sandboxed wasm plugins.
 #[derive(Debug, Parser)]
@@ -232,7 +230,7 @@ pub struct ServeArgs {
 
     /// Prefix of this deployment's keys and pub/sub channels in Redis, so deployments can share one
     /// server; every host of a deployment uses the same.
-    #[arg(long, env = "AUTOFLOW_CACHE_NAMESPACE", default_value = crate::services::cache::DEFAULT_NAMESPACE)]
+    #[arg(long, env = "AUTOFLOW_CACHE_NAMESPACE", default_value = crate::config::DEFAULT_CACHE_NAMESPACE)]
     pub cache_namespace: String,
 
     /// Largest request body accepted, in bytes.

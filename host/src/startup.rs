@@ -9,19 +9,19 @@ use std::sync::Arc;
 use secrecy::ExposeSecret;
 use tokio::net::TcpListener;
 
-use crate::capabilities::HostServices;
 use crate::capabilities::http::InternalRoutes;
-use crate::config::Config;
+use crate::capabilities::queue::TaskScheduler;
+use crate::capabilities::{HostRuntime, HostServices};
+use crate::config::{Config, KeySource};
 use crate::db::{ClaimError, Database, DbError, ServingClaim, Sharing};
 use crate::http::{self, AppState, SharedState};
 use crate::http::{Auth, ConnectionLimits};
 use crate::plugins::fanout::Fanout;
-use crate::plugins::{InstallError, LivePlugins, LoadErrors, PluginWatcher, sync_dir_from_db};
-use crate::runtime::Runtime;
+use crate::plugins::{InstallError, LivePlugins, LoadErrors, Loader, PluginWatcher, sync_dir_from_db};
 use crate::services::cache::Cache;
 use crate::services::crypto::Crypto;
 use crate::services::identity::Identity;
-use crate::services::keys::{KeyError, KeySource, RsaKeys};
+use crate::services::keys::{KeyError, RsaKeys};
 use crate::services::passwords::Passwords;
 use crate::services::records::Records;
 use crate::services::redis_connection::RedisConnection;
@@ -60,7 +60,7 @@ pub enum StartupError {
 pub struct Host {
     state: AppState,
     /// What plugins' internal requests and `queue.enqueue` reach; plugins hold only weak links.
-    links: (Arc<dyn InternalRoutes>, Arc<Scheduler>),
+    links: (Arc<dyn InternalRoutes>, Arc<dyn TaskScheduler>),
     /// The task workers of this process, if it runs any.
     workers: Option<Workers>,
     watcher: Option<PluginWatcher>,
@@ -86,9 +86,10 @@ impl Host {
             redis.clone().map(Cache::redis).unwrap_or_else(Cache::memory).with_namespace(&config.cache_namespace);
         let (auth, services) = build_services(&config, db.clone(), cache.clone()).await?;
         let cache_dir = config.data_dir.join("cache").join("components");
-        let runtime = Runtime::new(&config.limits, Some(&cache_dir), services).map_err(StartupError::Runtime)?;
+        let runtime = HostRuntime::new(&config.limits, Some(&cache_dir)).map_err(StartupError::Runtime)?;
         sync_dir_from_db(&db, &config.plugins_dir).await?;
-        let plugins = Arc::new(LivePlugins::load(runtime.clone(), &config.plugins_dir, db.clone()).await?);
+        let loader = Loader { runtime: runtime.clone(), services };
+        let plugins = Arc::new(LivePlugins::load(loader, &config.plugins_dir, db.clone()).await?);
         let mut background = Vec::new();
         let fanout = redis.as_ref().map(|redis| {
             let fanout = Fanout::new(cache.clone());
@@ -121,8 +122,8 @@ impl Host {
             scheduler: scheduler.clone(),
         });
         let internal: Arc<dyn InternalRoutes> = Arc::new(state.clone());
-        let scheduler = Arc::new(scheduler);
-        let services = state.runtime.services();
+        let scheduler: Arc<dyn TaskScheduler> = Arc::new(scheduler);
+        let services = state.plugins.services();
         services.internal.connect(&internal);
         services.scheduler.connect(&scheduler);
         Ok(Self { state, links: (internal, scheduler), workers, watcher, background })
@@ -204,7 +205,7 @@ impl Application {
 
     /// The services plugin capabilities are built on.
     pub fn services(&self) -> &HostServices {
-        self.host.state.runtime.services()
+        self.host.state.plugins.services()
     }
 
     /// The live plugin set.

@@ -6,7 +6,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::runtime::{InstanceState, InvalidInput, PluginError, bindings_cache as wit};
+use wasmtime::component::Linker;
+
+use super::{Bound, HasBound, Instance, LoadContext, Unit};
+use crate::contract::{PluginError, wit::cache as wit};
 use crate::services::cache::{Cache, IncrementError, Quota};
 
 /// Longest key, in bytes.
@@ -31,7 +34,9 @@ impl PluginCache {
     /// The host key for `key` in `scope`, for the caller `user`.
     fn key(&self, scope: wit::Scope, key: &str, user: Option<&str>) -> Result<String, PluginError> {
         if key.is_empty() || key.len() > MAX_KEY_BYTES || key.chars().any(char::is_control) {
-            return Err(invalid(format!("cache keys must be 1-{MAX_KEY_BYTES} bytes without control characters")));
+            return Err(PluginError::invalid(format!(
+                "cache keys must be 1-{MAX_KEY_BYTES} bytes without control characters"
+            )));
         }
         match scope {
             wit::Scope::Shared => Ok(format!("plugins/{}/s/{key}", self.plugin)),
@@ -45,19 +50,29 @@ impl PluginCache {
     }
 }
 
-fn invalid(message: String) -> PluginError {
-    PluginError::Invalid(InvalidInput { message, fields: Vec::new() })
-}
+impl Unit for PluginCache {
+    const INTERFACE: &'static str = "autoflow:platform/cache";
+    const GRANT: &'static str = "[capabilities] cache = true";
 
-impl InstanceState {
-    /// The plugin's cache and the host key for `key`, or `forbidden` without the grant.
-    fn cache_key(&self, scope: wit::Scope, key: &str) -> Result<(&PluginCache, String), PluginError> {
-        let cache = super::granted(self.grants.cache.as_ref(), "cache")?;
-        Ok((cache, cache.key(scope, key, self.user_id.as_deref())?))
+    fn grant(load: &LoadContext<'_>) -> Option<Self> {
+        let (services, plugin) = (load.services, load.manifest.name.as_str());
+        load.manifest.capabilities.cache.then(|| Self::new(services.cache.clone(), plugin, services.plugin_cache_quota))
+    }
+
+    fn add_to_linker(linker: &mut Linker<Instance>) -> wasmtime::Result<()> {
+        wit::add_to_linker::<_, HasBound<Self>>(linker, |state| state.grants.bound(|grants| grants.cache.as_ref()))
     }
 }
 
-impl wit::Host for InstanceState {
+impl Bound<'_, PluginCache> {
+    /// The plugin's cache and the host key for `key`, or `forbidden` without the grant.
+    fn cache_key(&self, scope: wit::Scope, key: &str) -> Result<(&PluginCache, String), PluginError> {
+        let cache = self.granted()?;
+        Ok((cache, cache.key(scope, key, self.call.user_id())?))
+    }
+}
+
+impl wit::Host for Bound<'_, PluginCache> {
     async fn get(&mut self, scope: wit::Scope, key: String) -> Result<Option<Vec<u8>>, PluginError> {
         let (cache, key) = self.cache_key(scope, &key)?;
         Ok(cache.cache.get(&key).await)
@@ -71,11 +86,18 @@ impl wit::Host for InstanceState {
         ttl_ms: Option<u64>,
     ) -> Result<(), PluginError> {
         if value.len() > MAX_VALUE_BYTES {
-            return Err(invalid(format!("cache values are at most {MAX_VALUE_BYTES} bytes, got {}", value.len())));
+            return Err(PluginError::invalid(format!(
+                "cache values are at most {MAX_VALUE_BYTES} bytes, got {}",
+                value.len()
+            )));
         }
         let (cache, key) = self.cache_key(scope, &key)?;
         let ttl = ttl_ms.map(Duration::from_millis);
-        cache.cache.set_within(&cache.quota, &key, &value, ttl).await.map_err(|spent| invalid(spent.to_string()))
+        cache
+            .cache
+            .set_within(&cache.quota, &key, &value, ttl)
+            .await
+            .map_err(|spent| PluginError::invalid(spent.to_string()))
     }
 
     async fn delete(&mut self, scope: wit::Scope, key: String) -> Result<(), PluginError> {
@@ -96,7 +118,7 @@ impl wit::Host for InstanceState {
         cache.cache.increment_within(&cache.quota, &key, by, ttl).await.map_err(|error| match error {
             IncrementError::Unavailable => PluginError::Unavailable(error.to_string()),
             IncrementError::Overflow | IncrementError::NotAnInteger | IncrementError::OverQuota(_) => {
-                invalid(error.to_string())
+                PluginError::invalid(error.to_string())
             }
         })
     }

@@ -1,18 +1,20 @@
 //! `autoflow:platform/config`: a plugin's own settings, from its manifest's `[config]` table with
-//! the operator's `AUTOFLOW_PLUGIN_<NAME>__<KEY>` overrides applied when the plugin loads.
+//! the operator's `AUTOFLOW_PLUGIN_<NAME>__<KEY>` overrides applied when the plugin loads. Every
+//! plugin may read its own settings, so this unit needs no grant.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use crate::runtime::{InstanceState, bindings_config as wit};
+use wasmtime::component::{HasData, Linker};
 
-/// The prefix of every override variable.
-pub const OVERRIDE_PREFIX: &str = "AUTOFLOW_PLUGIN_";
+use super::Instance;
+use crate::config::PLUGIN_OVERRIDE_PREFIX;
+use crate::contract::wit::config as wit;
 
 /// The environment variable overriding setting `key` of plugin `plugin`.
 pub fn override_variable(plugin: &str, key: &str) -> String {
     let upper = |s: &str| s.to_ascii_uppercase().replace('-', "_");
-    format!("{OVERRIDE_PREFIX}{}__{}", upper(plugin), upper(key))
+    format!("{PLUGIN_OVERRIDE_PREFIX}{}__{}", upper(plugin), upper(key))
 }
 
 /// The settings of `plugin`: its manifest's `defaults`, each replaced by its override if the
@@ -32,13 +34,25 @@ pub fn resolve(
     Arc::new(settings)
 }
 
-impl wit::Host for InstanceState {
+/// A plugin's settings, as its instances read them.
+struct Settings<'a>(&'a BTreeMap<String, String>);
+
+impl HasData for Settings<'static> {
+    type Data<'a> = Settings<'a>;
+}
+
+/// Adds `config`'s functions to `linker`: each instance reads its own plugin's settings.
+pub(super) fn add_to_linker(linker: &mut Linker<Instance>) -> wasmtime::Result<()> {
+    wit::add_to_linker::<_, Settings<'static>>(linker, |state| Settings(&state.grants.settings))
+}
+
+impl wit::Host for Settings<'_> {
     fn get(&mut self, key: String) -> Option<String> {
-        self.grants.config.get(&key).cloned()
+        self.0.get(&key).cloned()
     }
 
     fn get_all(&mut self) -> Vec<(String, String)> {
-        self.grants.config.iter().map(|(key, value)| (key.clone(), value.clone())).collect()
+        self.0.iter().map(|(key, value)| (key.clone(), value.clone())).collect()
     }
 }
 

@@ -6,7 +6,10 @@ use std::sync::Arc;
 
 use secrecy::SecretString;
 
-use crate::runtime::{InstanceState, InvalidInput, PluginError, bindings_crypto as wit};
+use wasmtime::component::Linker;
+
+use super::{Bound, HasBound, Instance, LoadContext, Unit};
+use crate::contract::{PluginError, wit::crypto as wit};
 use crate::services::crypto::{Crypto, CryptoError};
 use crate::services::passwords::Passwords;
 
@@ -38,18 +41,35 @@ impl From<CryptoError> for PluginError {
     fn from(error: CryptoError) -> Self {
         match error {
             CryptoError::Failed => PluginError::Internal(error.to_string()),
-            _ => PluginError::Invalid(InvalidInput { message: error.to_string(), fields: Vec::new() }),
+            _ => PluginError::invalid(error.to_string()),
         }
     }
 }
 
-impl InstanceState {
-    fn crypto(&self) -> Result<&PluginCrypto, PluginError> {
-        super::granted(self.grants.crypto.as_ref(), "crypto")
+impl Unit for PluginCrypto {
+    const INTERFACE: &'static str = "autoflow:platform/crypto";
+    const GRANT: &'static str = "[capabilities] crypto = true";
+
+    fn grant(load: &LoadContext<'_>) -> Option<Self> {
+        let (services, plugin) = (load.services, load.manifest.name.as_str());
+        load.manifest
+            .capabilities
+            .crypto
+            .then(|| Self::new(services.crypto.clone(), services.passwords.clone(), plugin))
+    }
+
+    fn add_to_linker(linker: &mut Linker<Instance>) -> wasmtime::Result<()> {
+        wit::add_to_linker::<_, HasBound<Self>>(linker, |state| state.grants.bound(|grants| grants.crypto.as_ref()))
     }
 }
 
-impl wit::Host for InstanceState {
+impl Bound<'_, PluginCrypto> {
+    fn crypto(&self) -> Result<&PluginCrypto, PluginError> {
+        self.granted()
+    }
+}
+
+impl wit::Host for Bound<'_, PluginCrypto> {
     async fn seal(&mut self, plaintext: Vec<u8>, context: String) -> Result<Vec<u8>, PluginError> {
         let crypto = self.crypto()?;
         Ok(crypto.crypto.seal(&plaintext, &crypto.context(&context))?)
@@ -71,19 +91,16 @@ impl wit::Host for InstanceState {
     }
 
     async fn public_key(&mut self) -> String {
-        self.grants.crypto.as_ref().map(|c| c.crypto.public_key_pem().to_owned()).unwrap_or_default()
+        self.grant.map(|c| c.crypto.public_key_pem().to_owned()).unwrap_or_default()
     }
 
     async fn rsa_label(&mut self) -> String {
-        self.grants.crypto.as_ref().map(|c| rsa_label(&c.plugin)).unwrap_or_default()
+        self.grant.map(|c| rsa_label(&c.plugin)).unwrap_or_default()
     }
 
     async fn hash_password(&mut self, password: String) -> Result<String, PluginError> {
         if password.is_empty() {
-            return Err(PluginError::Invalid(InvalidInput {
-                message: "the password is empty".into(),
-                fields: Vec::new(),
-            }));
+            return Err(PluginError::invalid("the password is empty"));
         }
         let crypto = self.crypto()?;
         crypto.passwords.hash(&SecretString::from(password)).await.map_err(|e| PluginError::Internal(e.to_string()))

@@ -6,6 +6,7 @@
 //! network: the host serves it with that plugin's routes, in-process, as the same user and under
 //! the same request id, so one feature can use another's API (the way Spin chains components).
 
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -13,9 +14,12 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
+use wasmtime::component::Linker;
 use wasmtime_wasi_http::{Error, RequestOptions, WasiBody, WasiHttpHooks};
 
-use crate::runtime::Principal;
+use super::{Instance, LoadContext, Unit};
+use crate::contract::CallContext;
+use crate::spec::config_reference;
 
 /// Longest an outbound connection may take to open.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -26,23 +30,14 @@ pub const MAX_CHAIN_DEPTH: u8 = 4;
 /// Largest internal request body read; the served route applies the host's own body limit.
 const MAX_INTERNAL_BODY: usize = 16 * 1024 * 1024;
 
-/// Whom a plugin call acts for, carried into the internal requests it makes.
-#[derive(Debug, Clone, Default)]
-pub struct Chain {
-    pub principal: Option<Principal>,
-    pub request_id: String,
-    /// How many internal requests led to this call (0 for a request from outside).
-    pub depth: u8,
-}
-
 /// Serves internal requests with a plugin's routes; the HTTP layer implements it.
 pub trait InternalRoutes: Send + Sync {
-    /// Answers `request` with the routes of `plugin`, acting for `chain`.
+    /// Answers `request` with the routes of `plugin`, acting for `call`.
     fn serve(
         &self,
         plugin: String,
         request: http::Request<Bytes>,
-        chain: Chain,
+        call: CallContext,
     ) -> Pin<Box<dyn Future<Output = http::Response<Bytes>> + Send>>;
 }
 
@@ -119,7 +114,7 @@ pub struct OutboundHttp {
     declared: bool,
     timeout: Duration,
     internal: InternalLink,
-    chain: Chain,
+    call: CallContext,
 }
 
 impl OutboundHttp {
@@ -137,12 +132,12 @@ impl OutboundHttp {
                 parsed
             })
             .collect();
-        Self { allowed, declared, timeout, internal, chain: Chain::default() }
+        Self { allowed, declared, timeout, internal, call: CallContext::default() }
     }
 
-    /// The same policy for one call acting for `chain`.
-    pub fn for_call(&self, chain: Chain) -> Self {
-        Self { chain, ..self.clone() }
+    /// The same policy for one call acting for `call` (its internal requests carry it on).
+    pub fn for_call(&self, call: CallContext) -> Self {
+        Self { call, ..self.clone() }
     }
 
     /// Whether the manifest declares outbound HTTP (a component importing it is refused otherwise).
@@ -154,6 +149,36 @@ impl OutboundHttp {
     pub fn allows(&self, target: &Authority) -> bool {
         self.allowed.iter().any(|entry| entry.admits(target))
     }
+}
+
+impl Unit for OutboundHttp {
+    const INTERFACE: &'static str = "wasi:http/outgoing-handler";
+    const GRANT: &'static str = "[capabilities] outbound-hosts = [\"host:port\", …]";
+
+    /// Always a policy: one that admits nothing unless the manifest declares outbound hosts.
+    fn grant(load: &LoadContext<'_>) -> Option<Self> {
+        let declared = &load.manifest.capabilities.outbound_hosts;
+        let hosts = expand_hosts(declared, load.settings);
+        Some(Self::new(&hosts, !declared.is_empty(), load.timeout, load.services.internal.clone()))
+    }
+
+    fn add_to_linker(linker: &mut Linker<Instance>) -> wasmtime::Result<()> {
+        wasmtime_wasi_http::p2::add_only_http_to_linker_async(linker)
+    }
+}
+
+/// The manifest's outbound hosts with each `{{ key }}` replaced by the comma-separated hosts of
+/// setting `key` (the operator's override, else the manifest's default).
+fn expand_hosts(entries: &[String], settings: &BTreeMap<String, String>) -> Vec<String> {
+    entries
+        .iter()
+        .flat_map(|entry| match config_reference(entry) {
+            Some(key) => settings.get(key).map(String::as_str).unwrap_or_default().split(',').map(str::trim).collect(),
+            None => vec![entry.as_str()],
+        })
+        .filter(|host| !host.is_empty())
+        .map(str::to_owned)
+        .collect()
 }
 
 type SendFuture = Box<
@@ -203,7 +228,7 @@ impl WasiHttpHooks for OutboundHttp {
 impl OutboundHttp {
     /// Serves a request to `{plugin}.autoflow.internal` in-process, one level deeper in the chain.
     fn send_internal(&self, plugin: String, request: http::Request<WasiBody>) -> SendFuture {
-        if self.chain.depth >= MAX_CHAIN_DEPTH {
+        if self.call.depth >= MAX_CHAIN_DEPTH {
             tracing::warn!(target: "autoflow::plugin", plugin, "internal request refused: chain deeper than {MAX_CHAIN_DEPTH}");
             let message = format!("more than {MAX_CHAIN_DEPTH} internal requests in a row (a loop between plugins?)");
             return answer(508, "chain_too_deep", &message);
@@ -211,7 +236,7 @@ impl OutboundHttp {
         let Some(routes) = self.internal.get() else {
             return answer(503, "unavailable", "the host is shutting down");
         };
-        let chain = Chain { depth: self.chain.depth + 1, ..self.chain.clone() };
+        let call = CallContext { depth: self.call.depth + 1, ..self.call.clone() };
         Box::new(async move {
             let (parts, body) = request.into_parts();
             let body = Limited::new(body, MAX_INTERNAL_BODY)
@@ -219,7 +244,7 @@ impl OutboundHttp {
                 .await
                 .map_err(|_| Error::HttpRequestBodySize(None))?
                 .to_bytes();
-            let response = routes.serve(plugin, http::Request::from_parts(parts, body), chain).await;
+            let response = routes.serve(plugin, http::Request::from_parts(parts, body), call).await;
             let response = response.map(|body| Full::new(body).map_err(|never| match never {}).boxed_unsync());
             Ok((response, Box::new(async { Ok(()) }) as Box<dyn Future<Output = _> + Send>))
         })
@@ -246,6 +271,13 @@ mod tests {
 
     fn allows(policy: &OutboundHttp, uri: &str) -> bool {
         Authority::of_request(&uri.parse().unwrap()).is_some_and(|target| policy.allows(&target))
+    }
+
+    #[test]
+    fn outbound_hosts_expand_settings_the_operator_may_override() {
+        let settings = BTreeMap::from([("hosts".to_owned(), " a.test:8080, ,b.test ".to_owned())]);
+        let entries = ["secrets.autoflow.internal".to_owned(), "{{ hosts }}".to_owned(), "{{missing}}".to_owned()];
+        assert_eq!(expand_hosts(&entries, &settings), ["secrets.autoflow.internal", "a.test:8080", "b.test"]);
     }
 
     #[test]

@@ -4,16 +4,36 @@
 use chrono::SecondsFormat;
 use secrecy::SecretString;
 
-use crate::runtime::{FieldError, InstanceState, InvalidInput, PluginError, bindings_identity as wit};
+use wasmtime::component::Linker;
+
+use super::{Bound, HasBound, Instance, LoadContext, Unit};
+use crate::contract::{FieldError, InvalidInput, PluginError, wit::identity as wit};
 use crate::services::identity::{Identity, IdentityError, NewUser, User, UserPatch};
 
-impl InstanceState {
-    fn identity(&self) -> Result<&Identity, PluginError> {
-        super::granted(self.grants.identity.as_ref(), "identity")
+/// The identity service, for a plugin granted it (trusted plugins such as `users`).
+#[derive(Clone)]
+pub struct PluginIdentity(Identity);
+
+impl Unit for PluginIdentity {
+    const INTERFACE: &'static str = "autoflow:platform/identity";
+    const GRANT: &'static str = "[capabilities] identity = true";
+
+    fn grant(load: &LoadContext<'_>) -> Option<Self> {
+        load.manifest.capabilities.identity.then(|| Self(load.services.identity.clone()))
+    }
+
+    fn add_to_linker(linker: &mut Linker<Instance>) -> wasmtime::Result<()> {
+        wit::add_to_linker::<_, HasBound<Self>>(linker, |state| state.grants.bound(|grants| grants.identity.as_ref()))
     }
 }
 
-impl wit::Host for InstanceState {
+impl Bound<'_, PluginIdentity> {
+    fn identity(&self) -> Result<&Identity, PluginError> {
+        self.granted().map(|granted| &granted.0)
+    }
+}
+
+impl wit::Host for Bound<'_, PluginIdentity> {
     async fn create_user(&mut self, user: wit::NewUser) -> Result<wit::User, PluginError> {
         let new = NewUser {
             email: user.email,

@@ -7,7 +7,10 @@
 
 use serde_json::{Map, Value};
 
-use crate::runtime::{InstanceState, bindings_log as wit};
+use wasmtime::component::{HasData, Linker};
+
+use super::Instance;
+use crate::contract::wit::log as wit;
 
 /// Most bytes of one message; longer ones are cut.
 const MAX_MESSAGE: usize = 8 * 1024;
@@ -16,7 +19,19 @@ const MAX_FIELDS: usize = 32;
 /// Most bytes of one field name or value; longer ones are cut.
 const MAX_FIELD: usize = 1024;
 
-impl wit::Host for InstanceState {
+/// Where a plugin's log events go: the current tracing span (every plugin may log).
+struct PluginLog;
+
+impl HasData for PluginLog {
+    type Data<'a> = PluginLog;
+}
+
+/// Adds `log`'s function to `linker`.
+pub(super) fn add_to_linker(linker: &mut Linker<Instance>) -> wasmtime::Result<()> {
+    wit::add_to_linker::<_, PluginLog>(linker, |_| PluginLog)
+}
+
+impl wit::Host for PluginLog {
     fn log(&mut self, level: wit::Level, message: String, fields: Vec<(String, String)>) {
         let message = truncate(&message, MAX_MESSAGE);
         let fields = fields_object(&fields);

@@ -1,5 +1,7 @@
-//! The host side of each `autoflow:platform` interface plugins import, one module each, and the
-//! grants that decide which of them a plugin may use.
+//! The host side of each `autoflow:platform` interface plugins import, one self-contained
+//! [`Unit`] per module: its grant (decided from the manifest when a plugin loads), its host
+//! functions and its tests. [`Grants`] is the list of units; the runtime sees it only as a
+//! [`CapabilitySet`]. Adding a capability touches its own module and that list.
 
 pub mod cache;
 pub mod config;
@@ -10,42 +12,37 @@ pub mod link;
 mod log;
 pub mod queue;
 pub mod records;
-mod types;
 
 use std::collections::BTreeMap;
+use std::marker::PhantomData;
 use std::sync::Arc;
+use std::time::Duration;
 
-use crate::plugins::Manifest;
-use crate::runtime::{OUTGOING_HTTP_INTERFACE, PluginError};
+use wasmtime::component::{HasData, HasSelf, Linker};
+use wasmtime_wasi_http::WasiHttpHooks;
+
+use crate::contract::{CallContext, PluginError, wit};
+use crate::runtime::{CapabilitySet, InstanceState, Runtime};
 use crate::services::cache::Cache;
+use crate::services::crypto::Crypto;
 use crate::services::identity::Identity;
+use crate::services::passwords::Passwords;
+use crate::services::records::Records;
+use crate::spec::Manifest;
 
 use self::cache::PluginCache;
 use self::crypto::PluginCrypto;
+use self::http::{InternalLink, OutboundHttp};
+use self::identity::PluginIdentity;
 use self::link::Link;
-use self::queue::PluginQueue;
+use self::queue::{PluginQueue, TaskScheduler};
 use self::records::PluginRecords;
-use crate::services::crypto::Crypto;
-use crate::services::passwords::Passwords;
-use crate::services::records::Records;
-use crate::tasks::Scheduler;
 
-use self::http::{Chain, InternalLink, OutboundHttp};
+/// The store data of every plugin instance: the runtime's state holding the host's grants.
+pub type Instance = InstanceState<Grants>;
 
-/// The interface a plugin imports for the cache; granted by `[capabilities] cache = true`.
-pub const CACHE_INTERFACE: &str = "autoflow:platform/cache";
-
-/// The interface a plugin imports for host-held encryption; granted by `[capabilities] crypto = true`.
-pub const CRYPTO_INTERFACE: &str = "autoflow:platform/crypto";
-
-/// The interface a plugin imports to manage users; granted by `[capabilities] identity = true`.
-pub const IDENTITY_INTERFACE: &str = "autoflow:platform/identity";
-
-/// The interface a plugin imports for JSON documents; granted by declaring `[capabilities.records]`.
-pub const RECORDS_INTERFACE: &str = "autoflow:platform/records";
-
-/// The interface a plugin imports to schedule tasks; granted by `[capabilities] queue = [names]`.
-pub const QUEUE_INTERFACE: &str = "autoflow:platform/queue";
+/// The runtime, linked with the host's capabilities.
+pub type HostRuntime = Runtime<Grants>;
 
 /// The host services capabilities are built on; shared by every plugin.
 #[derive(Clone)]
@@ -66,36 +63,71 @@ pub struct HostServices {
     /// Where requests to `{plugin}.autoflow.internal` are served (connected once the HTTP layer exists).
     pub internal: InternalLink,
     /// The task scheduler (connected once the plugins are loaded).
-    pub scheduler: Link<Scheduler>,
+    pub scheduler: Link<dyn TaskScheduler>,
 }
 
-/// What one plugin's instances may use, decided from its manifest when it loads.
+/// What a unit decides its grant from when a plugin loads.
+pub struct LoadContext<'a> {
+    pub manifest: &'a Manifest,
+    pub services: &'a HostServices,
+    /// The plugin's settings, the operator's overrides applied.
+    pub settings: &'a BTreeMap<String, String>,
+    /// Longest one of its calls may run.
+    pub timeout: Duration,
+}
+
+/// One capability: a WIT interface a plugin may import, the manifest line that grants it, and the
+/// host functions behind it. The unit's value is one plugin's grant.
+pub trait Unit: Clone + Send + Sync + Sized + 'static {
+    /// The interface it serves, unversioned (`autoflow:platform/cache`).
+    const INTERFACE: &'static str;
+    /// The manifest line that grants it.
+    const GRANT: &'static str;
+
+    /// The grant of the plugin loading with `load`, if its manifest asks for this capability.
+    fn grant(load: &LoadContext<'_>) -> Option<Self>;
+
+    /// Adds the interface's host functions to `linker`.
+    fn add_to_linker(linker: &mut Linker<Instance>) -> wasmtime::Result<()>;
+}
+
+/// A unit's grant as one call sees it: the grant (if any) and whom the call acts for.
+pub struct Bound<'a, U> {
+    grant: Option<&'a U>,
+    call: &'a CallContext,
+}
+
+impl<'a, U: Unit> Bound<'a, U> {
+    /// The grant, else the `forbidden` error naming the manifest line that is missing (a component
+    /// importing an ungranted interface is refused at load, so this is the second line of defence).
+    fn granted(&self) -> Result<&'a U, PluginError> {
+        self.grant.ok_or_else(|| {
+            PluginError::Forbidden(format!("this plugin's manifest does not grant {} (add {})", U::INTERFACE, U::GRANT))
+        })
+    }
+}
+
+/// [`HasData`] for a unit whose host functions run on its [`Bound`] grant.
+struct HasBound<U>(PhantomData<U>);
+
+impl<U: 'static> HasData for HasBound<U> {
+    type Data<'a> = Bound<'a, U>;
+}
+
+/// What one plugin's instances may use, decided from its manifest when it loads: the list of units.
 #[derive(Clone, Default)]
 pub struct Grants {
-    /// Where its outbound HTTP may go.
-    pub outbound: OutboundHttp,
-    /// The identity service, if granted.
-    pub identity: Option<Identity>,
-    /// Its view of the cache, if granted.
-    pub cache: Option<PluginCache>,
-    /// Its view of the crypto service, if granted.
-    pub crypto: Option<PluginCrypto>,
-    /// Its collections, if it declares any.
-    pub records: Option<PluginRecords>,
-    /// The tasks it may schedule, if any.
-    pub queue: Option<PluginQueue>,
-    /// Whom the current call acts for (set per call by [`Grants::for_call`]).
-    pub chain: Chain,
-    /// Its settings (`config`), overrides applied.
-    pub config: Arc<BTreeMap<String, String>>,
-}
-
-/// `grant` if the manifest gave it, else the `forbidden` error naming the missing grant (a component
-/// importing an ungranted interface is refused at load, so this is the second line of defence).
-fn granted<'a, T>(grant: Option<&'a T>, capability: &str) -> Result<&'a T, PluginError> {
-    grant.ok_or_else(|| {
-        PluginError::Forbidden(format!("this plugin's manifest does not grant [capabilities] {capability}"))
-    })
+    /// Whom the current call acts for (set per call by [`CapabilitySet::for_call`]).
+    call: CallContext,
+    /// Its settings (`config`), overrides applied; every plugin may read its own.
+    settings: Arc<BTreeMap<String, String>>,
+    /// Where its outbound HTTP may go (nowhere unless declared).
+    outbound: OutboundHttp,
+    identity: Option<PluginIdentity>,
+    cache: Option<PluginCache>,
+    crypto: Option<PluginCrypto>,
+    records: Option<PluginRecords>,
+    queue: Option<PluginQueue>,
 }
 
 /// An interface a component imports that its manifest does not grant.
@@ -108,83 +140,77 @@ pub struct Ungranted {
 
 impl Grants {
     /// The grants of a plugin with `manifest`, whose calls are bounded by `timeout`.
-    pub fn for_manifest(manifest: &Manifest, services: &HostServices, timeout: std::time::Duration) -> Self {
-        let capabilities = &manifest.capabilities;
-        let config = config::resolve(manifest.name.as_str(), &manifest.config, &services.config_overrides);
-        let outbound_hosts = expand_hosts(&capabilities.outbound_hosts, &config);
+    pub fn for_manifest(manifest: &Manifest, services: &HostServices, timeout: Duration) -> Self {
+        let settings = config::resolve(manifest.name.as_str(), &manifest.config, &services.config_overrides);
+        let load = LoadContext { manifest, services, settings: &settings, timeout };
         Self {
-            outbound: OutboundHttp::new(
-                &outbound_hosts,
-                !capabilities.outbound_hosts.is_empty(),
-                timeout,
-                services.internal.clone(),
-            ),
-            identity: capabilities.identity.then(|| services.identity.clone()),
-            cache: capabilities
-                .cache
-                .then(|| PluginCache::new(services.cache.clone(), manifest.name.as_str(), services.plugin_cache_quota)),
-            crypto: capabilities.crypto.then(|| {
-                PluginCrypto::new(services.crypto.clone(), services.passwords.clone(), manifest.name.as_str())
-            }),
-            queue: (!capabilities.queue.is_empty())
-                .then(|| PluginQueue::new(&capabilities.queue, services.scheduler.clone())),
-            chain: Chain::default(),
-            records: (!capabilities.records.is_empty()).then(|| {
-                PluginRecords::new(services.records.clone(), manifest.name.as_str(), capabilities.records.clone())
-            }),
-            config,
+            call: CallContext::default(),
+            outbound: OutboundHttp::grant(&load).unwrap_or_default(),
+            identity: Unit::grant(&load),
+            cache: Unit::grant(&load),
+            crypto: Unit::grant(&load),
+            records: Unit::grant(&load),
+            queue: Unit::grant(&load),
+            settings,
         }
-    }
-
-    /// These grants for one call acting for `chain` (its internal requests carry it on).
-    pub fn for_call(&self, chain: Chain) -> Self {
-        Self { outbound: self.outbound.for_call(chain.clone()), chain, ..self.clone() }
     }
 
     /// The first of `imports` (interface names, possibly versioned) these grants do not cover.
     pub fn check(&self, imports: &[String]) -> Result<(), Ungranted> {
-        let rules: [(&str, bool, &'static str); 6] = [
-            (OUTGOING_HTTP_INTERFACE, self.outbound.declared(), "[capabilities] outbound-hosts = [\"host:port\", …]"),
-            (IDENTITY_INTERFACE, self.identity.is_some(), "[capabilities] identity = true"),
-            (CACHE_INTERFACE, self.cache.is_some(), "[capabilities] cache = true"),
-            (CRYPTO_INTERFACE, self.crypto.is_some(), "[capabilities] crypto = true"),
-            (QUEUE_INTERFACE, self.queue.is_some(), "[capabilities] queue = [\"task-name\", …]"),
-            (RECORDS_INTERFACE, self.records.is_some(), "[capabilities.records] <collection> = \"shared\" | \"user\""),
+        fn unit<U: Unit>(grant: &Option<U>) -> (&'static str, &'static str, bool) {
+            (U::INTERFACE, U::GRANT, grant.is_some())
+        }
+        let units = [
+            (OutboundHttp::INTERFACE, OutboundHttp::GRANT, self.outbound.declared()),
+            unit(&self.identity),
+            unit(&self.cache),
+            unit(&self.crypto),
+            unit(&self.queue),
+            unit(&self.records),
         ];
         for import in imports {
             let unversioned = import.split('@').next().unwrap_or(import);
-            if let Some((_, _, grant)) =
-                rules.iter().find(|(interface, granted, _)| *interface == unversioned && !granted)
+            if let Some((_, grant, _)) =
+                units.iter().find(|(interface, _, granted)| *interface == unversioned && !granted)
             {
                 return Err(Ungranted { interface: import.clone(), grant });
             }
         }
         Ok(())
     }
-}
 
-/// The manifest's outbound hosts with each `{{ key }}` replaced by the comma-separated hosts of
-/// setting `key` (the operator's override, else the manifest's default).
-fn expand_hosts(entries: &[String], config: &BTreeMap<String, String>) -> Vec<String> {
-    entries
-        .iter()
-        .flat_map(|entry| match crate::plugins::manifest::config_reference(entry) {
-            Some(key) => config.get(key).map(String::as_str).unwrap_or_default().split(',').map(str::trim).collect(),
-            None => vec![entry.as_str()],
-        })
-        .filter(|host| !host.is_empty())
-        .map(str::to_owned)
-        .collect()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn outbound_hosts_expand_settings_the_operator_may_override() {
-        let config = BTreeMap::from([("hosts".to_owned(), " a.test:8080, ,b.test ".to_owned())]);
-        let entries = ["secrets.autoflow.internal".to_owned(), "{{ hosts }}".to_owned(), "{{missing}}".to_owned()];
-        assert_eq!(expand_hosts(&entries, &config), ["secrets.autoflow.internal", "a.test:8080", "b.test"]);
+    /// A unit's grant bound to the current call.
+    fn bound<U>(&self, grant: impl FnOnce(&Self) -> Option<&U>) -> Bound<'_, U> {
+        Bound { grant: grant(self), call: &self.call }
     }
 }
+
+impl CapabilitySet for Grants {
+    fn add_to_linker(linker: &mut Linker<Instance>) -> wasmtime::Result<()> {
+        wit::types::add_to_linker::<_, HasSelf<Instance>>(linker, |state| state)?;
+        log::add_to_linker(linker)?;
+        config::add_to_linker(linker)?;
+        OutboundHttp::add_to_linker(linker)?;
+        PluginIdentity::add_to_linker(linker)?;
+        PluginCache::add_to_linker(linker)?;
+        PluginCrypto::add_to_linker(linker)?;
+        PluginRecords::add_to_linker(linker)?;
+        PluginQueue::add_to_linker(linker)?;
+        Ok(())
+    }
+
+    fn for_call(&self, call: CallContext) -> Self {
+        Self { outbound: self.outbound.for_call(call.clone()), call, ..self.clone() }
+    }
+
+    fn call(&self) -> &CallContext {
+        &self.call
+    }
+
+    fn http_hooks(&mut self) -> &mut dyn WasiHttpHooks {
+        &mut self.outbound
+    }
+}
+
+/// `autoflow:platform/types` declares types only; linking it lets components import it.
+impl wit::types::Host for Instance {}

@@ -1,74 +1,72 @@
 //! `autoflow:platform/queue`: scheduling tasks from plugins, limited to the task names the
 //! manifest lists under `[capabilities] queue`. The task is scheduled by the user bound to the
 //! instance, and correlated with the request that made it unless the plugin says otherwise.
+//!
+//! The task engine is built above the capabilities, so it reaches this unit as a late-bound
+//! [`TaskScheduler`].
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
-use std::time::Duration;
+
+use wasmtime::component::Linker;
 
 use super::link::Link;
-use crate::runtime::{FieldError, InstanceState, InvalidInput, PluginError, bindings_queue as wit};
-use crate::tasks::{NewTask, Priority, ScheduleError, Scheduler};
+use super::{Bound, HasBound, Instance, LoadContext, Unit};
+use crate::contract::{CallContext, PluginError, wit::queue as wit};
+
+/// A task a plugin asks to schedule.
+pub struct TaskRequest {
+    pub name: String,
+    /// A JSON value, as text.
+    pub payload: String,
+    pub options: wit::EnqueueOptions,
+}
+
+/// Schedules the tasks plugins ask for; the task engine implements it.
+pub trait TaskScheduler: Send + Sync {
+    /// Schedules `task` for the user `call` acts for; the task's id, or why it was refused.
+    fn schedule_for_plugin(
+        &self,
+        task: TaskRequest,
+        call: CallContext,
+    ) -> Pin<Box<dyn Future<Output = Result<String, PluginError>> + Send + '_>>;
+}
 
 /// The queue as one plugin may use it.
 #[derive(Clone)]
 pub struct PluginQueue {
     allowed: Arc<[String]>,
-    scheduler: Link<Scheduler>,
+    scheduler: Link<dyn TaskScheduler>,
 }
 
-impl PluginQueue {
-    pub fn new(allowed: &[String], scheduler: Link<Scheduler>) -> Self {
-        Self { allowed: allowed.into(), scheduler }
+impl Unit for PluginQueue {
+    const INTERFACE: &'static str = "autoflow:platform/queue";
+    const GRANT: &'static str = "[capabilities] queue = [\"task-name\", …]";
+
+    fn grant(load: &LoadContext<'_>) -> Option<Self> {
+        let allowed = &load.manifest.capabilities.queue;
+        (!allowed.is_empty())
+            .then(|| Self { allowed: allowed.as_slice().into(), scheduler: load.services.scheduler.clone() })
+    }
+
+    fn add_to_linker(linker: &mut Linker<Instance>) -> wasmtime::Result<()> {
+        wit::add_to_linker::<_, HasBound<Self>>(linker, |state| state.grants.bound(|grants| grants.queue.as_ref()))
     }
 }
 
-impl wit::Host for InstanceState {
+impl wit::Host for Bound<'_, PluginQueue> {
     async fn enqueue(
         &mut self,
         name: String,
         payload: String,
         options: wit::EnqueueOptions,
     ) -> Result<String, PluginError> {
-        let queue = super::granted(self.grants.queue.as_ref(), "queue")?;
+        let queue = self.granted()?;
         if !queue.allowed.contains(&name) {
             return Err(PluginError::Forbidden(format!("[capabilities] queue does not list task `{name}`")));
         }
         let scheduler = queue.scheduler.get().ok_or_else(|| PluginError::Unavailable("the host is stopping".into()))?;
-        let task = NewTask {
-            name,
-            payload,
-            priority: options.priority.map(|p| match p {
-                wit::Priority::Critical => Priority::Critical,
-                wit::Priority::High => Priority::High,
-                wit::Priority::Normal => Priority::Normal,
-                wit::Priority::Low => Priority::Low,
-            }),
-            delay: options.delay_ms.map(Duration::from_millis),
-            max_attempts: options.max_attempts,
-            correlation_id: options.correlation_id,
-        };
-        Ok(scheduler.schedule(task, self.grants.chain.clone()).await?.id)
-    }
-}
-
-impl From<ScheduleError> for PluginError {
-    fn from(error: ScheduleError) -> Self {
-        match error {
-            ScheduleError::UnknownTask(_) => PluginError::Forbidden(error.to_string()),
-            ScheduleError::Invalid { field, message } => PluginError::Invalid(InvalidInput {
-                message: message.clone(),
-                fields: vec![FieldError { field: field.to_owned(), message }],
-            }),
-            ScheduleError::Refused { error, .. } => error,
-            ScheduleError::Busy { .. } => PluginError::Unavailable(error.to_string()),
-            ScheduleError::Validator { .. } => {
-                tracing::error!(%error, "queue capability: the task's validator failed");
-                PluginError::Unavailable(error.to_string())
-            }
-            ScheduleError::Database(source) => {
-                tracing::error!(error = %source, "queue capability: database failure");
-                PluginError::Unavailable("the task queue is unavailable".into())
-            }
-        }
+        scheduler.schedule_for_plugin(TaskRequest { name, payload, options }, self.call.clone()).await
     }
 }

@@ -7,10 +7,13 @@ use std::sync::Arc;
 
 use chrono::SecondsFormat;
 
+use wasmtime::component::Linker;
+
+use super::{Bound, HasBound, Instance, LoadContext, Unit};
+use crate::contract::{FieldError, InvalidInput, PluginError, wit::records as wit};
 use crate::db::CollectionRef;
-use crate::plugins::CollectionScope;
-use crate::runtime::{FieldError, InstanceState, InvalidInput, PluginError, bindings_records as wit};
 use crate::services::records::{Document, Records, RecordsError};
+use crate::spec::CollectionScope;
 
 /// The records service as one plugin sees it: its collections and their scopes.
 #[derive(Clone)]
@@ -26,16 +29,30 @@ impl PluginRecords {
     }
 }
 
-impl InstanceState {
+impl Unit for PluginRecords {
+    const INTERFACE: &'static str = "autoflow:platform/records";
+    const GRANT: &'static str = "[capabilities.records] <collection> = \"shared\" | \"user\"";
+
+    fn grant(load: &LoadContext<'_>) -> Option<Self> {
+        let (collections, plugin) = (&load.manifest.capabilities.records, load.manifest.name.as_str());
+        (!collections.is_empty()).then(|| Self::new(load.services.records.clone(), plugin, collections.clone()))
+    }
+
+    fn add_to_linker(linker: &mut Linker<Instance>) -> wasmtime::Result<()> {
+        wit::add_to_linker::<_, HasBound<Self>>(linker, |state| state.grants.bound(|grants| grants.records.as_ref()))
+    }
+}
+
+impl Bound<'_, PluginRecords> {
     /// The service and the resolved place of `collection`, or why this call may not use it.
     fn collection<'a>(&'a self, collection: &'a str) -> Result<(&'a Records, CollectionRef<'a>), PluginError> {
-        let granted = super::granted(self.grants.records.as_ref(), "records")?;
+        let granted = self.granted()?;
         let scope = granted.collections.get(collection).ok_or_else(|| {
             PluginError::Forbidden(format!("collection `{collection}` is not declared in [capabilities.records]"))
         })?;
         let owner = match scope {
             CollectionScope::Shared => "",
-            CollectionScope::User => self.user_id.as_deref().ok_or_else(|| {
+            CollectionScope::User => self.call.user_id().ok_or_else(|| {
                 PluginError::Unauthorized(format!(
                     "collection `{collection}` holds each user's own documents and this call has no authenticated user"
                 ))
@@ -45,7 +62,7 @@ impl InstanceState {
     }
 }
 
-impl wit::Host for InstanceState {
+impl wit::Host for Bound<'_, PluginRecords> {
     async fn get(&mut self, collection: String, id: String) -> Result<Option<wit::Document>, PluginError> {
         let (records, at) = self.collection(&collection)?;
         Ok(records.get(at, &id).await?.map(to_wit))

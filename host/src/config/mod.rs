@@ -1,5 +1,10 @@
 //! Typed configuration of a host process: where it listens, where plugins and data live, which
 //! database it uses and the limits it enforces. Built from the command line and `AUTOFLOW_*` env.
+//! A leaf: every other layer reads its settings types from here.
+
+mod keys;
+mod proxies;
+mod workers;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -8,11 +13,14 @@ use std::time::Duration;
 
 use secrecy::SecretString;
 
-use crate::http::TrustedProxies;
-use crate::services::crypto::DataKeySource;
-use crate::services::keys::KeySource;
-use crate::services::tokens::TokenSettings;
-use crate::tasks::WorkerSettings;
+pub use keys::{DataKeySource, GENERATED_ENCRYPTION_KEY_FILE, GENERATED_KEY_FILE, KeySource};
+pub use proxies::TrustedProxies;
+pub use workers::WorkerSettings;
+
+/// The prefix of every plugin settings override variable (`AUTOFLOW_PLUGIN_<NAME>__<KEY>`).
+pub const PLUGIN_OVERRIDE_PREFIX: &str = "AUTOFLOW_PLUGIN_";
+/// The prefix of a deployment's cache keys unless the operator names another.
+pub const DEFAULT_CACHE_NAMESPACE: &str = "autoflow";
 
 /// The operator's static admin token: long enough that it cannot be guessed, so an empty or short
 /// value (`AUTOFLOW_ADMIN_TOKEN=`) is refused at start-up instead of opening `/admin` to anyone.
@@ -76,6 +84,23 @@ pub struct Config {
     pub plugin_overrides: BTreeMap<String, String>,
     /// The task workers this process runs (`concurrency` 0: none; another process runs them).
     pub workers: WorkerSettings,
+}
+
+/// Token settings from the host's config.
+#[derive(Debug, Clone)]
+pub struct TokenSettings {
+    /// `iss` of issued tokens, and the only issuer accepted.
+    pub issuer: String,
+    /// `aud` of issued tokens, and the only audience accepted.
+    pub audience: String,
+    /// How long an access token is valid.
+    pub lifetime: Duration,
+}
+
+impl Default for TokenSettings {
+    fn default() -> Self {
+        Self { issuer: "autoflow".into(), audience: "autoflow".into(), lifetime: Duration::from_secs(3600) }
+    }
 }
 
 /// Authentication: the key pair, tokens, the session cookie and login rate limits.
@@ -196,7 +221,7 @@ impl Config {
             data_dir: PathBuf::from("data"),
             database_url: None,
             redis_url: None,
-            cache_namespace: crate::services::cache::DEFAULT_NAMESPACE.into(),
+            cache_namespace: DEFAULT_CACHE_NAMESPACE.into(),
             limits: Limits::default(),
             watch: true,
             admin_token: None,
@@ -219,11 +244,9 @@ impl Config {
 
     /// Where the encryption key comes from: the operator's, else generated under the data dir.
     pub fn encryption_key_source(&self) -> KeySource {
-        self.encryption_key.clone().unwrap_or_else(|| {
-            KeySource::GeneratedFile(
-                self.data_dir.join("keys").join(crate::services::keys::GENERATED_ENCRYPTION_KEY_FILE),
-            )
-        })
+        self.encryption_key
+            .clone()
+            .unwrap_or_else(|| KeySource::GeneratedFile(self.data_dir.join("keys").join(GENERATED_ENCRYPTION_KEY_FILE)))
     }
 
     /// Where the host's RSA key comes from: the operator's, else generated under the data dir.
@@ -234,7 +257,7 @@ impl Config {
 
 /// Every `AUTOFLOW_PLUGIN_*` variable of this process's environment: the plugin settings overrides.
 pub fn plugin_overrides_from_env() -> BTreeMap<String, String> {
-    std::env::vars().filter(|(name, _)| name.starts_with(crate::capabilities::config::OVERRIDE_PREFIX)).collect()
+    std::env::vars().filter(|(name, _)| name.starts_with(PLUGIN_OVERRIDE_PREFIX)).collect()
 }
 
 #[cfg(test)]

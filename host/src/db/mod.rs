@@ -32,7 +32,7 @@ pub use plugin_builds::PluginBuild;
 pub use plugins::PluginRecord;
 pub use records::{CollectionRef, RecordRow};
 pub use serving::{ClaimError, ServingClaim, Sharing};
-pub use tasks::{AttemptRow, Finish, TaskFilter, TaskRow, status as task_status};
+pub use tasks::{AttemptRow, Finish, TaskFilter, TaskRow, TaskStatus};
 pub use users::{UserChanges, UserRow};
 
 /// Failures talking to the database.
@@ -167,7 +167,9 @@ impl Database {
         result.map_err(|source| DbError::Migrate { backend, source })
     }
 
-    /// Picks the statement written for this backend's dialect.
+    /// Picks the statement written for this backend's dialect. Only statements the dialects truly
+    /// spell differently (`FOR UPDATE SKIP LOCKED`, `jsonb` casts) exist twice; the rest are written
+    /// once with `$n` placeholders, which sqlx-sqlite binds by number as PostgreSQL does.
     fn sql(&self, postgres: &'static str, sqlite: &'static str) -> &'static str {
         match self.backend() {
             Backend::Postgres => postgres,

@@ -16,31 +16,22 @@ pub struct PluginBuild {
     pub deleted_at: Option<DateTime<Utc>>,
 }
 
-const UPSERT_POSTGRES: &str = "INSERT INTO plugin_builds \
+const UPSERT: &str = "INSERT INTO plugin_builds \
      (name, version, content_hash, manifest, component, uploaded_at, deleted_at) \
      VALUES ($1, $2, $3, $4, $5, $6, NULL) ON CONFLICT (name) DO UPDATE SET \
      version = EXCLUDED.version, content_hash = EXCLUDED.content_hash, manifest = EXCLUDED.manifest, \
      component = EXCLUDED.component, uploaded_at = EXCLUDED.uploaded_at, deleted_at = NULL";
-const UPSERT_SQLITE: &str = "INSERT INTO plugin_builds \
-     (name, version, content_hash, manifest, component, uploaded_at, deleted_at) \
-     VALUES (?1, ?2, ?3, ?4, ?5, ?6, NULL) ON CONFLICT (name) DO UPDATE SET \
-     version = excluded.version, content_hash = excluded.content_hash, manifest = excluded.manifest, \
-     component = excluded.component, uploaded_at = excluded.uploaded_at, deleted_at = NULL";
-const SELECT_ONE_POSTGRES: &str = "SELECT name, version, content_hash, manifest, component, uploaded_at, deleted_at \
+const SELECT_ONE: &str = "SELECT name, version, content_hash, manifest, component, uploaded_at, deleted_at \
      FROM plugin_builds WHERE name = $1";
-const SELECT_ONE_SQLITE: &str = "SELECT name, version, content_hash, manifest, component, uploaded_at, deleted_at \
-     FROM plugin_builds WHERE name = ?1";
 const SELECT_NAMES: &str = "SELECT name FROM plugin_builds ORDER BY name";
-const TOMBSTONE_POSTGRES: &str = "UPDATE plugin_builds SET component = $2, deleted_at = $3 \
+const TOMBSTONE: &str = "UPDATE plugin_builds SET component = $2, deleted_at = $3 \
      WHERE name = $1 AND deleted_at IS NULL";
-const TOMBSTONE_SQLITE: &str = "UPDATE plugin_builds SET component = ?2, deleted_at = ?3 \
-     WHERE name = ?1 AND deleted_at IS NULL";
 
 impl Database {
     /// Stores `build` as the current build of its plugin (replacing any build or tombstone).
     #[tracing::instrument(skip(self, build), fields(plugin = %build.name))]
     pub async fn store_plugin_build(&self, build: &PluginBuild) -> Result<(), DbError> {
-        let sql = self.sql(UPSERT_POSTGRES, UPSERT_SQLITE);
+        let sql = UPSERT;
         on_pool!(self, pool => sqlx::query(sql)
             .bind(&build.name)
             .bind(&build.version)
@@ -56,7 +47,7 @@ impl Database {
 
     /// The stored build (or tombstone) of plugin `name`.
     pub async fn plugin_build(&self, name: &str) -> Result<Option<PluginBuild>, DbError> {
-        let sql = self.sql(SELECT_ONE_POSTGRES, SELECT_ONE_SQLITE);
+        let sql = SELECT_ONE;
         Ok(on_pool!(self, pool => sqlx::query_as(sql).bind(name).fetch_optional(pool).await)?)
     }
 
@@ -68,7 +59,7 @@ impl Database {
     /// Turns the build of `name` into a tombstone; `false` if there was no live build.
     #[tracing::instrument(skip(self))]
     pub async fn delete_plugin_build(&self, name: &str) -> Result<bool, DbError> {
-        let sql = self.sql(TOMBSTONE_POSTGRES, TOMBSTONE_SQLITE);
+        let sql = TOMBSTONE;
         let empty: Vec<u8> = Vec::new();
         let affected = on_pool!(self, pool => sqlx::query(sql)
             .bind(name)

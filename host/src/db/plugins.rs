@@ -13,19 +13,16 @@ pub struct PluginRecord {
     pub loaded_at: DateTime<Utc>,
 }
 
-const UPSERT_POSTGRES: &str = "INSERT INTO plugins (name, version, content_hash, loaded_at) VALUES ($1, $2, $3, $4) \
+const UPSERT: &str = "INSERT INTO plugins (name, version, content_hash, loaded_at) VALUES ($1, $2, $3, $4) \
      ON CONFLICT (name) DO UPDATE SET version = EXCLUDED.version, \
      content_hash = EXCLUDED.content_hash, loaded_at = EXCLUDED.loaded_at";
-const UPSERT_SQLITE: &str = "INSERT INTO plugins (name, version, content_hash, loaded_at) VALUES (?1, ?2, ?3, ?4) \
-     ON CONFLICT (name) DO UPDATE SET version = excluded.version, \
-     content_hash = excluded.content_hash, loaded_at = excluded.loaded_at";
 const SELECT_ALL: &str = "SELECT name, version, content_hash, loaded_at FROM plugins ORDER BY name";
 
 impl Database {
     /// Records that `record.name` now serves the build `record.content_hash`.
     #[tracing::instrument(skip(self, record), fields(plugin = %record.name))]
     pub async fn record_plugin_loaded(&self, record: &PluginRecord) -> Result<(), DbError> {
-        let sql = self.sql(UPSERT_POSTGRES, UPSERT_SQLITE);
+        let sql = UPSERT;
         on_pool!(self, pool => sqlx::query(sql)
             .bind(&record.name)
             .bind(&record.version)

@@ -65,8 +65,7 @@ const UPDATE_SQLITE: &str = concat!(
      WHERE plugin = ?1 AND collection = ?2 AND owner = ?3 AND id = ?4 AND version = ?6",
     returning!(sqlite)
 );
-const DELETE_POSTGRES: &str = "DELETE FROM records WHERE plugin = $1 AND collection = $2 AND owner = $3 AND id = $4";
-const DELETE_SQLITE: &str = "DELETE FROM records WHERE plugin = ?1 AND collection = ?2 AND owner = ?3 AND id = ?4";
+const DELETE: &str = "DELETE FROM records WHERE plugin = $1 AND collection = $2 AND owner = $3 AND id = $4";
 
 impl Database {
     /// Document `id` of `collection`.
@@ -142,7 +141,7 @@ impl Database {
 
     /// Deletes document `id`; `false` if there was none.
     pub async fn delete_record(&self, collection: CollectionRef<'_>, id: &str) -> Result<bool, DbError> {
-        let sql = self.sql(DELETE_POSTGRES, DELETE_SQLITE);
+        let sql = DELETE;
         let affected = on_pool!(self, pool => sqlx::query(sql)
             .bind(collection.plugin)
             .bind(collection.collection)

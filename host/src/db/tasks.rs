@@ -15,7 +15,7 @@ pub struct TaskRow {
     pub payload: String,
     /// 0 critical … 3 low.
     pub priority: i16,
-    pub status: String,
+    pub status: TaskStatus,
     pub attempts: i32,
     pub max_attempts: i32,
     pub run_at: DateTime<Utc>,
@@ -44,7 +44,7 @@ pub struct AttemptRow {
 /// Which tasks a listing shows; `None` fields do not filter.
 #[derive(Debug, Clone, Default)]
 pub struct TaskFilter {
-    pub status: Option<String>,
+    pub status: Option<TaskStatus>,
     pub name: Option<String>,
     pub correlation_id: Option<String>,
     /// Only this user's tasks; `None` shows everyone's.
@@ -67,16 +67,86 @@ pub enum Finish {
     },
 }
 
-/// Task statuses as stored.
-pub mod status {
-    pub const PENDING: &str = "pending";
-    pub const ACTIVE: &str = "active";
-    pub const RETRYING: &str = "retrying";
-    pub const COMPLETED: &str = "completed";
-    pub const DEAD: &str = "dead";
-    pub const CANCELLED: &str = "cancelled";
-    /// Every status, for validating filters.
-    pub const ALL: &[&str] = &[PENDING, ACTIVE, RETRYING, COMPLETED, DEAD, CANCELLED];
+/// Where a task is in its life; stored as its lower-case name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TaskStatus {
+    Pending,
+    Active,
+    Retrying,
+    Completed,
+    Dead,
+    Cancelled,
+}
+
+impl TaskStatus {
+    /// Every status.
+    pub const ALL: [TaskStatus; 6] = [
+        TaskStatus::Pending,
+        TaskStatus::Active,
+        TaskStatus::Retrying,
+        TaskStatus::Completed,
+        TaskStatus::Dead,
+        TaskStatus::Cancelled,
+    ];
+
+    /// The name stored and shown.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TaskStatus::Pending => "pending",
+            TaskStatus::Active => "active",
+            TaskStatus::Retrying => "retrying",
+            TaskStatus::Completed => "completed",
+            TaskStatus::Dead => "dead",
+            TaskStatus::Cancelled => "cancelled",
+        }
+    }
+
+    /// The status called `name`, if there is one.
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|status| status.as_str() == name)
+    }
+}
+
+impl std::fmt::Display for TaskStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl<DB: sqlx::Database> sqlx::Type<DB> for TaskStatus
+where
+    String: sqlx::Type<DB>,
+{
+    fn type_info() -> DB::TypeInfo {
+        <String as sqlx::Type<DB>>::type_info()
+    }
+
+    fn compatible(ty: &DB::TypeInfo) -> bool {
+        <String as sqlx::Type<DB>>::compatible(ty)
+    }
+}
+
+impl<'q, DB: sqlx::Database> sqlx::Encode<'q, DB> for TaskStatus
+where
+    String: sqlx::Encode<'q, DB>,
+{
+    fn encode_by_ref(
+        &self,
+        buf: &mut <DB as sqlx::Database>::ArgumentBuffer,
+    ) -> Result<sqlx::encode::IsNull, sqlx::error::BoxDynError> {
+        self.as_str().to_owned().encode(buf)
+    }
+}
+
+impl<'r, DB: sqlx::Database> sqlx::Decode<'r, DB> for TaskStatus
+where
+    String: sqlx::Decode<'r, DB>,
+{
+    fn decode(value: <DB as sqlx::Database>::ValueRef<'r>) -> Result<Self, sqlx::error::BoxDynError> {
+        let name = String::decode(value)?;
+        Self::parse(&name).ok_or_else(|| format!("`{name}` is not a task status").into())
+    }
 }
 
 macro_rules! columns {
@@ -86,29 +156,17 @@ macro_rules! columns {
     };
 }
 
-const INSERT_POSTGRES: &str = concat!(
+const INSERT: &str = concat!(
     "INSERT INTO tasks (",
     columns!(),
     ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)"
 );
-const INSERT_SQLITE: &str = concat!(
-    "INSERT INTO tasks (",
-    columns!(),
-    ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)"
-);
-const BY_ID_POSTGRES: &str = concat!("SELECT ", columns!(), " FROM tasks WHERE id = $1");
-const BY_ID_SQLITE: &str = concat!("SELECT ", columns!(), " FROM tasks WHERE id = ?1");
-const PAGE_POSTGRES: &str = concat!(
+const BY_ID: &str = concat!("SELECT ", columns!(), " FROM tasks WHERE id = $1");
+const PAGE: &str = concat!(
     "SELECT ",
     columns!(),
-    " FROM tasks WHERE id > $1 AND ($2::text IS NULL OR status = $2) AND ($3::text IS NULL OR name = $3) \
-     AND ($4::text IS NULL OR correlation_id = $4) AND ($5::text IS NULL OR user_id = $5) ORDER BY id LIMIT $6"
-);
-const PAGE_SQLITE: &str = concat!(
-    "SELECT ",
-    columns!(),
-    " FROM tasks WHERE id > ?1 AND (?2 IS NULL OR status = ?2) AND (?3 IS NULL OR name = ?3) \
-     AND (?4 IS NULL OR correlation_id = ?4) AND (?5 IS NULL OR user_id = ?5) ORDER BY id LIMIT ?6"
+    " FROM tasks WHERE id > $1 AND (CAST($2 AS TEXT) IS NULL OR status = $2) AND (CAST($3 AS TEXT) IS NULL OR name = $3) \
+     AND (CAST($4 AS TEXT) IS NULL OR correlation_id = $4) AND (CAST($5 AS TEXT) IS NULL OR user_id = $5) ORDER BY id LIMIT $6"
 );
 /// Takes the most urgent due task, or one whose worker's lease ran out.
 const CLAIM_POSTGRES: &str = concat!(
@@ -128,72 +186,45 @@ const CLAIM_SQLITE: &str = concat!(
     columns!()
 );
 /// Takes task `$4` if it is due and waiting, or its worker's lease ran out.
-const CLAIM_BY_ID_POSTGRES: &str = concat!(
+const CLAIM_BY_ID: &str = concat!(
     "UPDATE tasks SET status = 'active', attempts = attempts + 1, worker_id = $1, lease_until = $3, updated_at = $2 \
      WHERE id = $4 AND ((status IN ('pending', 'retrying') AND run_at <= $2) OR (status = 'active' AND lease_until < $2)) \
      RETURNING ",
     columns!()
 );
-const CLAIM_BY_ID_SQLITE: &str = concat!(
-    "UPDATE tasks SET status = 'active', attempts = attempts + 1, worker_id = ?1, lease_until = ?3, updated_at = ?2 \
-     WHERE id = ?4 AND ((status IN ('pending', 'retrying') AND run_at <= ?2) OR (status = 'active' AND lease_until < ?2)) \
-     RETURNING ",
-    columns!()
-);
 /// What a dispatch sweep puts back: the most urgent waiting tasks due by `$1`, and tasks whose lease ran out by `$2`.
-const TO_DISPATCH_POSTGRES: &str = "SELECT id, priority, run_at FROM tasks \
+const TO_DISPATCH: &str = "SELECT id, priority, run_at FROM tasks \
      WHERE (status IN ('pending', 'retrying') AND run_at <= $1) OR (status = 'active' AND lease_until < $2) \
      ORDER BY priority, run_at LIMIT $3";
-const TO_DISPATCH_SQLITE: &str = "SELECT id, priority, run_at FROM tasks \
-     WHERE (status IN ('pending', 'retrying') AND run_at <= ?1) OR (status = 'active' AND lease_until < ?2) \
-     ORDER BY priority, run_at LIMIT ?3";
-const START_ATTEMPT_POSTGRES: &str =
+const START_ATTEMPT: &str =
     "INSERT INTO task_attempts (task_id, attempt, worker_id, started_at) VALUES ($1, $2, $3, $4)";
-const START_ATTEMPT_SQLITE: &str =
-    "INSERT INTO task_attempts (task_id, attempt, worker_id, started_at) VALUES (?1, ?2, ?3, ?4)";
-const EXTEND_POSTGRES: &str =
+const EXTEND: &str =
     "UPDATE tasks SET lease_until = $4 WHERE id = $1 AND worker_id = $2 AND attempts = $3 AND status = 'active'";
-const EXTEND_SQLITE: &str =
-    "UPDATE tasks SET lease_until = ?4 WHERE id = ?1 AND worker_id = ?2 AND attempts = ?3 AND status = 'active'";
-const FINISH_POSTGRES: &str = "UPDATE tasks SET status = $4, result = $5, last_error = COALESCE($6, last_error), \
+const FINISH: &str = "UPDATE tasks SET status = $4, result = $5, last_error = COALESCE($6, last_error), \
      run_at = COALESCE($7, run_at), lease_until = NULL, finished_at = $8, updated_at = $9 \
      WHERE id = $1 AND worker_id = $2 AND attempts = $3 AND status = 'active'";
-const FINISH_SQLITE: &str = "UPDATE tasks SET status = ?4, result = ?5, last_error = COALESCE(?6, last_error), \
-     run_at = COALESCE(?7, run_at), lease_until = NULL, finished_at = ?8, updated_at = ?9 \
-     WHERE id = ?1 AND worker_id = ?2 AND attempts = ?3 AND status = 'active'";
-const FINISH_ATTEMPT_POSTGRES: &str =
+const FINISH_ATTEMPT: &str =
     "UPDATE task_attempts SET finished_at = $3, outcome = $4, error = $5 WHERE task_id = $1 AND attempt = $2";
-const FINISH_ATTEMPT_SQLITE: &str =
-    "UPDATE task_attempts SET finished_at = ?3, outcome = ?4, error = ?5 WHERE task_id = ?1 AND attempt = ?2";
-const ATTEMPTS_POSTGRES: &str = "SELECT attempt, worker_id, started_at, finished_at, outcome, error \
+const ATTEMPTS: &str = "SELECT attempt, worker_id, started_at, finished_at, outcome, error \
      FROM task_attempts WHERE task_id = $1 ORDER BY attempt";
-const ATTEMPTS_SQLITE: &str = "SELECT attempt, worker_id, started_at, finished_at, outcome, error \
-     FROM task_attempts WHERE task_id = ?1 ORDER BY attempt";
-const CANCEL_POSTGRES: &str = "UPDATE tasks SET status = 'cancelled', finished_at = $2, updated_at = $2 \
+const CANCEL: &str = "UPDATE tasks SET status = 'cancelled', finished_at = $2, updated_at = $2 \
      WHERE id = $1 AND status IN ('pending', 'retrying')";
-const CANCEL_SQLITE: &str = "UPDATE tasks SET status = 'cancelled', finished_at = ?2, updated_at = ?2 \
-     WHERE id = ?1 AND status IN ('pending', 'retrying')";
-const REVIVE_POSTGRES: &str = concat!(
+const REVIVE: &str = concat!(
     "UPDATE tasks SET status = 'pending', max_attempts = attempts + $3, run_at = $2, \
      finished_at = NULL, updated_at = $2 WHERE id = $1 AND status = 'dead' RETURNING ",
-    columns!()
-);
-const REVIVE_SQLITE: &str = concat!(
-    "UPDATE tasks SET status = 'pending', max_attempts = attempts + ?3, run_at = ?2, \
-     finished_at = NULL, updated_at = ?2 WHERE id = ?1 AND status = 'dead' RETURNING ",
     columns!()
 );
 
 impl Database {
     /// Stores a new task.
     pub async fn insert_task(&self, row: &TaskRow) -> Result<(), DbError> {
-        let sql = self.sql(INSERT_POSTGRES, INSERT_SQLITE);
+        let sql = INSERT;
         on_pool!(self, pool => sqlx::query(sql)
             .bind(&row.id)
             .bind(&row.name)
             .bind(&row.payload)
             .bind(row.priority)
-            .bind(&row.status)
+            .bind(row.status)
             .bind(row.attempts)
             .bind(row.max_attempts)
             .bind(row.run_at)
@@ -214,16 +245,16 @@ impl Database {
 
     /// Task `id`.
     pub async fn task(&self, id: &str) -> Result<Option<TaskRow>, DbError> {
-        let sql = self.sql(BY_ID_POSTGRES, BY_ID_SQLITE);
+        let sql = BY_ID;
         Ok(on_pool!(self, pool => sqlx::query_as(sql).bind(id).fetch_optional(pool).await)?)
     }
 
     /// Up to `limit` tasks matching `filter` with ids after `after`, in id (creation) order.
     pub async fn tasks_page(&self, filter: &TaskFilter, after: &str, limit: u32) -> Result<Vec<TaskRow>, DbError> {
-        let sql = self.sql(PAGE_POSTGRES, PAGE_SQLITE);
+        let sql = PAGE;
         Ok(on_pool!(self, pool => sqlx::query_as(sql)
             .bind(after)
-            .bind(&filter.status)
+            .bind(filter.status)
             .bind(&filter.name)
             .bind(&filter.correlation_id)
             .bind(&filter.user_id)
@@ -252,7 +283,7 @@ impl Database {
         now: DateTime<Utc>,
         lease_until: DateTime<Utc>,
     ) -> Result<Option<TaskRow>, DbError> {
-        self.claim(self.sql(CLAIM_BY_ID_POSTGRES, CLAIM_BY_ID_SQLITE), Some(id), worker, now, lease_until).await
+        self.claim(CLAIM_BY_ID, Some(id), worker, now, lease_until).await
     }
 
     /// Runs claim statement `sql` (for task `id`, if given) and records the attempt's start, in one
@@ -265,7 +296,7 @@ impl Database {
         now: DateTime<Utc>,
         lease_until: DateTime<Utc>,
     ) -> Result<Option<TaskRow>, DbError> {
-        let start = self.sql(START_ATTEMPT_POSTGRES, START_ATTEMPT_SQLITE);
+        let start = START_ATTEMPT;
         Ok(on_pool!(self, pool => {
             let mut transaction = pool.begin().await?;
             let mut claim = sqlx::query_as::<_, TaskRow>(sql).bind(worker).bind(now).bind(lease_until);
@@ -295,7 +326,7 @@ impl Database {
         now: DateTime<Utc>,
         limit: u32,
     ) -> Result<Vec<(String, i16, DateTime<Utc>)>, DbError> {
-        let sql = self.sql(TO_DISPATCH_POSTGRES, TO_DISPATCH_SQLITE);
+        let sql = TO_DISPATCH;
         Ok(on_pool!(self, pool => sqlx::query_as(sql)
             .bind(due_before)
             .bind(now)
@@ -312,7 +343,7 @@ impl Database {
         attempt: i32,
         until: DateTime<Utc>,
     ) -> Result<bool, DbError> {
-        let sql = self.sql(EXTEND_POSTGRES, EXTEND_SQLITE);
+        let sql = EXTEND;
         let affected = on_pool!(self, pool => sqlx::query(sql)
             .bind(id).bind(worker).bind(attempt).bind(until)
             .execute(pool).await.map(|r| r.rows_affected()))?;
@@ -324,16 +355,16 @@ impl Database {
     pub async fn finish_task(&self, id: &str, worker: &str, attempt: i32, finish: &Finish) -> Result<bool, DbError> {
         let now = Utc::now();
         let (status, result, error, run_at, finished_at) = match finish {
-            Finish::Completed { result } => (status::COMPLETED, Some(result.as_str()), None, None, Some(now)),
-            Finish::Retrying { error, run_at } => (status::RETRYING, None, Some(error.as_str()), Some(*run_at), None),
-            Finish::Dead { error } => (status::DEAD, None, Some(error.as_str()), None, Some(now)),
+            Finish::Completed { result } => (TaskStatus::Completed, Some(result.as_str()), None, None, Some(now)),
+            Finish::Retrying { error, run_at } => {
+                (TaskStatus::Retrying, None, Some(error.as_str()), Some(*run_at), None)
+            }
+            Finish::Dead { error } => (TaskStatus::Dead, None, Some(error.as_str()), None, Some(now)),
         };
-        let finish_task = self.sql(FINISH_POSTGRES, FINISH_SQLITE);
-        let finish_attempt = self.sql(FINISH_ATTEMPT_POSTGRES, FINISH_ATTEMPT_SQLITE);
         // One transaction, so a finished record never shows an unfinished last attempt.
         let affected = on_pool!(self, pool => {
             let mut transaction = pool.begin().await?;
-            let affected = sqlx::query(finish_task)
+            let affected = sqlx::query(FINISH)
                 .bind(id)
                 .bind(worker)
                 .bind(attempt)
@@ -346,8 +377,8 @@ impl Database {
                 .execute(&mut *transaction)
                 .await?
                 .rows_affected();
-            let outcome = if affected == 1 { status } else { "lease-lost" };
-            sqlx::query(finish_attempt)
+            let outcome = if affected == 1 { status.as_str() } else { "lease-lost" };
+            sqlx::query(FINISH_ATTEMPT)
                 .bind(id)
                 .bind(attempt)
                 .bind(now)
@@ -363,13 +394,13 @@ impl Database {
 
     /// Every attempt of task `id`, first first.
     pub async fn task_attempts(&self, id: &str) -> Result<Vec<AttemptRow>, DbError> {
-        let sql = self.sql(ATTEMPTS_POSTGRES, ATTEMPTS_SQLITE);
+        let sql = ATTEMPTS;
         Ok(on_pool!(self, pool => sqlx::query_as(sql).bind(id).fetch_all(pool).await)?)
     }
 
     /// Cancels task `id` if it is still waiting to run; `false` otherwise.
     pub async fn cancel_task(&self, id: &str) -> Result<bool, DbError> {
-        let sql = self.sql(CANCEL_POSTGRES, CANCEL_SQLITE);
+        let sql = CANCEL;
         let affected = on_pool!(self, pool => sqlx::query(sql)
             .bind(id).bind(Utc::now()).execute(pool).await.map(|r| r.rows_affected()))?;
         Ok(affected == 1)
@@ -377,7 +408,7 @@ impl Database {
 
     /// Makes dead task `id` pending again with `attempts` more attempts; `None` if it is not dead.
     pub async fn revive_task(&self, id: &str, attempts: i32) -> Result<Option<TaskRow>, DbError> {
-        let sql = self.sql(REVIVE_POSTGRES, REVIVE_SQLITE);
+        let sql = REVIVE;
         Ok(on_pool!(self, pool => sqlx::query_as(sql)
             .bind(id).bind(Utc::now()).bind(attempts).fetch_optional(pool).await)?)
     }

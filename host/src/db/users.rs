@@ -53,17 +53,12 @@ macro_rules! columns {
     };
 }
 
-const INSERT_POSTGRES: &str =
+const INSERT: &str =
     concat!("INSERT INTO users (", columns!(), ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)");
-const INSERT_SQLITE: &str =
-    concat!("INSERT INTO users (", columns!(), ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)");
-const BY_ID_POSTGRES: &str = concat!("SELECT ", columns!(), " FROM users WHERE id = $1");
-const BY_ID_SQLITE: &str = concat!("SELECT ", columns!(), " FROM users WHERE id = ?1");
-const BY_EMAIL_POSTGRES: &str = concat!("SELECT ", columns!(), " FROM users WHERE email_key = $1");
-const BY_EMAIL_SQLITE: &str = concat!("SELECT ", columns!(), " FROM users WHERE email_key = ?1");
-const PAGE_POSTGRES: &str = concat!("SELECT ", columns!(), " FROM users WHERE id > $1 ORDER BY id LIMIT $2");
-const PAGE_SQLITE: &str = concat!("SELECT ", columns!(), " FROM users WHERE id > ?1 ORDER BY id LIMIT ?2");
-const UPDATE_POSTGRES: &str = concat!(
+const BY_ID: &str = concat!("SELECT ", columns!(), " FROM users WHERE id = $1");
+const BY_EMAIL: &str = concat!("SELECT ", columns!(), " FROM users WHERE email_key = $1");
+const PAGE: &str = concat!("SELECT ", columns!(), " FROM users WHERE id > $1 ORDER BY id LIMIT $2");
+const UPDATE: &str = concat!(
     "UPDATE users SET email = COALESCE($2, email), email_key = COALESCE($3, email_key), \
      display_name = COALESCE($4, display_name), permissions = COALESCE($5, permissions), \
      disabled = COALESCE($6, disabled), password_hash = COALESCE($7, password_hash), \
@@ -71,24 +66,14 @@ const UPDATE_POSTGRES: &str = concat!(
      WHERE id = $1 RETURNING ",
     columns!()
 );
-const UPDATE_SQLITE: &str = concat!(
-    "UPDATE users SET email = COALESCE(?2, email), email_key = COALESCE(?3, email_key), \
-     display_name = COALESCE(?4, display_name), permissions = COALESCE(?5, permissions), \
-     disabled = COALESCE(?6, disabled), password_hash = COALESCE(?7, password_hash), \
-     credential_generation = credential_generation + ?9, version = version + 1, updated_at = ?8 \
-     WHERE id = ?1 RETURNING ",
-    columns!()
-);
-const DELETE_POSTGRES: &str = "DELETE FROM users WHERE id = $1";
-const DELETE_SQLITE: &str = "DELETE FROM users WHERE id = ?1";
-const DELETE_RECORDS_POSTGRES: &str = "DELETE FROM records WHERE owner = $1";
-const DELETE_RECORDS_SQLITE: &str = "DELETE FROM records WHERE owner = ?1";
+const DELETE: &str = "DELETE FROM users WHERE id = $1";
+const DELETE_RECORDS: &str = "DELETE FROM records WHERE owner = $1";
 
 impl Database {
     /// Inserts a new user; a taken email key is a unique violation ([`DbError::is_unique_violation`]).
     #[tracing::instrument(skip_all, fields(user = %row.id))]
     pub async fn insert_user(&self, row: &UserRow) -> Result<(), DbError> {
-        let sql = self.sql(INSERT_POSTGRES, INSERT_SQLITE);
+        let sql = INSERT;
         on_pool!(self, pool => sqlx::query(sql)
             .bind(&row.id)
             .bind(&row.email)
@@ -109,26 +94,26 @@ impl Database {
 
     /// The user with `id`.
     pub async fn user_by_id(&self, id: &str) -> Result<Option<UserRow>, DbError> {
-        let sql = self.sql(BY_ID_POSTGRES, BY_ID_SQLITE);
+        let sql = BY_ID;
         Ok(on_pool!(self, pool => sqlx::query_as(sql).bind(id).fetch_optional(pool).await)?)
     }
 
     /// The user whose lower-cased email is `email_key`.
     pub async fn user_by_email_key(&self, email_key: &str) -> Result<Option<UserRow>, DbError> {
-        let sql = self.sql(BY_EMAIL_POSTGRES, BY_EMAIL_SQLITE);
+        let sql = BY_EMAIL;
         Ok(on_pool!(self, pool => sqlx::query_as(sql).bind(email_key).fetch_optional(pool).await)?)
     }
 
     /// Up to `limit` users with ids after `after` (`""` for the first page), in id order.
     pub async fn users_page(&self, after: &str, limit: u32) -> Result<Vec<UserRow>, DbError> {
-        let sql = self.sql(PAGE_POSTGRES, PAGE_SQLITE);
+        let sql = PAGE;
         Ok(on_pool!(self, pool => sqlx::query_as(sql).bind(after).bind(i64::from(limit)).fetch_all(pool).await)?)
     }
 
     /// Applies `changes` to user `id` and returns the updated row (`None`: no such user).
     #[tracing::instrument(skip(self, changes))]
     pub async fn update_user(&self, id: &str, changes: &UserChanges) -> Result<Option<UserRow>, DbError> {
-        let sql = self.sql(UPDATE_POSTGRES, UPDATE_SQLITE);
+        let sql = UPDATE;
         let (email, email_key) = changes.email.clone().unzip();
         Ok(on_pool!(self, pool => sqlx::query_as(sql)
             .bind(id)
@@ -148,8 +133,8 @@ impl Database {
     /// collections; `false` if there was no such user.
     #[tracing::instrument(skip(self))]
     pub async fn delete_user(&self, id: &str) -> Result<bool, DbError> {
-        let users = self.sql(DELETE_POSTGRES, DELETE_SQLITE);
-        let records = self.sql(DELETE_RECORDS_POSTGRES, DELETE_RECORDS_SQLITE);
+        let users = DELETE;
+        let records = DELETE_RECORDS;
         let affected = on_pool!(self, pool => {
             let mut transaction = pool.begin().await?;
             sqlx::query(records).bind(id).execute(&mut *transaction).await?;

@@ -23,8 +23,9 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use super::{ApiError, AppState};
-use crate::plugins::{InstallError, LoadedPlugin, PluginName, ReloadFailure, ReloadOutcome};
+use crate::plugins::{InstallError, LoadedPlugin, ReloadFailure, ReloadOutcome};
 use crate::services::records::RecordStats;
+use crate::spec::PluginName;
 
 /// The permission that opens the admin API.
 pub const ADMIN_PERMISSION: &str = "admin";
@@ -76,7 +77,7 @@ struct CacheStatsView {
 }
 
 async fn stats(State(state): State<AppState>) -> Json<StatsView> {
-    let services = state.runtime.services();
+    let services = state.plugins.services();
     Json(StatsView {
         records: services.records.stats(),
         cache: CacheStatsView { degraded_operations: services.cache.degraded_operations() },

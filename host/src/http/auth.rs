@@ -23,7 +23,7 @@ use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::authn::{Auth, SESSION_COOKIE};
+use super::authn::{Auth, Caller, SESSION_COOKIE};
 use super::json::JsonBody;
 use super::{ApiError, AppState};
 use crate::services::identity::User;
@@ -111,8 +111,7 @@ pub async fn login(
     Ok(response)
 }
 
-pub async fn logout(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
-    let caller = state.auth.require(&headers).await?;
+pub async fn logout(State(state): State<AppState>, caller: Caller) -> Result<Response, ApiError> {
     state.auth.tokens.revoke(&caller.claims).await.map_err(ApiError::DatabaseUnavailable)?;
     tracing::info!(user = %caller.user.id, "logged out");
     let mut removal = Cookie::build((SESSION_COOKIE, "")).path("/").http_only(true).build();
@@ -120,8 +119,8 @@ pub async fn logout(State(state): State<AppState>, headers: HeaderMap) -> Result
     Ok((StatusCode::NO_CONTENT, set_cookie(&removal)?).into_response())
 }
 
-pub async fn me(State(state): State<AppState>, headers: HeaderMap) -> Result<Json<User>, ApiError> {
-    Ok(Json(state.auth.require(&headers).await?.user))
+pub async fn me(caller: Caller) -> Json<User> {
+    Json(caller.user)
 }
 
 /// The cookie marking a browser that signed in to an account: sent to `/auth/login` only, it lets

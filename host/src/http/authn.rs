@@ -6,15 +6,16 @@ use std::sync::Arc;
 
 use axum::http::HeaderMap;
 use axum::http::header::{AUTHORIZATION, COOKIE};
+use axum::http::request::Parts;
 
 use super::ApiError;
 use crate::config::AuthConfig;
-use crate::plugins::Access;
-use crate::runtime::Principal;
+use crate::contract::Principal;
 use crate::services::cache::Cache;
 use crate::services::crypto::Crypto;
 use crate::services::identity::{Identity, IdentityError, User};
 use crate::services::tokens::{Claims, TokenError, Tokens};
+use crate::spec::Access;
 
 /// The cookie carrying the access token for browsers.
 pub const SESSION_COOKIE: &str = "autoflow_session";
@@ -36,6 +37,15 @@ pub struct Auth {
 pub struct Caller {
     pub user: User,
     pub claims: Claims,
+}
+
+/// A handler taking a `Caller` answers `401` to a request without valid credentials.
+impl axum::extract::FromRequestParts<super::AppState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &super::AppState) -> Result<Self, ApiError> {
+        state.auth.require(&parts.headers).await
+    }
 }
 
 impl Caller {

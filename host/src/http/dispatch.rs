@@ -14,10 +14,11 @@ use tracing::Instrument;
 use super::AppState;
 use super::authn::{Caller, SESSION_COOKIE, authorize_principal};
 use super::error::ApiError;
-use crate::capabilities::http::{Chain, InternalRoutes};
+use crate::capabilities::http::InternalRoutes;
+use crate::contract::{self, CallContext};
 use crate::plugins::routes::{RouteMatch, RouteTarget};
 use crate::plugins::{LoadedPlugin, Registry};
-use crate::runtime::{self, CallError};
+use crate::runtime::{CallError, CapabilitySet};
 
 /// Most headers a plugin response may carry, and their total size in bytes.
 const MAX_RESPONSE_HEADERS: usize = 100;
@@ -55,8 +56,8 @@ pub async fn dispatch(State(state): State<AppState>, request: Request) -> Result
     let body = tokio::time::timeout(timeout, read_body(&parts.headers, body, state.limits.max_body_bytes))
         .await
         .map_err(|_| ApiError::BodyTimeout { timeout })??;
-    let chain = Chain { principal: caller.as_ref().map(Caller::principal), request_id, depth: 0 };
-    call_plugin(&state, registry.plugin(target.plugin), target, params, &parts, body, chain).await
+    let call = CallContext { principal: caller.as_ref().map(Caller::principal), request_id, depth: 0 };
+    call_plugin(&state, registry.plugin(target.plugin), target, params, &parts, body, call).await
 }
 
 /// Serves a request a plugin made to `{plugin}.autoflow.internal`: that plugin's routes under the
@@ -65,7 +66,7 @@ pub async fn dispatch_internal(
     state: AppState,
     plugin: String,
     request: http::Request<Bytes>,
-    chain: Chain,
+    call: CallContext,
 ) -> http::Response<Bytes> {
     let (parts, body) = request.into_parts();
     let registry = state.plugins.registry();
@@ -76,11 +77,11 @@ pub async fn dispatch_internal(
             let path = parts.uri.path();
             return Err(ApiError::NotFound { method: parts.method.to_string(), path: path.into() });
         }
-        authorize_principal(&target.access, chain.principal.as_ref())?;
+        authorize_principal(&target.access, call.principal.as_ref())?;
         if body.len() > state.limits.max_body_bytes {
             return Err(ApiError::PayloadTooLarge { limit: state.limits.max_body_bytes });
         }
-        call_plugin(&state, loaded, target, params, &parts, body.to_vec(), chain).await
+        call_plugin(&state, loaded, target, params, &parts, body.to_vec(), call).await
     }
     .await;
     let (parts, body) = result.unwrap_or_else(IntoResponse::into_response).into_parts();
@@ -112,9 +113,9 @@ async fn call_plugin(
     params: Params,
     parts: &Parts,
     body: Vec<u8>,
-    chain: Chain,
+    call: CallContext,
 ) -> Result<Response, ApiError> {
-    let request = runtime::Request {
+    let request = contract::Request {
         method: parts.method.as_str().to_owned(),
         path: parts.uri.path().to_owned(),
         route: target.pattern.clone(),
@@ -122,8 +123,8 @@ async fn call_plugin(
         query: parts.uri.query().map(parse_query).unwrap_or_default(),
         headers: header_pairs(parts),
         body,
-        principal: chain.principal.clone(),
-        request_id: chain.request_id.clone(),
+        principal: call.principal.clone(),
+        request_id: call.request_id.clone(),
     };
     let name = plugin.manifest.name.to_string();
     // At most `max_concurrency` instances of one plugin run at once; a request waits briefly for
@@ -132,12 +133,12 @@ async fn call_plugin(
         .slot(state.limits.queue_timeout)
         .await
         .map_err(|busy| ApiError::PluginBusy { plugin: name.clone(), limit: busy.limit })?;
-    let span = tracing::info_span!("plugin", plugin = %name, request_id = %chain.request_id);
-    let grants = plugin.grants.for_call(chain);
+    let span = tracing::info_span!("plugin", plugin = %name, request_id = %call.request_id);
+    let grants = plugin.grants.for_call(call);
     let Some(pre) = plugin.feature() else {
         return Err(ApiError::NotFound { method: request.method, path: request.path });
     };
-    match state.runtime.handle(pre, &plugin.limits, &grants, &request).instrument(span).await {
+    match state.runtime.handle(pre, &plugin.limits, grants, &request).instrument(span).await {
         Ok(Ok(response)) => into_http_response(&name, response, state.limits.max_response_bytes),
         Ok(Err(error)) => Err(ApiError::Plugin { plugin: name, error }),
         Err(CallError::Timeout(timeout)) => Err(ApiError::PluginTimeout { plugin: name, timeout }),
@@ -151,9 +152,9 @@ impl InternalRoutes for AppState {
         &self,
         plugin: String,
         request: http::Request<Bytes>,
-        chain: Chain,
+        call: CallContext,
     ) -> std::pin::Pin<Box<dyn Future<Output = http::Response<Bytes>> + Send>> {
-        Box::pin(dispatch_internal(self.clone(), plugin, request, chain))
+        Box::pin(dispatch_internal(self.clone(), plugin, request, call))
     }
 }
 
@@ -216,7 +217,7 @@ fn without_session_cookie(cookies: &str) -> Option<String> {
 }
 
 /// Checks and converts a plugin's response; anything HTTP cannot carry is a `502`.
-fn into_http_response(plugin: &str, response: runtime::Response, max_body: usize) -> Result<Response, ApiError> {
+fn into_http_response(plugin: &str, response: contract::Response, max_body: usize) -> Result<Response, ApiError> {
     let bad = |reason: String| ApiError::BadPluginResponse { plugin: plugin.to_owned(), reason };
     if response.body.len() > max_body {
         return Err(bad(format!("its body of {} bytes exceeds the limit of {max_body} bytes", response.body.len())));

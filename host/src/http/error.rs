@@ -11,8 +11,9 @@ use serde_json::{Map, Value, json};
 
 use axum::extract::rejection::JsonRejection;
 
+use crate::contract::PluginError;
 use crate::db::DbError;
-use crate::runtime::{CallError, PluginError};
+use crate::runtime::CallError;
 use crate::services::identity::IdentityError;
 use crate::tasks::ScheduleError;
 

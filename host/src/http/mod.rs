@@ -4,7 +4,6 @@
 mod admin;
 mod auth;
 mod authn;
-mod client_address;
 mod dispatch;
 mod error;
 mod health;
@@ -24,15 +23,14 @@ use tower_http::request_id::{MakeRequestId, PropagateRequestIdLayer, RequestId, 
 use tower_http::trace::TraceLayer;
 
 pub use authn::{Auth, Caller, SESSION_COOKIE};
-pub use client_address::TrustedProxies;
 pub use error::ApiError;
 pub use server::{ConnectionLimits, serve};
 
+use crate::capabilities::HostRuntime;
 use crate::config::{AdminToken, Limits};
 use crate::db::Database;
 use crate::plugins::LivePlugins;
 use crate::plugins::fanout::Fanout;
-use crate::runtime::Runtime;
 use crate::tasks::Scheduler;
 
 /// What every handler can reach: the [`SharedState`] behind one reference count, so the state
@@ -56,7 +54,7 @@ impl std::ops::Deref for AppState {
 
 /// The host's services, routes and settings that handlers use.
 pub struct SharedState {
-    pub runtime: Runtime,
+    pub runtime: HostRuntime,
     pub plugins: Arc<LivePlugins>,
     pub db: Database,
     pub limits: Limits,

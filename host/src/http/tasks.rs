@@ -11,8 +11,8 @@
 use std::time::Duration;
 
 use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
 use axum::http::header::LOCATION;
-use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -24,9 +24,10 @@ use super::admin::ADMIN_PERMISSION;
 use super::authn::Caller;
 use super::json::JsonBody;
 use super::{ApiError, AppState, method_not_allowed};
-use crate::capabilities::http::Chain;
-use crate::db::{AttemptRow, TaskFilter, TaskRow, task_status};
-use crate::tasks::{NewTask, Priority};
+use crate::contract::CallContext;
+use crate::db::{AttemptRow, TaskFilter, TaskRow, TaskStatus};
+use crate::spec::Priority;
+use crate::tasks::NewTask;
 
 /// The permission that lets a user schedule tasks over HTTP.
 pub const SCHEDULE_PERMISSION: &str = "write:tasks";
@@ -70,7 +71,7 @@ struct TaskView {
     name: String,
     payload: Value,
     priority: Priority,
-    status: String,
+    status: TaskStatus,
     attempts: i32,
     max_attempts: i32,
     run_at: DateTime<Utc>,
@@ -136,10 +137,9 @@ impl TaskView {
 
 async fn schedule(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    caller: Caller,
     body: Result<JsonBody<ScheduleRequest>, ApiError>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let caller = state.auth.require(&headers).await?;
     if !caller.has_any(&[SCHEDULE_PERMISSION.to_owned(), ADMIN_PERMISSION.to_owned()]) {
         return Err(ApiError::Forbidden(format!("scheduling tasks needs the `{SCHEDULE_PERMISSION}` permission")));
     }
@@ -152,28 +152,31 @@ async fn schedule(
         max_attempts: request.max_attempts,
         correlation_id: request.correlation_id,
     };
-    let chain = Chain { principal: Some(caller.principal()), request_id: String::new(), depth: 0 };
-    let row = state.scheduler.schedule(task, chain).await?;
+    let call = CallContext { principal: Some(caller.principal()), request_id: String::new(), depth: 0 };
+    let row = state.scheduler.schedule(task, call).await?;
     let location = format!("/api/tasks/{}", row.id);
     Ok((StatusCode::CREATED, [(LOCATION, location)], Json(TaskView::new(row, None))))
 }
 
 async fn list(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    caller: Caller,
     query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
-    let caller = state.auth.require(&headers).await?;
     let Query(query) = query.map_err(|e| ApiError::BadRequest(e.body_text()))?;
     let limit = query.limit.unwrap_or(DEFAULT_LIMIT);
     if !(1..=MAX_LIMIT).contains(&limit) {
         return Err(invalid("limit", format!("must be 1-{MAX_LIMIT}")));
     }
-    if query.status.as_deref().is_some_and(|s| !task_status::ALL.contains(&s)) {
-        return Err(invalid("status", format!("must be one of {}", task_status::ALL.join(", "))));
-    }
+    let status = match query.status.as_deref() {
+        None => None,
+        Some(name) => Some(TaskStatus::parse(name).ok_or_else(|| {
+            let names: Vec<&str> = TaskStatus::ALL.iter().map(|status| status.as_str()).collect();
+            invalid("status", format!("must be one of {}", names.join(", ")))
+        })?),
+    };
     let filter = TaskFilter {
-        status: query.status,
+        status,
         name: query.name,
         correlation_id: query.correlation_id,
         user_id: (!caller.has(ADMIN_PERMISSION)).then(|| caller.user.id.clone()),
@@ -191,10 +194,9 @@ async fn list(
 
 async fn show(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Json<TaskView>, ApiError> {
-    let caller = state.auth.require(&headers).await?;
     let row = visible_task(&state, &caller, &id).await?;
     let history = state.db.task_attempts(&id).await.map_err(ApiError::DatabaseUnavailable)?;
     Ok(Json(TaskView::new(row, Some(history))))
@@ -202,10 +204,9 @@ async fn show(
 
 async fn retry(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Json<TaskView>, ApiError> {
-    let caller = state.auth.require(&headers).await?;
     let row = visible_task(&state, &caller, &id).await?;
     let registry = state.plugins.registry();
     let attempts = registry.task_handler(&row.name).map_or(1, |(_, spec)| spec.max_attempts);
@@ -217,10 +218,9 @@ async fn retry(
 
 async fn cancel(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Json<TaskView>, ApiError> {
-    let caller = state.auth.require(&headers).await?;
     let row = visible_task(&state, &caller, &id).await?;
     if !state.db.cancel_task(&id).await.map_err(ApiError::DatabaseUnavailable)? {
         return Err(ApiError::Conflict(format!(

@@ -13,10 +13,10 @@ use std::sync::{Arc, Mutex};
 use arc_swap::ArcSwap;
 use chrono::{DateTime, Utc};
 
-use super::loader::{LoadErrors, LoadedPlugin, load_dir, load_one};
+use super::loader::{LoadErrors, LoadedPlugin, Loader, load_dir, load_one};
 use super::registry::Registry;
+use crate::capabilities::HostServices;
 use crate::db::{Database, PluginRecord};
-use crate::runtime::Runtime;
 
 /// Why the latest reload of a plugin did not take effect.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -40,7 +40,7 @@ pub enum ReloadOutcome {
 
 /// The live plugin set of one host.
 pub struct LivePlugins {
-    runtime: Runtime,
+    loader: Loader,
     dir: PathBuf,
     db: Database,
     registry: ArcSwap<Registry>,
@@ -53,11 +53,11 @@ pub struct LivePlugins {
 
 impl LivePlugins {
     /// Loads every plugin under `dir`; any problem refuses the whole set (start-up is strict).
-    pub async fn load(runtime: Runtime, dir: &Path, db: Database) -> Result<Self, LoadErrors> {
-        let plugins = load_dir(&runtime, dir).await?.into_iter().map(Arc::new).collect();
+    pub async fn load(loader: Loader, dir: &Path, db: Database) -> Result<Self, LoadErrors> {
+        let plugins = load_dir(&loader, dir).await?.into_iter().map(Arc::new).collect();
         let registry = Registry::new(plugins)?;
         let live = Self {
-            runtime,
+            loader,
             dir: dir.to_owned(),
             db,
             registry: ArcSwap::from_pointee(registry),
@@ -76,8 +76,13 @@ impl LivePlugins {
         &self.dir
     }
 
-    pub(super) fn runtime(&self) -> &Runtime {
-        &self.runtime
+    pub(super) fn loader(&self) -> &Loader {
+        &self.loader
+    }
+
+    /// The services plugin capabilities are built on.
+    pub fn services(&self) -> &HostServices {
+        &self.loader.services
     }
 
     pub(super) fn db(&self) -> &Database {
@@ -167,7 +172,7 @@ impl LivePlugins {
         mut others: Vec<Arc<LoadedPlugin>>,
     ) -> Result<Option<(Registry, ReloadOutcome)>, LoadErrors> {
         self.builds_loaded.fetch_add(1, Ordering::Relaxed);
-        let plugin = load_one(&self.runtime, dir).await.map_err(|error| LoadErrors(vec![error]))?;
+        let plugin = load_one(&self.loader, dir).await.map_err(|error| LoadErrors(vec![error]))?;
         if serving.is_some_and(|s| s.content_hash == plugin.content_hash && s.manifest == plugin.manifest) {
             return Ok(None);
         }

@@ -9,13 +9,24 @@ use std::path::{Path, PathBuf};
 use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
 
-use super::manifest::{COMPONENT_FILE, MANIFEST_FILE, Manifest};
 use std::sync::Arc;
 
 use tokio::sync::Semaphore;
 
-use crate::capabilities::{Grants, Ungranted};
-use crate::runtime::{ArtifactSource, FeaturePre, InstanceState, PluginLimits, PluginPre, Runtime, TaskPre};
+use super::ceilings;
+use super::manifest::{COMPONENT_FILE, MANIFEST_FILE};
+use crate::capabilities::{Grants, HostRuntime, HostServices, Instance, Ungranted};
+use crate::contract::{FeaturePre, TaskPre};
+use crate::runtime::{ArtifactSource, PluginPre};
+use crate::spec::{Manifest, PluginLimits};
+
+/// What plugins are loaded with: the runtime that compiles and links them and the services their
+/// grants are built on. Cheap to clone.
+#[derive(Clone)]
+pub struct Loader {
+    pub runtime: HostRuntime,
+    pub services: HostServices,
+}
 
 /// A plugin compiled, linked and ready to instantiate.
 pub struct LoadedPlugin {
@@ -27,7 +38,7 @@ pub struct LoadedPlugin {
     pub loaded_at: DateTime<Utc>,
     /// Whether its machine code was compiled for this load or read from the artifact cache.
     pub artifact: ArtifactSource,
-    pub pre: PluginPre,
+    pub pre: PluginPre<Grants>,
     /// The limits its calls run under.
     pub limits: PluginLimits,
     /// One permit per instance allowed to run at once (`limits.max_concurrency`).
@@ -54,7 +65,7 @@ impl LoadedPlugin {
     }
 
     /// Its `handler` export, if it is a feature plugin.
-    pub fn feature(&self) -> Option<&FeaturePre<InstanceState>> {
+    pub fn feature(&self) -> Option<&FeaturePre<Instance>> {
         match &self.pre {
             PluginPre::Feature(pre) => Some(pre),
             PluginPre::Task(_) => None,
@@ -62,7 +73,7 @@ impl LoadedPlugin {
     }
 
     /// Its `task-handler` export, if it is a task plugin.
-    pub fn task(&self) -> Option<&TaskPre<InstanceState>> {
+    pub fn task(&self) -> Option<&TaskPre<Instance>> {
         match &self.pre {
             PluginPre::Task(pre) => Some(pre),
             PluginPre::Feature(_) => None,
@@ -128,12 +139,12 @@ impl fmt::Display for LoadErrors {
 impl std::error::Error for LoadErrors {}
 
 /// Loads every plugin directory under `dir` (hidden entries are skipped), in name order.
-pub async fn load_dir(runtime: &Runtime, dir: &Path) -> Result<Vec<LoadedPlugin>, LoadErrors> {
+pub async fn load_dir(loader: &Loader, dir: &Path) -> Result<Vec<LoadedPlugin>, LoadErrors> {
     let plugin_dirs = list_plugin_dirs(dir).map_err(|e| LoadErrors(vec![e]))?;
     let mut loaded = Vec::with_capacity(plugin_dirs.len());
     let mut errors = Vec::new();
     for plugin_dir in plugin_dirs {
-        match load_one(runtime, &plugin_dir).await {
+        match load_one(loader, &plugin_dir).await {
             Ok(plugin) => loaded.push(plugin),
             Err(error) => errors.push(error),
         }
@@ -159,8 +170,8 @@ fn list_plugin_dirs(dir: &Path) -> Result<Vec<PathBuf>, LoadError> {
 }
 
 /// Loads one plugin directory.
-#[tracing::instrument(skip(runtime), fields(dir = %dir.display()))]
-pub async fn load_one(runtime: &Runtime, dir: &Path) -> Result<LoadedPlugin, LoadError> {
+#[tracing::instrument(skip(loader), fields(dir = %dir.display()))]
+pub async fn load_one(loader: &Loader, dir: &Path) -> Result<LoadedPlugin, LoadError> {
     // Resolve a published symlink once: manifest and component are read from the same build.
     let build_dir = tokio::fs::canonicalize(dir).await.unwrap_or_else(|_| dir.to_owned());
     let manifest_path = dir.join(MANIFEST_FILE);
@@ -177,13 +188,13 @@ pub async fn load_one(runtime: &Runtime, dir: &Path) -> Result<LoadedPlugin, Loa
         _ => LoadError::Io { path: component_path.clone(), source },
     })?;
     let dir_name = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    prepare(runtime, &dir_name, &manifest_path, &text, bytes).await
+    prepare(loader, &dir_name, &manifest_path, &text, bytes).await
 }
 
 /// Validates and compiles a build given as bytes, expected to be plugin `name`; `manifest_path`
 /// names the build in errors (its component is the file beside it).
 pub async fn prepare(
-    runtime: &Runtime,
+    loader: &Loader,
     name: &str,
     manifest_path: &Path,
     manifest_text: &str,
@@ -191,18 +202,9 @@ pub async fn prepare(
 ) -> Result<LoadedPlugin, LoadError> {
     let manifest = Manifest::parse(manifest_text)
         .map_err(|reason| LoadError::Manifest { path: manifest_path.to_owned(), reason })?;
-    let limits = manifest
-        .limits
-        .resolve(runtime.limits())
+    let runtime = &loader.runtime;
+    let limits = ceilings::apply(&manifest, runtime.limits())
         .map_err(|reason| LoadError::Manifest { path: manifest_path.to_owned(), reason })?;
-    if let Some(task) = manifest.tasks.iter().find(|t| t.timeout.is_some_and(|t| t > runtime.limits().task_timeout)) {
-        let reason = format!(
-            "task {}: timeout-ms is above the host's maximum of {} ms",
-            task.name,
-            runtime.limits().task_timeout.as_millis()
-        );
-        return Err(LoadError::Manifest { path: manifest_path.to_owned(), reason });
-    }
     if name != manifest.name.as_str() {
         let reason = format!("the manifest names plugin '{}' but its directory is '{name}'", manifest.name);
         return Err(LoadError::Manifest { path: manifest_path.to_owned(), reason });
@@ -217,7 +219,7 @@ pub async fn prepare(
         .await
         .map_err(|e| LoadError::InvalidComponent { path: component_path.clone(), reason: e.to_string() })?
         .map_err(|e| LoadError::InvalidComponent { path: component_path.clone(), reason: format!("{e:#}") })?;
-    let grants = Grants::for_manifest(&manifest, runtime.services(), limits.timeout);
+    let grants = Grants::for_manifest(&manifest, &loader.services, limits.timeout);
     if let Err(Ungranted { interface, grant }) = grants.check(&runtime.imports(&component)) {
         return Err(LoadError::Ungranted { path: component_path, plugin: manifest.name.to_string(), interface, grant });
     }

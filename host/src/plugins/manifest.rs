@@ -1,15 +1,14 @@
-//! `plugin.toml`: a plugin's name, version, kind and routes, parsed and validated at the edge.
+//! `plugin.toml` parsed and validated at the edge into the plain [`Manifest`] of [`crate::spec`].
 
 use std::collections::BTreeMap;
-use std::fmt;
-
 use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::config::Limits;
-use crate::runtime::PluginLimits;
-use crate::tasks::{Backoff, Priority, TaskSpec, is_task_name};
+use crate::spec::{
+    Access, Backoff, Capabilities, DEFAULT_MAX_ATTEMPTS, MAX_ATTEMPTS, Manifest, ManifestLimits, PluginKind,
+    PluginName, Priority, RouteSpec, TaskSpec, config_reference, is_task_name,
+};
 
 /// The file name of a plugin's manifest inside its directory.
 pub const MANIFEST_FILE: &str = "plugin.toml";
@@ -21,145 +20,6 @@ pub const RESERVED_PREFIXES: &[&str] = &["/health", "/admin", "/auth", "/.well-k
 
 /// Methods a route may declare.
 const METHODS: &[&str] = &["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"];
-
-/// A plugin's validated manifest.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Manifest {
-    pub name: PluginName,
-    pub version: String,
-    pub kind: PluginKind,
-    pub description: Option<String>,
-    pub routes: Vec<RouteSpec>,
-    /// The tasks a task plugin handles.
-    pub tasks: Vec<TaskSpec>,
-    pub limits: ManifestLimits,
-    pub capabilities: Capabilities,
-    /// The `[config]` table: setting name → default value, in key order.
-    pub config: BTreeMap<String, String>,
-}
-
-/// What a plugin may use beyond handling its requests. Anything not granted here is refused.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "kebab-case")]
-pub struct Capabilities {
-    /// Hosts outbound HTTP may reach: `host` (any port) or `host:port`, or `{{ key }}` for the
-    /// comma-separated hosts in the `[config]` setting `key`, which the operator may override.
-    /// Empty: no outbound HTTP.
-    #[serde(default)]
-    pub outbound_hosts: Vec<String>,
-    /// Manage users through `autoflow:platform/identity` (for trusted plugins such as `users`).
-    #[serde(default)]
-    pub identity: bool,
-    /// Use the host cache through `autoflow:platform/cache` (keys namespaced by plugin and user).
-    #[serde(default)]
-    pub cache: bool,
-    /// Encrypt with the host's keys through `autoflow:platform/crypto` (keys never reach the plugin).
-    #[serde(default)]
-    pub crypto: bool,
-    /// Collections of JSON documents through `autoflow:platform/records`, by name, with their scope.
-    #[serde(default)]
-    pub records: BTreeMap<String, CollectionScope>,
-    /// Task names it may schedule through `autoflow:platform/queue`.
-    #[serde(default)]
-    pub queue: Vec<String>,
-}
-
-/// Whose documents a collection holds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum CollectionScope {
-    /// One set for every user (the seed's "shared" data).
-    Shared,
-    /// One set per user, the caller's (the seed's "standard" data).
-    User,
-}
-
-/// Limits a plugin asks for; each defaults to, and may not exceed, the host's setting.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "kebab-case")]
-pub struct ManifestLimits {
-    /// Linear memory per instance, in MiB.
-    pub memory_mb: Option<usize>,
-    /// Longest one call may run, in milliseconds.
-    pub timeout_ms: Option<u64>,
-    /// Instances of this plugin running at once.
-    pub max_concurrency: Option<u32>,
-}
-
-impl ManifestLimits {
-    /// The limits to enforce: the manifest's, else the host's; one above the host's is refused.
-    pub fn resolve(&self, host: &Limits) -> Result<PluginLimits, String> {
-        fn pick<T: PartialOrd + Copy + fmt::Display>(asked: Option<T>, ceiling: T, what: &str) -> Result<T, String> {
-            match asked {
-                Some(value) if value > ceiling => {
-                    Err(format!("[limits] {what} = {value} is above the host's maximum of {ceiling}"))
-                }
-                Some(value) => Ok(value),
-                None => Ok(ceiling),
-            }
-        }
-        let memory_mb = pick(self.memory_mb, host.plugin_memory_bytes / (1024 * 1024), "memory-mb")?;
-        let timeout_ms = pick(self.timeout_ms, host.request_timeout.as_millis() as u64, "timeout-ms")?;
-        let max_concurrency = pick(self.max_concurrency, host.plugin_concurrency, "max-concurrency")?;
-        if max_concurrency == 0 || memory_mb == 0 || timeout_ms == 0 {
-            return Err("[limits] values must be greater than zero".into());
-        }
-        Ok(PluginLimits {
-            memory_bytes: memory_mb * 1024 * 1024,
-            timeout: Duration::from_millis(timeout_ms),
-            max_concurrency,
-        })
-    }
-}
-
-/// A plugin name: 1–63 characters of `a-z`, `0-9` and `-`, starting with a letter.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct PluginName(String);
-
-impl PluginName {
-    pub fn parse(name: &str) -> Result<Self, String> {
-        let valid = (1..=63).contains(&name.len())
-            && name.starts_with(|c: char| c.is_ascii_lowercase())
-            && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
-        if valid {
-            Ok(Self(name.to_owned()))
-        } else {
-            Err(format!("plugin name `{name}` must be 1-63 characters of a-z, 0-9 and '-', starting with a letter"))
-        }
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Display for PluginName {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-/// What a plugin exports.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum PluginKind {
-    /// Serves HTTP routes through the `handler` export.
-    Feature,
-    /// Runs background tasks through the `task-handler` export.
-    Task,
-}
-
-/// Who may call a route, in the seed's terms.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub enum Access {
-    /// Anyone; a valid token still reaches the plugin as the principal.
-    Public,
-    /// Any authenticated user.
-    #[default]
-    Authenticated,
-    /// An authenticated user holding at least one of these permissions.
-    AnyOf(Vec<String>),
-}
 
 /// A route's `access` as written in the manifest.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -183,16 +43,6 @@ struct PermissionTable {
 
 /// Methods that only read, guarded by read permissions.
 const READ_METHODS: &[&str] = &["GET", "HEAD", "OPTIONS"];
-
-/// One route a feature serves.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RouteSpec {
-    /// Upper-case HTTP method.
-    pub method: String,
-    /// Path pattern with `{param}` segments (and optionally a trailing `{*rest}`).
-    pub path: String,
-    pub access: Access,
-}
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -245,11 +95,6 @@ struct RawTask {
     backoff_cap_ms: Option<u64>,
     timeout_ms: Option<u64>,
 }
-
-/// Attempts a task gets unless its manifest says otherwise.
-pub const DEFAULT_MAX_ATTEMPTS: u32 = 3;
-/// The most attempts a task may be given.
-pub const MAX_ATTEMPTS: u32 = 100;
 
 impl RawTask {
     fn resolve(self) -> Result<TaskSpec, String> {
@@ -397,11 +242,6 @@ fn parse_config(table: BTreeMap<String, toml::Value>) -> Result<BTreeMap<String,
         .collect()
 }
 
-/// The setting an outbound-hosts entry `{{ key }}` refers to, if it is such a reference.
-pub fn config_reference(entry: &str) -> Option<&str> {
-    entry.trim().strip_prefix("{{")?.strip_suffix("}}").map(str::trim)
-}
-
 /// Whether `name` is 1-64 characters of `a-z`, `0-9`, `_` and `-` (config keys, collection names).
 fn is_plain_key(name: &str) -> bool {
     (1..=64).contains(&name.len())
@@ -429,6 +269,7 @@ fn is_under(path: &str, prefix: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::spec::CollectionScope;
 
     const VALID: &str = r#"
         name = "hello"
@@ -569,22 +410,6 @@ mod tests {
         crate::plugins::publish::publish(dir.path(), "hello", b"m", b"c").unwrap();
         assert_eq!(std::fs::read(dir.path().join("hello").join(MANIFEST_FILE)).unwrap(), b"m");
         assert_eq!(std::fs::read(dir.path().join("hello").join(COMPONENT_FILE)).unwrap(), b"c");
-    }
-
-    #[test]
-    fn limits_default_to_the_host_and_may_not_exceed_it() {
-        let host = Limits::default();
-        let defaults = Manifest::parse(VALID).unwrap().limits.resolve(&host).unwrap();
-        assert_eq!(defaults.memory_bytes, host.plugin_memory_bytes);
-        assert_eq!(defaults.timeout, host.request_timeout);
-
-        let lower = Manifest::parse(&format!("{VALID}\n[limits]\nmemory-mb = 16\nmax-concurrency = 2")).unwrap();
-        let lower = lower.limits.resolve(&host).unwrap();
-        assert_eq!((lower.memory_bytes, lower.max_concurrency), (16 * 1024 * 1024, 2));
-
-        let greedy = Manifest::parse(&format!("{VALID}\n[limits]\nmemory-mb = 100000")).unwrap();
-        let err = greedy.limits.resolve(&host).unwrap_err();
-        assert!(err.contains("memory-mb = 100000") && err.contains("maximum of 128"), "{err}");
     }
 
     #[test]

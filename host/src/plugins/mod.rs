@@ -1,6 +1,7 @@
 //! Plugins: their manifests, loading them from a directory into compiled, linked components,
 //! and the registry that maps each request to the plugin serving it.
 
+mod ceilings;
 pub mod fanout;
 mod live;
 mod loader;
@@ -12,8 +13,7 @@ mod uploads;
 mod watcher;
 
 pub use live::{LivePlugins, ReloadFailure, ReloadOutcome};
-pub use loader::{LoadError, LoadErrors, LoadedPlugin, PluginBusy, load_dir};
-pub use manifest::{Access, CollectionScope, Manifest, PluginName};
+pub use loader::{LoadError, LoadErrors, LoadedPlugin, Loader, PluginBusy, load_dir};
 pub use registry::Registry;
 pub use uploads::{InstallError, sync_dir_from_db};
 pub use watcher::{DEBOUNCE as WATCH_DEBOUNCE, PluginWatcher};

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use super::loader::{LoadError, LoadErrors, LoadedPlugin};
 use super::routes::{DeclaredRoute, RouteMatch, RouteTable};
-use crate::tasks::TaskSpec;
+use crate::spec::TaskSpec;
 
 /// Loaded plugins plus the routes that reach them. Immutable: a new set means a new registry.
 #[derive(Debug, Default)]

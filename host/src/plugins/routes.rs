@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use super::manifest::Access;
+use crate::spec::Access;
 
 /// Where a matched request goes.
 #[derive(Debug, Clone, PartialEq, Eq)]

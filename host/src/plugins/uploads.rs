@@ -12,10 +12,10 @@ use chrono::Utc;
 
 use super::live::{LivePlugins, ReloadOutcome};
 use super::loader::{LoadErrors, prepare};
-use super::manifest::PluginName;
 use super::publish::{publish, unpublish};
 use super::registry::Registry;
 use crate::db::{Database, DbError, PluginBuild};
+use crate::spec::PluginName;
 
 /// Why an upload or delete did not take effect.
 #[derive(Debug, thiserror::Error)]
@@ -46,7 +46,7 @@ impl LivePlugins {
         manifest: String,
         component: Vec<u8>,
     ) -> Result<ReloadOutcome, InstallError> {
-        let plugin = prepare(self.runtime(), name.as_str(), Path::new(UPLOAD_MANIFEST), &manifest, component.clone())
+        let plugin = prepare(self.loader(), name.as_str(), Path::new(UPLOAD_MANIFEST), &manifest, component.clone())
             .await
             .map_err(|error| InstallError::Invalid(error.to_string()))?;
         let build = PluginBuild {

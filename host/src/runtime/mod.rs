@@ -1,7 +1,9 @@
 //! The wasm runtime: one wasmtime [`Engine`] for every plugin, the [`Linker`] holding the host's
 //! imports, and the call path that runs a request in a fresh instance under a deadline.
+//!
+//! The runtime knows the host's capabilities only as a [`CapabilitySet`]: something that adds its
+//! units' functions to the linker and is bound to each call. It never names a capability.
 
-mod bindings;
 mod cache;
 mod engine;
 mod state;
@@ -11,47 +13,37 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use wasmtime::component::{Component, HasSelf, Linker};
+use wasmtime::component::{Component, Linker};
 use wasmtime::{Engine, Store, Trap, UpdateDeadline};
+use wasmtime_wasi_http::WasiHttpHooks;
 
-pub use bindings::FeaturePre;
-pub(crate) use bindings::autoflow::platform::cache as bindings_cache;
-pub(crate) use bindings::autoflow::platform::config as bindings_config;
-pub(crate) use bindings::autoflow::platform::crypto as bindings_crypto;
-pub(crate) use bindings::autoflow::platform::identity as bindings_identity;
-pub(crate) use bindings::autoflow::platform::log as bindings_log;
-pub(crate) use bindings::autoflow::platform::queue as bindings_queue;
-pub(crate) use bindings::autoflow::platform::records as bindings_records;
-pub(crate) use bindings::autoflow::platform::types as bindings_types;
-pub use bindings::autoflow::platform::types::{Error as PluginError, FieldError, InvalidInput, Principal};
-pub use bindings::exports::autoflow::platform::handler::{Request, Response};
-pub use bindings::task::TaskPre;
-pub use bindings::task::exports::autoflow::platform::task_handler::{Task, TaskError};
 pub use cache::{ArtifactCache, ArtifactSource};
 pub use engine::AllocatorKind;
 pub use state::InstanceState;
 
-use crate::capabilities::{Grants, HostServices};
 use crate::config::Limits;
-use crate::plugins::manifest::PluginKind;
+use crate::contract::{CallContext, FeaturePre, PluginError, Request, Response, Task, TaskError, TaskPre};
+use crate::spec::{PluginKind, PluginLimits};
+
+/// What one plugin may use, as the runtime sees it: a set of capability units that add their
+/// functions to the linker once and are bound to each call. The host's capabilities implement it.
+pub trait CapabilitySet: Clone + Send + Sync + Sized + 'static {
+    /// Adds every unit's host functions (and `wasi:http`) to `linker`.
+    fn add_to_linker(linker: &mut Linker<InstanceState<Self>>) -> wasmtime::Result<()>;
+
+    /// These grants bound to one call: whom it acts for, which request it serves.
+    fn for_call(&self, call: CallContext) -> Self;
+
+    /// The call these grants are bound to.
+    fn call(&self) -> &CallContext;
+
+    /// Where the instance's outbound `wasi:http` requests are decided.
+    fn http_hooks(&mut self) -> &mut dyn WasiHttpHooks;
+}
 
 /// How often the epoch advances; deadlines are measured in these ticks and a running plugin yields
 /// to other tasks at each one.
 pub const EPOCH_TICK: Duration = Duration::from_millis(10);
-
-/// The limits one plugin's calls run under (resolved from its manifest and the host's config).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct PluginLimits {
-    /// Linear memory per instance.
-    pub memory_bytes: usize,
-    /// Longest one call may run.
-    pub timeout: Duration,
-    /// Instances of the plugin running at once.
-    pub max_concurrency: u32,
-}
-
-/// The interface a plugin imports to make outbound HTTP requests; granted by its manifest.
-pub const OUTGOING_HTTP_INTERFACE: &str = "wasi:http/outgoing-handler";
 
 /// Why a plugin call did not produce an answer.
 #[derive(Debug, thiserror::Error)]
@@ -70,51 +62,47 @@ pub enum CallError {
     Instantiate(wasmtime::Error),
 }
 
-/// The shared engine and linker plus the epoch ticker. Cheap to clone.
-#[derive(Clone)]
-pub struct Runtime {
-    inner: Arc<RuntimeInner>,
+/// The shared engine and linker plus the epoch ticker, for plugins granted capabilities `G`.
+/// Cheap to clone.
+pub struct Runtime<G: CapabilitySet> {
+    inner: Arc<RuntimeInner<G>>,
 }
 
-struct RuntimeInner {
+impl<G: CapabilitySet> Clone for Runtime<G> {
+    fn clone(&self) -> Self {
+        Self { inner: self.inner.clone() }
+    }
+}
+
+struct RuntimeInner<G: CapabilitySet> {
     engine: Engine,
-    linker: Linker<InstanceState>,
+    linker: Linker<InstanceState<G>>,
     allocator: AllocatorKind,
     cache: Option<ArtifactCache>,
     limits: Limits,
-    services: HostServices,
     ticker_stop: Arc<AtomicBool>,
 }
 
-impl Drop for RuntimeInner {
+impl<G: CapabilitySet> Drop for RuntimeInner<G> {
     fn drop(&mut self) {
         self.ticker_stop.store(true, Ordering::Relaxed);
     }
 }
 
-impl Runtime {
-    /// Creates the engine (pooling allocator if the machine allows it), links the host's imports
-    /// and starts the epoch ticker. With `cache_dir`, compiled components are kept there. Plugins
-    /// are granted capabilities over `services`.
-    pub fn new(limits: &Limits, cache_dir: Option<&std::path::Path>, services: HostServices) -> wasmtime::Result<Self> {
+impl<G: CapabilitySet> Runtime<G> {
+    /// Creates the engine (pooling allocator if the machine allows it), links WASI and the
+    /// capabilities of `G` and starts the epoch ticker. With `cache_dir`, compiled components are
+    /// kept there.
+    pub fn new(limits: &Limits, cache_dir: Option<&std::path::Path>) -> wasmtime::Result<Self> {
         let (engine, allocator) = engine::build(limits)?;
         let cache = cache_dir.map(|dir| ArtifactCache::open(dir, &engine)).transpose()?;
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
-        wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
-        bindings::Feature::add_to_linker::<_, HasSelf<InstanceState>>(&mut linker, |state| state)?;
+        G::add_to_linker(&mut linker)?;
         let ticker_stop = Arc::new(AtomicBool::new(false));
         spawn_epoch_ticker(engine.clone(), ticker_stop.clone());
         Ok(Self {
-            inner: Arc::new(RuntimeInner {
-                engine,
-                linker,
-                allocator,
-                cache,
-                limits: limits.clone(),
-                services,
-                ticker_stop,
-            }),
+            inner: Arc::new(RuntimeInner { engine, linker, allocator, cache, limits: limits.clone(), ticker_stop }),
         })
     }
 
@@ -125,11 +113,6 @@ impl Runtime {
     /// The host's limits: defaults and ceilings for every plugin.
     pub fn limits(&self) -> &Limits {
         &self.inner.limits
-    }
-
-    /// The services plugin capabilities are built on.
-    pub fn services(&self) -> &HostServices {
-        &self.inner.services
     }
 
     /// Which instance allocator the engine ended up with.
@@ -153,7 +136,7 @@ impl Runtime {
 
     /// Resolves every import of `component` against the host and checks it exports what a plugin
     /// of `kind` must.
-    pub fn prepare(&self, kind: PluginKind, component: &Component) -> wasmtime::Result<PluginPre> {
+    pub fn prepare(&self, kind: PluginKind, component: &Component) -> wasmtime::Result<PluginPre<G>> {
         let pre = self.inner.linker.instantiate_pre(component)?;
         Ok(match kind {
             PluginKind::Feature => PluginPre::Feature(FeaturePre::new(pre)?),
@@ -161,18 +144,17 @@ impl Runtime {
         })
     }
 
-    /// Runs one request in a fresh instance of a feature plugin, under the request deadline.
-    /// Must be called inside the tracing span that names the plugin and request: the plugin's logs
-    /// and stdio are emitted under it.
+    /// Runs one request in a fresh instance of a feature plugin, under the request deadline, with
+    /// `grants` bound to the request's call. Must be called inside the tracing span that names the
+    /// plugin and request: the plugin's logs and stdio are emitted under it.
     pub async fn handle(
         &self,
-        pre: &FeaturePre<InstanceState>,
+        pre: &FeaturePre<InstanceState<G>>,
         limits: &PluginLimits,
-        grants: &Grants,
+        grants: G,
         request: &Request,
     ) -> Result<Result<Response, PluginError>, CallError> {
-        let user = request.principal.as_ref().map(|p| p.user_id.clone());
-        let mut sandbox = self.sandbox(limits, grants, user);
+        let mut sandbox = self.sandbox(limits, grants);
         let instance = pre.instantiate_async(&mut sandbox.store).await;
         let feature = sandbox.instantiated(instance)?;
         let call = feature.autoflow_platform_handler().call_handle(&mut sandbox.store, request);
@@ -180,17 +162,17 @@ impl Runtime {
         sandbox.finish(outcome)
     }
 
-    /// Asks a task plugin whether `payload` is acceptable for task `name`, acting for `user`.
+    /// Asks a task plugin whether `payload` is acceptable for task `name`, acting for the user
+    /// `grants` are bound to.
     pub async fn validate_task(
         &self,
-        pre: &TaskPre<InstanceState>,
+        pre: &TaskPre<InstanceState<G>>,
         limits: &PluginLimits,
-        grants: &Grants,
-        user: Option<String>,
+        grants: G,
         name: &str,
         payload: &str,
     ) -> Result<Result<(), PluginError>, CallError> {
-        let mut sandbox = self.sandbox(limits, grants, user);
+        let mut sandbox = self.sandbox(limits, grants);
         let instance = pre.instantiate_async(&mut sandbox.store).await;
         let plugin = sandbox.instantiated(instance)?;
         let call = plugin.autoflow_platform_task_handler().call_validate(&mut sandbox.store, name, payload);
@@ -198,16 +180,16 @@ impl Runtime {
         sandbox.finish(outcome)
     }
 
-    /// Runs one attempt of `task` in a fresh instance of a task plugin, acting for the user who
-    /// scheduled it, under the task's deadline (`limits.timeout`).
+    /// Runs one attempt of `task` in a fresh instance of a task plugin, with `grants` bound to the
+    /// user who scheduled it, under the task's deadline (`limits.timeout`).
     pub async fn run_task(
         &self,
-        pre: &TaskPre<InstanceState>,
+        pre: &TaskPre<InstanceState<G>>,
         limits: &PluginLimits,
-        grants: &Grants,
+        grants: G,
         task: &Task,
     ) -> Result<Result<String, TaskError>, CallError> {
-        let mut sandbox = self.sandbox(limits, grants, task.scheduled_by.clone());
+        let mut sandbox = self.sandbox(limits, grants);
         let instance = pre.instantiate_async(&mut sandbox.store).await;
         let plugin = sandbox.instantiated(instance)?;
         let call = plugin.autoflow_platform_task_handler().call_run(&mut sandbox.store, task);
@@ -215,10 +197,10 @@ impl Runtime {
         sandbox.finish(outcome)
     }
 
-    /// A fresh store for one call: the grants, acting for `user`, memory capped and the deadline set.
-    fn sandbox(&self, limits: &PluginLimits, grants: &Grants, user: Option<String>) -> Sandbox {
+    /// A fresh store for one call: its bound grants, memory capped and the deadline set.
+    fn sandbox(&self, limits: &PluginLimits, grants: G) -> Sandbox<G> {
         let timeout = limits.timeout;
-        let state = InstanceState::new(tracing::Span::current(), limits.memory_bytes, grants.clone(), user);
+        let state = InstanceState::new(tracing::Span::current(), limits.memory_bytes, grants);
         let mut store = Store::new(&self.inner.engine, state);
         store.limiter(|state| &mut state.limits);
         let deadline = Instant::now() + timeout;
@@ -237,19 +219,19 @@ impl Runtime {
 }
 
 /// A compiled plugin linked against the host, ready to instantiate.
-pub enum PluginPre {
-    Feature(FeaturePre<InstanceState>),
-    Task(TaskPre<InstanceState>),
+pub enum PluginPre<G: CapabilitySet> {
+    Feature(FeaturePre<InstanceState<G>>),
+    Task(TaskPre<InstanceState<G>>),
 }
 
 /// The store of one call with what its failures are judged by.
-struct Sandbox {
-    store: Store<InstanceState>,
+struct Sandbox<G: CapabilitySet> {
+    store: Store<InstanceState<G>>,
     timeout: Duration,
     memory_limit: usize,
 }
 
-impl Sandbox {
+impl<G: CapabilitySet> Sandbox<G> {
     /// Why a call failed: its deadline, its memory limit, or a trap.
     fn classify(&self, error: wasmtime::Error) -> CallError {
         match error.downcast_ref::<Trap>() {

@@ -1,5 +1,6 @@
 //! The state of one plugin instance's store: its WASI context (no files, no env, no sockets;
-//! stdout/stderr captured into tracing), resource table and resource limits.
+//! stdout/stderr captured into tracing), resource table, resource limits and the capabilities it
+//! was granted, bound to its call.
 
 use tracing::Span;
 use wasmtime::ResourceLimiter;
@@ -7,19 +8,16 @@ use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
-use crate::capabilities::Grants;
-
+use super::CapabilitySet;
 use super::stdio::LogStream;
 
-/// Per-instance host state; created fresh for every request.
-pub struct InstanceState {
+/// Per-instance host state; created fresh for every call.
+pub struct InstanceState<G> {
     wasi: WasiCtx,
     table: ResourceTable,
     http: WasiHttpCtx,
-    /// What the plugin's manifest grants it.
-    pub(crate) grants: Grants,
-    /// The user this instance acts for (the request's principal), if any.
-    pub(crate) user_id: Option<String>,
+    /// What the plugin's manifest grants it, bound to this instance's call.
+    pub grants: G,
     pub(super) limits: InstanceLimits,
 }
 
@@ -45,10 +43,10 @@ impl ResourceLimiter for InstanceLimits {
     }
 }
 
-impl InstanceState {
+impl<G: CapabilitySet> InstanceState<G> {
     /// A sandboxed WASI context whose stdout and stderr become log lines under `span`, with
-    /// linear memory capped at `memory_bytes`, the capabilities in `grants`, acting for `user_id`.
-    pub fn new(span: Span, memory_bytes: usize, grants: Grants, user_id: Option<String>) -> Self {
+    /// linear memory capped at `memory_bytes` and the capabilities in `grants`.
+    pub fn new(span: Span, memory_bytes: usize, grants: G) -> Self {
         let wasi = WasiCtxBuilder::new()
             .stdout(LogStream::new(span.clone(), "stdout"))
             .stderr(LogStream::new(span, "stderr"))
@@ -61,20 +59,19 @@ impl InstanceState {
             table: ResourceTable::new(),
             http: WasiHttpCtx::new(),
             grants,
-            user_id,
             limits: InstanceLimits { memory_bytes, memory_exceeded: false },
         }
     }
 }
 
-impl WasiView for InstanceState {
+impl<G: Send + 'static> WasiView for InstanceState<G> {
     fn ctx(&mut self) -> WasiCtxView<'_> {
         WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
     }
 }
 
-impl WasiHttpView for InstanceState {
+impl<G: CapabilitySet> WasiHttpView for InstanceState<G> {
     fn http(&mut self) -> WasiHttpCtxView<'_> {
-        WasiHttpCtxView { hooks: &mut self.grants.outbound, table: &mut self.table, ctx: &mut self.http }
+        WasiHttpCtxView { hooks: self.grants.http_hooks(), table: &mut self.table, ctx: &mut self.http }
     }
 }

@@ -17,6 +17,7 @@ use redis::AsyncCommands;
 use redis::aio::ConnectionManager;
 
 use super::redis_connection::{RedisConnection, timed};
+use crate::config::DEFAULT_CACHE_NAMESPACE;
 
 /// Bytes (keys and values) the in-process cache holds at most.
 pub const MEMORY_CAPACITY_BYTES: u64 = 256 * 1024 * 1024;
@@ -89,9 +90,6 @@ pub struct Cache {
     namespace: Arc<str>,
 }
 
-/// The namespace keys live in unless configured otherwise.
-pub const DEFAULT_NAMESPACE: &str = "autoflow";
-
 impl Cache {
     /// The in-process cache, bounded by [`MEMORY_CAPACITY_BYTES`].
     pub fn memory() -> Self {
@@ -116,7 +114,7 @@ impl Cache {
         Self {
             backend: Arc::new(Backend::Memory { cache, usage }),
             degraded: Arc::default(),
-            namespace: DEFAULT_NAMESPACE.into(),
+            namespace: DEFAULT_CACHE_NAMESPACE.into(),
         }
     }
 
@@ -125,11 +123,11 @@ impl Cache {
         Self {
             backend: Arc::new(Backend::Redis(connection)),
             degraded: Arc::default(),
-            namespace: DEFAULT_NAMESPACE.into(),
+            namespace: DEFAULT_CACHE_NAMESPACE.into(),
         }
     }
 
-    /// The same cache with keys in `namespace` instead of [`DEFAULT_NAMESPACE`].
+    /// The same cache with keys in `namespace` instead of [`DEFAULT_CACHE_NAMESPACE`].
     pub fn with_namespace(mut self, namespace: &str) -> Self {
         self.namespace = namespace.into();
         self

@@ -10,15 +10,17 @@
 //! The data key comes from `AUTOFLOW_DATA_KEY` (base64 of 32 bytes) or is generated on first run
 //! into `<data>/keys/data.key` (0600). No key ever leaves this module.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use aws_lc_rs::aead::{AES_256_GCM, Aad, NONCE_LEN, Nonce, RandomizedNonceKey};
 use aws_lc_rs::rsa::{OAEP_SHA256_MGF1SHA256, OaepPrivateDecryptingKey, OaepPublicEncryptingKey};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::ExposeSecret;
 use sha2::{Digest, Sha256};
+
+use crate::config::DataKeySource;
 
 use super::keys::{KeyError, RsaKeys, store_new_private_file};
 
@@ -40,15 +42,6 @@ pub enum CryptoError {
     TooLong(usize),
     #[error("encryption failed")]
     Failed,
-}
-
-/// Where the data key comes from.
-#[derive(Debug, Clone)]
-pub enum DataKeySource {
-    /// Base64 of 32 bytes, e.g. from `AUTOFLOW_DATA_KEY`.
-    Base64(SecretString),
-    /// Generated into this directory on first run, then read back.
-    Generated(PathBuf),
 }
 
 /// The host's encryption service. Cheap to clone.
@@ -188,7 +181,9 @@ fn load_or_generate(dir: &Path) -> Result<Vec<u8>, KeyError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::services::keys::KeySource;
+    use secrecy::SecretString;
+
+    use crate::config::KeySource;
 
     fn service(dir: &Path) -> Crypto {
         let rsa = RsaKeys::load(&KeySource::Generated(dir.join("keys"))).unwrap();

@@ -19,23 +19,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use secrecy::{ExposeSecret, SecretString};
 use sha2::{Digest, Sha256};
 
-/// The file a generated signing key is kept in, under the keys directory.
-pub const GENERATED_KEY_FILE: &str = "rsa-private.pem";
-/// The file a generated encryption key is kept in, under the keys directory.
-pub const GENERATED_ENCRYPTION_KEY_FILE: &str = "rsa-encryption.pem";
-
-/// Where the host's private key comes from.
-#[derive(Debug, Clone)]
-pub enum KeySource {
-    /// A PEM file (PKCS#8 `PRIVATE KEY` or PKCS#1 `RSA PRIVATE KEY`) the operator provides.
-    File(PathBuf),
-    /// The PEM text itself, e.g. from `AUTOFLOW_RSA_PRIVATE_KEY`.
-    Pem(SecretString),
-    /// Generated into this directory on first run as the signing key, then read back on every start.
-    Generated(PathBuf),
-    /// Generated into this file on first run, then read back on every start.
-    GeneratedFile(PathBuf),
-}
+use crate::config::{GENERATED_KEY_FILE, KeySource};
 
 /// Why the key pair could not be loaded or created.
 #[derive(Debug, thiserror::Error)]

@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use super::keys::RsaKeys;
 use super::revocations::Revocations;
+use crate::config::TokenSettings;
 use crate::db::DbError;
 
 /// Clock skew tolerated between hosts when checking `exp`, `nbf` and `iat`, in seconds.
@@ -68,23 +69,6 @@ pub enum TokenError {
     /// Whether the token was revoked could not be found out (the database is unreachable).
     #[error(transparent)]
     Unchecked(#[from] DbError),
-}
-
-/// Token settings from the host's config.
-#[derive(Debug, Clone)]
-pub struct TokenSettings {
-    /// `iss` of issued tokens, and the only issuer accepted.
-    pub issuer: String,
-    /// `aud` of issued tokens, and the only audience accepted.
-    pub audience: String,
-    /// How long an access token is valid.
-    pub lifetime: Duration,
-}
-
-impl Default for TokenSettings {
-    fn default() -> Self {
-        Self { issuer: "autoflow".into(), audience: "autoflow".into(), lifetime: Duration::from_secs(3600) }
-    }
 }
 
 /// Issues, verifies and revokes access tokens. Cheap to clone.
@@ -236,9 +220,9 @@ fn classify(kind: &ErrorKind) -> TokenError {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::KeySource;
     use crate::db::Database;
     use crate::services::cache::Cache;
-    use crate::services::keys::KeySource;
 
     /// Revocations in a fresh SQLite database under `dir`.
     async fn revocations(dir: &std::path::Path) -> Revocations {

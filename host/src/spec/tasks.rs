@@ -96,6 +96,11 @@ pub struct TaskSpec {
     pub timeout: Option<Duration>,
 }
 
+/// Attempts a task gets unless its manifest says otherwise.
+pub const DEFAULT_MAX_ATTEMPTS: u32 = 3;
+/// The most attempts a task may be given.
+pub const MAX_ATTEMPTS: u32 = 100;
+
 /// Whether `name` is a valid task name: 1-64 characters of `a-z`, `0-9` and `-`, starting with a letter.
 pub fn is_task_name(name: &str) -> bool {
     (1..=64).contains(&name.len())

@@ -19,7 +19,7 @@ use redis::aio::ConnectionManager;
 use crate::db::{Database, DbError, TaskRow};
 use crate::services::cache::Cache;
 use crate::services::redis_connection::{RedisConnection, timed};
-use crate::tasks::Priority;
+use crate::spec::Priority;
 
 /// Stale ids (records no longer waiting) a worker drops in a row before it yields.
 const MAX_STALE_POPS: usize = 32;

@@ -6,12 +6,10 @@
 
 mod dispatch;
 pub mod scheduler;
-mod spec;
 mod wakeup;
 pub mod worker;
 
 pub use dispatch::{Dispatch, SweepError};
 pub use scheduler::{NewTask, ScheduleError, Scheduler};
-pub use spec::{Backoff, Priority, TaskSpec, is_task_name};
 pub use wakeup::Wakeup;
-pub use worker::{WorkerSettings, Workers};
+pub use worker::Workers;

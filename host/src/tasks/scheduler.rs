@@ -8,12 +8,14 @@ use std::time::Duration;
 use chrono::Utc;
 use tracing::Instrument;
 
-use super::{Dispatch, Priority, Wakeup};
-use crate::capabilities::http::Chain;
-use crate::db::{Database, DbError, TaskRow, task_status};
+use super::{Dispatch, Wakeup};
+use crate::capabilities::HostRuntime;
+use crate::capabilities::queue::{TaskRequest, TaskScheduler};
+use crate::contract::{CallContext, FieldError, InvalidInput, PluginError, wit::queue as wit};
+use crate::db::{Database, DbError, TaskRow, TaskStatus};
 use crate::plugins::LivePlugins;
-use crate::plugins::manifest::MAX_ATTEMPTS;
-use crate::runtime::{CallError, PluginError, Runtime};
+use crate::runtime::{CallError, CapabilitySet};
+use crate::spec::{MAX_ATTEMPTS, Priority};
 
 /// Largest payload, in bytes of JSON.
 pub const MAX_PAYLOAD_BYTES: usize = 64 * 1024;
@@ -64,20 +66,26 @@ fn invalid(field: &'static str, message: impl Into<String>) -> ScheduleError {
 pub struct Scheduler {
     db: Database,
     plugins: Arc<LivePlugins>,
-    runtime: Runtime,
+    runtime: HostRuntime,
     dispatch: Dispatch,
     /// Wakes idle workers (of every process) when a task is stored.
     wakeup: Wakeup,
 }
 
 impl Scheduler {
-    pub fn new(db: Database, plugins: Arc<LivePlugins>, runtime: Runtime, dispatch: Dispatch, wakeup: Wakeup) -> Self {
+    pub fn new(
+        db: Database,
+        plugins: Arc<LivePlugins>,
+        runtime: HostRuntime,
+        dispatch: Dispatch,
+        wakeup: Wakeup,
+    ) -> Self {
         Self { db, plugins, runtime, dispatch, wakeup }
     }
 
-    /// Validates and stores `task`, scheduled by `chain`'s user (if any); returns the record.
-    #[tracing::instrument(skip(self, task, chain), fields(task = %task.name))]
-    pub async fn schedule(&self, task: NewTask, chain: Chain) -> Result<TaskRow, ScheduleError> {
+    /// Validates and stores `task`, scheduled by `call`'s user (if any); returns the record.
+    #[tracing::instrument(skip(self, task, call), fields(task = %task.name))]
+    pub async fn schedule(&self, task: NewTask, call: CallContext) -> Result<TaskRow, ScheduleError> {
         if task.payload.len() > MAX_PAYLOAD_BYTES {
             return Err(invalid("payload", format!("must be at most {MAX_PAYLOAD_BYTES} bytes of JSON")));
         }
@@ -97,19 +105,15 @@ impl Scheduler {
         let (plugin, spec) =
             registry.task_handler(&task.name).ok_or_else(|| ScheduleError::UnknownTask(task.name.clone()))?;
         let pre = plugin.task().expect("a plugin handling tasks is a task plugin");
-        let user = chain.principal.as_ref().map(|p| p.user_id.clone());
-        let span = tracing::info_span!("plugin", plugin = %plugin.manifest.name, request_id = %chain.request_id);
-        let grants = plugin.grants.for_call(chain.clone());
+        let user = call.user_id().map(str::to_owned);
+        let span = tracing::info_span!("plugin", plugin = %plugin.manifest.name, request_id = %call.request_id);
+        let grants = plugin.grants.for_call(call.clone());
         // Validation runs an instance of the plugin, so it takes a slot like a request does.
         let _slot = plugin
             .slot(self.runtime.limits().queue_timeout)
             .await
             .map_err(|busy| ScheduleError::Busy { plugin: plugin.manifest.name.to_string(), limit: busy.limit })?;
-        match self
-            .runtime
-            .validate_task(pre, &plugin.limits, &grants, user.clone(), &task.name, &task.payload)
-            .instrument(span)
-            .await
+        match self.runtime.validate_task(pre, &plugin.limits, grants, &task.name, &task.payload).instrument(span).await
         {
             Ok(Ok(())) => {}
             Ok(Err(error)) => {
@@ -128,13 +132,13 @@ impl Scheduler {
             name: task.name,
             payload: task.payload,
             priority: task.priority.unwrap_or(spec.priority).rank(),
-            status: task_status::PENDING.into(),
+            status: TaskStatus::Pending,
             attempts: 0,
             max_attempts: task.max_attempts.unwrap_or(spec.max_attempts) as i32,
             run_at: now + delay,
             lease_until: None,
             worker_id: None,
-            correlation_id: task.correlation_id.or_else(|| Some(chain.request_id).filter(|id| !id.is_empty())),
+            correlation_id: task.correlation_id.or_else(|| Some(call.request_id).filter(|id| !id.is_empty())),
             user_id: user,
             result: None,
             last_error: None,
@@ -162,5 +166,52 @@ impl Scheduler {
     async fn hand_out(&self, row: &TaskRow) {
         self.dispatch.announce(&row.id, row.priority, row.run_at).await;
         self.wakeup.notify().await;
+    }
+}
+
+impl TaskScheduler for Scheduler {
+    fn schedule_for_plugin(
+        &self,
+        task: TaskRequest,
+        call: CallContext,
+    ) -> std::pin::Pin<Box<dyn Future<Output = Result<String, PluginError>> + Send + '_>> {
+        let options = task.options;
+        let task = NewTask {
+            name: task.name,
+            payload: task.payload,
+            priority: options.priority.map(|priority| match priority {
+                wit::Priority::Critical => Priority::Critical,
+                wit::Priority::High => Priority::High,
+                wit::Priority::Normal => Priority::Normal,
+                wit::Priority::Low => Priority::Low,
+            }),
+            delay: options.delay_ms.map(Duration::from_millis),
+            max_attempts: options.max_attempts,
+            correlation_id: options.correlation_id,
+        };
+        Box::pin(async move { Ok(self.schedule(task, call).await?.id) })
+    }
+}
+
+/// How a plugin's `queue.enqueue` sees a task that was not scheduled.
+impl From<ScheduleError> for PluginError {
+    fn from(error: ScheduleError) -> Self {
+        match error {
+            ScheduleError::UnknownTask(_) => PluginError::Forbidden(error.to_string()),
+            ScheduleError::Invalid { field, message } => PluginError::Invalid(InvalidInput {
+                message: message.clone(),
+                fields: vec![FieldError { field: field.to_owned(), message }],
+            }),
+            ScheduleError::Refused { error, .. } => error,
+            ScheduleError::Busy { .. } => PluginError::Unavailable(error.to_string()),
+            ScheduleError::Validator { .. } => {
+                tracing::error!(%error, "queue capability: the task's validator failed");
+                PluginError::Unavailable(error.to_string())
+            }
+            ScheduleError::Database(source) => {
+                tracing::error!(error = %source, "queue capability: database failure");
+                PluginError::Unavailable("the task queue is unavailable".into())
+            }
+        }
     }
 }

@@ -6,44 +6,20 @@
 //! dispatch, the pool also runs the sweeper that gives Redis back what it lost.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use chrono::Utc;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tracing::Instrument;
 
-use crate::capabilities::http::Chain;
+use crate::capabilities::HostRuntime;
+use crate::config::WorkerSettings;
+use crate::contract::{CallContext, Principal, Task, TaskError};
 use crate::db::{Database, Finish, TaskRow};
 use crate::plugins::LivePlugins;
-use crate::runtime::{Principal, Runtime, Task, TaskError};
+use crate::runtime::CapabilitySet;
 use crate::services::identity::{Identity, IdentityError};
 use crate::tasks::{Dispatch, Wakeup};
-
-/// How a pool of workers behaves.
-#[derive(Debug, Clone, Copy)]
-pub struct WorkerSettings {
-    /// Tasks run at once by this process.
-    pub concurrency: usize,
-    /// How often an idle worker looks for due tasks (delayed ones, retries, other processes' work).
-    pub poll_interval: Duration,
-    /// How long past a task's timeout its lease lasts before another worker may take it over.
-    pub lease_margin: Duration,
-    /// How often the tasks Redis should hold are checked against the database (Redis dispatch);
-    /// a task Redis lost runs within about twice this.
-    pub sweep_interval: Duration,
-}
-
-impl Default for WorkerSettings {
-    fn default() -> Self {
-        Self {
-            concurrency: 2,
-            poll_interval: Duration::from_millis(500),
-            lease_margin: Duration::from_secs(30),
-            sweep_interval: Duration::from_secs(5),
-        }
-    }
-}
 
 /// Largest result kept on a record, in bytes.
 const MAX_RESULT_BYTES: usize = 64 * 1024;
@@ -52,7 +28,7 @@ const MAX_RESULT_BYTES: usize = 64 * 1024;
 struct Context {
     db: Database,
     plugins: Arc<LivePlugins>,
-    runtime: Runtime,
+    runtime: HostRuntime,
     identity: Identity,
     settings: WorkerSettings,
     dispatch: Dispatch,
@@ -73,7 +49,7 @@ impl Workers {
     pub fn spawn(
         db: Database,
         plugins: Arc<LivePlugins>,
-        runtime: Runtime,
+        runtime: HostRuntime,
         identity: Identity,
         dispatch: Dispatch,
         wakeup: Wakeup,
@@ -188,20 +164,14 @@ async fn run(context: &Context, worker: &str, task: TaskRow) {
 async fn attempt(context: &Context, worker: &str, task: &TaskRow) -> Finish {
     let registry = context.plugins.registry();
     let Some((plugin, spec)) = registry.task_handler(&task.name) else {
-        return retry_or_dead(
-            task,
-            crate::tasks::Backoff::default(),
-            format!("no plugin handles task `{}`", task.name),
-        );
+        return retry_or_dead(task, crate::spec::Backoff::default(), format!("no plugin handles task `{}`", task.name));
     };
     let Some(pre) = plugin.task() else {
         return Finish::Dead { error: format!("plugin '{}' is not a task plugin", plugin.manifest.name) };
     };
     let host_timeout = context.runtime.limits().task_timeout;
-    let limits = crate::runtime::PluginLimits {
-        timeout: spec.timeout.unwrap_or(host_timeout).min(host_timeout),
-        ..plugin.limits
-    };
+    let limits =
+        crate::spec::PluginLimits { timeout: spec.timeout.unwrap_or(host_timeout).min(host_timeout), ..plugin.limits };
     let lease = chrono::Duration::from_std(limits.timeout + context.settings.lease_margin).unwrap_or_default();
     if let Err(error) = context.db.extend_lease(&task.id, worker, task.attempts, Utc::now() + lease).await {
         tracing::warn!(%error, "cannot extend the task's lease");
@@ -218,7 +188,7 @@ async fn attempt(context: &Context, worker: &str, task: &TaskRow) -> Finish {
     };
     // Like a request, a task waits for one of its plugin's instance slots.
     let _slot = plugin.slots.acquire().await;
-    let grants = plugin.grants.for_call(Chain {
+    let grants = plugin.grants.for_call(CallContext {
         principal,
         request_id: task.correlation_id.clone().unwrap_or_else(|| task.id.clone()),
         depth: 0,
@@ -232,7 +202,7 @@ async fn attempt(context: &Context, worker: &str, task: &TaskRow) -> Finish {
         scheduled_by: task.user_id.clone(),
     };
     let span = tracing::info_span!("plugin", plugin = %plugin.manifest.name, request_id = %task.id);
-    match context.runtime.run_task(pre, &limits, &grants, &input).instrument(span).await {
+    match context.runtime.run_task(pre, &limits, grants, &input).instrument(span).await {
         Ok(Ok(output)) if output.len() > MAX_RESULT_BYTES => {
             Finish::Dead { error: format!("the task's output of {} bytes exceeds {MAX_RESULT_BYTES}", output.len()) }
         }
@@ -244,7 +214,7 @@ async fn attempt(context: &Context, worker: &str, task: &TaskRow) -> Finish {
 }
 
 /// Another attempt after the backoff if attempts remain, else dead.
-fn retry_or_dead(task: &TaskRow, backoff: crate::tasks::Backoff, error: String) -> Finish {
+fn retry_or_dead(task: &TaskRow, backoff: crate::spec::Backoff, error: String) -> Finish {
     if task.attempts >= task.max_attempts {
         return Finish::Dead { error };
     }

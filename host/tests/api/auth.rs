@@ -10,8 +10,9 @@ use reqwest::Method;
 use secrecy::ExposeSecret;
 use serde_json::{Value, json};
 
+use autoflow_host::config::KeySource;
 use autoflow_host::services::identity::UserPatch;
-use autoflow_host::services::keys::{KeySource, RsaKeys};
+use autoflow_host::services::keys::RsaKeys;
 
 use autoflow_host::services::identity::NewUser;
 use autoflow_host::startup::Application;

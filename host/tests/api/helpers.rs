@@ -7,15 +7,14 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use autoflow_host::config::{AdminToken, AuthConfig, Config, Limits};
+use autoflow_host::config::{AdminToken, AuthConfig, Config, KeySource, Limits, WorkerSettings};
 use autoflow_host::db::Database;
 use autoflow_host::http::Auth;
 use autoflow_host::plugins::LivePlugins;
 use autoflow_host::plugins::publish::{publish, unpublish};
 use autoflow_host::services::identity::{NewUser, User};
-use autoflow_host::services::keys::{KeySource, RsaKeys};
+use autoflow_host::services::keys::RsaKeys;
 use autoflow_host::startup::{Application, StartupError};
-use autoflow_host::tasks::WorkerSettings;
 use secrecy::SecretString;
 use sqlx::Connection as _;
 use tempfile::TempDir;

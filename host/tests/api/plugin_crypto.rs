@@ -136,7 +136,7 @@ async fn the_key_lent_to_plugins_is_not_the_token_signing_key_and_a_ciphertext_o
 #[tokio::test]
 async fn a_host_whose_encryption_key_is_its_signing_key_refuses_to_start() {
     let result = try_spawn(PluginsDir::with(&["test-crypto"]), |config| {
-        config.encryption_key = Some(autoflow_host::services::keys::KeySource::Pem(crate::helpers::test_key().clone()));
+        config.encryption_key = Some(autoflow_host::config::KeySource::Pem(crate::helpers::test_key().clone()));
     })
     .await;
     let error = result.err().map(|(error, _)| error.to_string()).expect("the host started");

@@ -133,7 +133,7 @@ async fn a_host_started_on_the_same_database_serves_uploaded_builds() {
     let live = app.plugins().clone();
     let (manifest, component) = built_files("test-hello-v2", "hello");
     live.install(
-        &autoflow_host::plugins::PluginName::parse("hello").unwrap(),
+        &autoflow_host::spec::PluginName::parse("hello").unwrap(),
         String::from_utf8(manifest).unwrap(),
         component,
     )

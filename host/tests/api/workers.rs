@@ -184,7 +184,7 @@ async fn a_worker_process_stops_a_disabled_users_tasks_although_it_had_cached_th
 
     let dead = eventually(Duration::from_secs(20), "the task of the disabled user to end", || async {
         let row = db.task(&later).await.unwrap().unwrap();
-        (row.status == "dead").then_some(row)
+        (row.status == autoflow_host::db::TaskStatus::Dead).then_some(row)
     })
     .await;
     assert!(dead.last_error.unwrap_or_default().contains("is disabled"));

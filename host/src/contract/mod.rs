@@ -1,0 +1,22 @@
+//! The `autoflow:platform` contract as the host sees it: the `bindgen!` output of the WIT worlds,
+//! the error and principal types that cross it, and the [`CallContext`] every plugin call carries.
+//! Every other layer depends on this one; it depends on nothing of the host's.
+
+mod bindings;
+mod call;
+
+pub use bindings::FeaturePre;
+/// The host-side bindings of each imported interface (`wit::cache`, `wit::records`, …).
+pub use bindings::autoflow::platform as wit;
+pub use bindings::autoflow::platform::types::{Error as PluginError, FieldError, InvalidInput, Principal};
+pub use bindings::exports::autoflow::platform::handler::{Request, Response};
+pub use bindings::task::TaskPre;
+pub use bindings::task::exports::autoflow::platform::task_handler::{Task, TaskError};
+pub use call::CallContext;
+
+impl PluginError {
+    /// An `invalid` error with `message` and no field details.
+    pub fn invalid(message: impl Into<String>) -> Self {
+        PluginError::Invalid(InvalidInput { message: message.into(), fields: Vec::new() })
+    }
+}
