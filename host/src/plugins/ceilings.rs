@@ -44,16 +44,9 @@ pub fn apply(manifest: &Manifest, host: &Limits) -> Result<PluginLimits, String>
 mod tests {
     use super::*;
 
-    const VALID: &str = r#"
-        name = "hello"
-        version = "0.1.0"
-        kind = "feature"
-
-        [[routes]]
-        method = "get"
-        path = "/api/hello/{name}"
-        access = "public"
-    "#;
+    /// A feature asking for no limits of its own.
+    const VALID: &str =
+        "name = \"hello\"\nversion = \"1\"\nkind = \"feature\"\n[[routes]]\nmethod = \"GET\"\npath = \"/hello\"";
 
     #[test]
     fn limits_default_to_the_host_and_may_not_exceed_it() {

@@ -4,8 +4,9 @@
 use reqwest::Method;
 use serde_json::{Value, json};
 
+use crate::helpers::send;
 use crate::helpers::{TestApp, error_of};
-use crate::integrations::{create, secret, send, spawn};
+use crate::integrations::{create, secret, spawn};
 use crate::upstream::{PROVIDER_KEY, chat_provider};
 
 /// An OpenAI integration of `token`'s user at `provider` with the credential `key`; returns its id.

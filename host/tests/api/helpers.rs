@@ -468,3 +468,21 @@ impl Write for CaptureWriter {
         Ok(())
     }
 }
+
+/// Sends `method path` as `token`'s user, with `body` as JSON if given.
+pub async fn send(
+    app: &TestApp,
+    token: &str,
+    method: reqwest::Method,
+    path: &str,
+    body: Option<serde_json::Value>,
+) -> reqwest::Response {
+    let request = app.request_as(method, path, token);
+    match body {
+        Some(body) => request.json(&body),
+        None => request,
+    }
+    .send()
+    .await
+    .unwrap()
+}

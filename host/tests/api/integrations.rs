@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, error_of, spawn_configured};
+use crate::helpers::{TestApp, error_of, send, spawn_configured};
 use crate::upstream::{closed_address, echo_server};
 
 /// A host with secrets and integrations, integrations allowed to reach `allowed`, connection tests
@@ -21,17 +21,6 @@ pub async fn spawn(allowed: &[&str]) -> TestApp {
         config.plugin_overrides.insert("AUTOFLOW_PLUGIN_AI__TIMEOUT_MS".into(), "300".into());
     })
     .await
-}
-
-pub async fn send(app: &TestApp, token: &str, method: Method, path: &str, body: Option<Value>) -> reqwest::Response {
-    let request = app.request_as(method, path, token);
-    match body {
-        Some(body) => request.json(&body),
-        None => request,
-    }
-    .send()
-    .await
-    .unwrap()
 }
 
 /// Creates something through the API and returns its JSON, failing the test on anything but `201`.

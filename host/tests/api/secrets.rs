@@ -6,18 +6,7 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, captured_logs, encrypt_to, error_of, spawn_app_with};
-
-async fn send(app: &TestApp, token: &str, method: Method, path: &str, body: Option<Value>) -> reqwest::Response {
-    let request = app.request_as(method, path, token);
-    match body {
-        Some(body) => request.json(&body),
-        None => request,
-    }
-    .send()
-    .await
-    .unwrap()
-}
+use crate::helpers::{captured_logs, encrypt_to, error_of, send, spawn_app_with};
 
 async fn json_of(response: reqwest::Response, status: u16) -> Value {
     let actual = response.status().as_u16();
