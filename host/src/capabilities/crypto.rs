@@ -63,30 +63,24 @@ impl Unit for PluginCrypto {
     }
 }
 
-impl Bound<'_, PluginCrypto> {
-    fn crypto(&self) -> Result<&PluginCrypto, PluginError> {
-        self.granted()
-    }
-}
-
 impl wit::Host for Bound<'_, PluginCrypto> {
     async fn seal(&mut self, plaintext: Vec<u8>, context: String) -> Result<Vec<u8>, PluginError> {
-        let crypto = self.crypto()?;
+        let crypto = self.granted()?;
         Ok(crypto.crypto.seal(&plaintext, &crypto.context(&context))?)
     }
 
     async fn open(&mut self, sealed: Vec<u8>, context: String) -> Result<Vec<u8>, PluginError> {
-        let crypto = self.crypto()?;
+        let crypto = self.granted()?;
         Ok(crypto.crypto.open(&sealed, &crypto.context(&context))?)
     }
 
     async fn rsa_encrypt(&mut self, plaintext: Vec<u8>) -> Result<Vec<u8>, PluginError> {
-        let crypto = self.crypto()?;
+        let crypto = self.granted()?;
         Ok(crypto.crypto.rsa_encrypt(&plaintext, rsa_label(&crypto.plugin).as_bytes())?)
     }
 
     async fn rsa_decrypt(&mut self, ciphertext: Vec<u8>) -> Result<Vec<u8>, PluginError> {
-        let crypto = self.crypto()?;
+        let crypto = self.granted()?;
         Ok(crypto.crypto.rsa_decrypt(&ciphertext, rsa_label(&crypto.plugin).as_bytes())?)
     }
 
@@ -102,12 +96,12 @@ impl wit::Host for Bound<'_, PluginCrypto> {
         if password.is_empty() {
             return Err(PluginError::invalid("the password is empty"));
         }
-        let crypto = self.crypto()?;
+        let crypto = self.granted()?;
         crypto.passwords.hash(&SecretString::from(password)).await.map_err(|e| PluginError::Internal(e.to_string()))
     }
 
     async fn verify_password(&mut self, password: String, hash: String) -> Result<bool, PluginError> {
-        let crypto = self.crypto()?;
+        let crypto = self.granted()?;
         Ok(crypto.passwords.verify(&SecretString::from(password), Some(hash)).await)
     }
 }

@@ -203,10 +203,6 @@ impl CapabilitySet for Grants {
         Self { outbound: self.outbound.for_call(call.clone()), call, ..self.clone() }
     }
 
-    fn call(&self) -> &CallContext {
-        &self.call
-    }
-
     fn http_hooks(&mut self) -> &mut dyn WasiHttpHooks {
         &mut self.outbound
     }

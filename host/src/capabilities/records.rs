@@ -10,7 +10,7 @@ use chrono::SecondsFormat;
 use wasmtime::component::Linker;
 
 use super::{Bound, HasBound, Instance, LoadContext, Unit};
-use crate::contract::{FieldError, InvalidInput, PluginError, wit::records as wit};
+use crate::contract::{PluginError, wit::records as wit};
 use crate::db::CollectionRef;
 use crate::services::records::{Document, Records, RecordsError};
 use crate::spec::CollectionScope;
@@ -109,10 +109,7 @@ impl wit::Host for Bound<'_, PluginRecords> {
 impl From<RecordsError> for PluginError {
     fn from(error: RecordsError) -> Self {
         match error {
-            RecordsError::Invalid { field, message } => PluginError::Invalid(InvalidInput {
-                message: message.clone(),
-                fields: vec![FieldError { field: field.to_owned(), message }],
-            }),
+            RecordsError::Invalid { field, message } => PluginError::invalid_field(field, message),
             RecordsError::NotFound(_) => PluginError::NotFound(error.to_string()),
             RecordsError::Conflict(message) => PluginError::Conflict(message),
             RecordsError::Database(source) => {

@@ -19,4 +19,12 @@ impl PluginError {
     pub fn invalid(message: impl Into<String>) -> Self {
         PluginError::Invalid(InvalidInput { message: message.into(), fields: Vec::new() })
     }
+
+    /// An `invalid` error whose `message` is about one input `field`.
+    pub fn invalid_field(field: &str, message: String) -> Self {
+        PluginError::Invalid(InvalidInput {
+            fields: vec![FieldError { field: field.to_owned(), message: message.clone() }],
+            message,
+        })
+    }
 }

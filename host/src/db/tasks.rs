@@ -129,23 +129,23 @@ where
 
 impl<'q, DB: sqlx::Database> sqlx::Encode<'q, DB> for TaskStatus
 where
-    String: sqlx::Encode<'q, DB>,
+    &'q str: sqlx::Encode<'q, DB>,
 {
     fn encode_by_ref(
         &self,
         buf: &mut <DB as sqlx::Database>::ArgumentBuffer,
     ) -> Result<sqlx::encode::IsNull, sqlx::error::BoxDynError> {
-        self.as_str().to_owned().encode(buf)
+        <&'q str as sqlx::Encode<'q, DB>>::encode(self.as_str(), buf)
     }
 }
 
 impl<'r, DB: sqlx::Database> sqlx::Decode<'r, DB> for TaskStatus
 where
-    String: sqlx::Decode<'r, DB>,
+    &'r str: sqlx::Decode<'r, DB>,
 {
     fn decode(value: <DB as sqlx::Database>::ValueRef<'r>) -> Result<Self, sqlx::error::BoxDynError> {
-        let name = String::decode(value)?;
-        Self::parse(&name).ok_or_else(|| format!("`{name}` is not a task status").into())
+        let name = <&'r str as sqlx::Decode<'r, DB>>::decode(value)?;
+        Self::parse(name).ok_or_else(|| format!("`{name}` is not a task status").into())
     }
 }
 

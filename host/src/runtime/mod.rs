@@ -34,9 +34,6 @@ pub trait CapabilitySet: Clone + Send + Sync + Sized + 'static {
     /// These grants bound to one call: whom it acts for, which request it serves.
     fn for_call(&self, call: CallContext) -> Self;
 
-    /// The call these grants are bound to.
-    fn call(&self) -> &CallContext;
-
     /// Where the instance's outbound `wasi:http` requests are decided.
     fn http_hooks(&mut self) -> &mut dyn WasiHttpHooks;
 }

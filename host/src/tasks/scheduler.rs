@@ -11,7 +11,7 @@ use tracing::Instrument;
 use super::{Dispatch, Wakeup};
 use crate::capabilities::HostRuntime;
 use crate::capabilities::queue::{TaskRequest, TaskScheduler};
-use crate::contract::{CallContext, FieldError, InvalidInput, PluginError, wit::queue as wit};
+use crate::contract::{CallContext, PluginError, wit::queue as wit};
 use crate::db::{Database, DbError, TaskRow, TaskStatus};
 use crate::plugins::LivePlugins;
 use crate::runtime::{CallError, CapabilitySet};
@@ -198,10 +198,7 @@ impl From<ScheduleError> for PluginError {
     fn from(error: ScheduleError) -> Self {
         match error {
             ScheduleError::UnknownTask(_) => PluginError::Forbidden(error.to_string()),
-            ScheduleError::Invalid { field, message } => PluginError::Invalid(InvalidInput {
-                message: message.clone(),
-                fields: vec![FieldError { field: field.to_owned(), message }],
-            }),
+            ScheduleError::Invalid { field, message } => PluginError::invalid_field(field, message),
             ScheduleError::Refused { error, .. } => error,
             ScheduleError::Busy { .. } => PluginError::Unavailable(error.to_string()),
             ScheduleError::Validator { .. } => {
