@@ -1,137 +1,252 @@
-//! Background-task throughput end to end: tasks scheduled through the scheduler (payload
-//! validated by the plugin), claimed by the host's workers, run in a fresh sandboxed instance of a
-//! no-op wasm handler and recorded completed. The floor beside it is the queue alone: the same
-//! insert, dispatch, claim and finish with no plugin call. On the embedded backends and, when
-//! `DATABASE_URL` and `REDIS_URL` are set, on PostgreSQL + Redis. Needs the built test plugins
+//! Background-task throughput and latency, on the embedded backend and, when `DATABASE_URL` and
+//! `REDIS_URL` are set, on PostgreSQL + Redis:
+//!
+//! - **queue floor**: the database work alone — bulk insert, batched claims and batched
+//!   completions with their attempt rows — with no plugin call;
+//! - **scheduling**: tasks scheduled in batches of 1000 through the scheduler (payloads validated
+//!   by the no-op wasm plugin, records stored), no workers running;
+//! - **end to end**: the same scheduling while the host's workers (default settings, the
+//!   concurrency below) claim, run each task in a fresh sandboxed instance of a no-op wasm handler
+//!   and record it completed with its attempt;
+//! - **idle latency**: a task scheduled on an idle queue until its attempt starts;
+//! - **history**: the queue floor again with finished tasks already in the table.
+//!
+//! Settable through the environment: `AUTOFLOW_BENCH_TASKS` (default 20000),
+//! `AUTOFLOW_BENCH_CONCURRENCY` (50), `AUTOFLOW_BENCH_HISTORY` (finished tasks preloaded for the
+//! history line, default 1000000; 0 skips it). Needs the built test plugins
 //! (`cargo xtask build-plugins`); run with `cargo bench -p autoflow-host --bench tasks`.
 
 mod common;
 
 use std::time::{Duration, Instant};
 
-use autoflow_host::config::WorkerSettings;
 use autoflow_host::contract::CallContext;
-use autoflow_host::db::{Database, Finish, TaskRow, TaskStatus};
-use autoflow_host::services::cache::Cache;
-use autoflow_host::services::redis_connection::RedisConnection;
+use autoflow_host::db::{Database, Finish, Outcome, TaskRow, TaskStatus};
 use autoflow_host::startup::Application;
-use autoflow_host::tasks::{Dispatch, NewTask};
+use autoflow_host::tasks::{NewTask, Scheduler};
 use chrono::Utc;
 
 use common::{Backend, BenchHost, on_each_backend};
 
-/// Tasks per run.
-const TASKS: usize = 400;
-/// Workers running tasks at once (the machine's cores).
-const WORKERS: usize = 2;
 const PLUGIN: &str = "test-tasks";
+/// Tasks per scheduling call.
+const BATCH: usize = 1000;
+/// Idle-latency samples.
+const LATENCY_SAMPLES: usize = 50;
+
+fn setting(name: &str, default: usize) -> usize {
+    std::env::var(name).ok().and_then(|value| value.parse().ok()).unwrap_or(default)
+}
 
 fn rate(count: usize, elapsed: Duration) -> f64 {
     count as f64 / elapsed.as_secs_f64()
 }
 
-/// The queue alone: `WORKERS` loops inserting, dispatching, claiming and finishing tasks with no
-/// plugin call.
-async fn queue_floor(db: &Database, dispatch: &Dispatch) -> f64 {
+fn new_row(id: String, now: chrono::DateTime<Utc>) -> TaskRow {
+    TaskRow {
+        id,
+        name: "floor".into(),
+        payload: "{}".into(),
+        priority: 2,
+        status: TaskStatus::Pending,
+        attempts: 0,
+        max_attempts: 1,
+        run_at: now,
+        lease_until: None,
+        worker_id: None,
+        correlation_id: None,
+        user_id: None,
+        result: None,
+        last_error: None,
+        created_at: now,
+        updated_at: now,
+        finished_at: None,
+    }
+}
+
+/// The queue alone: `tasks` inserted in batches, then claimed `concurrency` at a time and each
+/// claim's batch completed in one write, as the fetcher and completer do, without a plugin.
+async fn queue_floor(db: &Database, tasks: usize, concurrency: usize, run: &str) -> f64 {
     let started = Instant::now();
-    let loops = (0..WORKERS).map(|n| {
-        let (db, dispatch) = (db.clone(), dispatch.clone());
-        async move {
-            for i in 0..TASKS / WORKERS {
-                let now = Utc::now();
-                let row = TaskRow {
-                    id: format!("floor-{n}-{i:06}"),
-                    name: "floor".into(),
-                    payload: "{}".into(),
-                    priority: 2,
-                    status: TaskStatus::Pending,
-                    attempts: 0,
-                    max_attempts: 1,
-                    run_at: now,
-                    lease_until: None,
-                    worker_id: None,
-                    correlation_id: None,
-                    user_id: None,
-                    result: None,
-                    last_error: None,
-                    created_at: now,
-                    updated_at: now,
-                    finished_at: None,
-                };
-                db.insert_task(&row).await.unwrap();
-                dispatch.announce(&row.id, row.priority, row.run_at).await;
-                // The other loop may have taken this one; then it leaves one of its own.
-                claim_and_finish(&db, &dispatch, &format!("floor-{n}")).await;
-            }
+    for chunk in (0..tasks).collect::<Vec<_>>().chunks(BATCH) {
+        let now = Utc::now();
+        let rows: Vec<_> = chunk.iter().map(|i| new_row(format!("{run}-{i:07}"), now)).collect();
+        db.insert_tasks(&rows).await.unwrap();
+    }
+    let worker = format!("floor-{run}");
+    let mut done = 0;
+    while done < tasks {
+        let now = Utc::now();
+        let claimed = db.claim_tasks(&worker, now, now + chrono::Duration::seconds(60), concurrency).await.unwrap();
+        assert!(!claimed.is_empty(), "every inserted task is due");
+        let outcomes: Vec<_> = claimed
+            .into_iter()
+            .map(|task| Outcome {
+                id: task.id,
+                worker: worker.clone(),
+                attempt: task.attempts,
+                finish: Finish::Completed { result: "{}".into() },
+                at: Utc::now(),
+            })
+            .collect();
+        let recorded = db.finish_tasks(&outcomes).await.unwrap();
+        assert!(recorded.iter().all(|&recorded| recorded));
+        done += outcomes.len();
+    }
+    rate(tasks, started.elapsed())
+}
+
+/// Fills the table with `count` finished tasks (and an attempt each), as months of history would.
+async fn preload_history(db: &Database, count: usize) {
+    let count = i64::try_from(count).unwrap();
+    match db {
+        Database::Postgres(pool) => {
+            sqlx::query(
+                "INSERT INTO tasks (id, name, payload, priority, status, attempts, max_attempts, run_at, \
+                 worker_id, result, created_at, updated_at, finished_at) \
+                 SELECT 'old-' || lpad(n::text, 8, '0'), 'echo', '{}', 2, 'completed', 1, 1, now(), 'old', '{}', \
+                 now(), now(), now() FROM generate_series(1, $1) AS n",
+            )
+            .bind(count)
+            .execute(pool)
+            .await
+            .unwrap();
+            sqlx::query(
+                "INSERT INTO task_attempts (task_id, attempt, worker_id, started_at, finished_at, outcome) \
+                 SELECT id, 1, 'old', now(), now(), 'completed' FROM tasks WHERE worker_id = 'old'",
+            )
+            .execute(pool)
+            .await
+            .unwrap();
+            sqlx::query("ANALYZE tasks").execute(pool).await.unwrap();
         }
-    });
-    futures_util::future::join_all(loops).await;
-    while claim_and_finish(db, dispatch, "floor").await {}
-    rate(TASKS, started.elapsed())
+        Database::Sqlite(pool) => {
+            let now = Utc::now().to_rfc3339_opts(chrono::SecondsFormat::AutoSi, false);
+            sqlx::query(
+                "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < $1) \
+                 INSERT INTO tasks (id, name, payload, priority, status, attempts, max_attempts, run_at, \
+                 worker_id, result, created_at, updated_at, finished_at) \
+                 SELECT printf('old-%08d', i), 'echo', '{}', 2, 'completed', 1, 1, $2, 'old', '{}', $2, $2, $2 FROM n",
+            )
+            .bind(count)
+            .bind(&now)
+            .execute(pool)
+            .await
+            .unwrap();
+            sqlx::query(
+                "INSERT INTO task_attempts (task_id, attempt, worker_id, started_at, finished_at, outcome) \
+                 SELECT id, 1, 'old', $1, $1, 'completed' FROM tasks WHERE worker_id = 'old'",
+            )
+            .bind(&now)
+            .execute(pool)
+            .await
+            .unwrap();
+            sqlx::query("ANALYZE").execute(pool).await.unwrap();
+        }
+    }
 }
 
-/// Claims a due task and completes it; `false` if none was due.
-async fn claim_and_finish(db: &Database, dispatch: &Dispatch, worker: &str) -> bool {
-    let lease = Utc::now() + chrono::Duration::seconds(60);
-    let Some(claimed) = dispatch.claim(db, worker, Utc::now(), lease).await.unwrap() else { return false };
-    let finish = Finish::Completed { result: "{}".into() };
-    assert!(db.finish_task(&claimed.id, worker, claimed.attempts, &finish).await.unwrap());
-    true
+/// Schedules `tasks` no-op tasks in batches of [`BATCH`].
+async fn schedule_all(scheduler: &Scheduler, tasks: usize) {
+    for start in (0..tasks).step_by(BATCH) {
+        let batch = (start..tasks.min(start + BATCH))
+            .map(|_| NewTask { name: "echo".into(), payload: "{}".into(), ..Default::default() })
+            .collect();
+        scheduler.schedule_many(batch, CallContext::default()).await.unwrap();
+    }
 }
 
-async fn completed(db: &Database) -> usize {
-    let filter = autoflow_host::db::TaskFilter {
-        status: Some(TaskStatus::Completed),
-        name: Some("echo".into()),
-        ..Default::default()
-    };
-    db.tasks_page(&filter, "", TASKS as u32 + 1).await.unwrap().len()
+/// Waits until `count` tasks are completed, checking every few milliseconds.
+async fn until_completed(db: &Database, count: usize) {
+    while db.count_tasks(TaskStatus::Completed).await.unwrap() < count as i64 {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// Median and 99th percentile of how long a task scheduled on an idle queue waits until its
+/// attempt starts.
+async fn idle_latency(db: &Database, scheduler: &Scheduler) -> (Duration, Duration) {
+    let mut samples = Vec::with_capacity(LATENCY_SAMPLES);
+    for _ in 0..LATENCY_SAMPLES {
+        let task = NewTask { name: "echo".into(), payload: "{}".into(), ..Default::default() };
+        let row = scheduler.schedule(task, CallContext::default()).await.unwrap();
+        let started = loop {
+            if let Some(attempt) = db.task_attempts(&row.id).await.unwrap().first() {
+                break attempt.started_at;
+            }
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        };
+        samples.push((started - row.created_at).to_std().unwrap_or_default());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    samples.sort();
+    (samples[samples.len() / 2], samples[samples.len() * 99 / 100])
 }
 
 async fn bench_backend(backend: Backend) {
+    let tasks = setting("AUTOFLOW_BENCH_TASKS", 20_000);
+    let concurrency = setting("AUTOFLOW_BENCH_CONCURRENCY", 50);
+    let history = setting("AUTOFLOW_BENCH_HISTORY", 1_000_000);
     let mut host = BenchHost::new(&backend, &[PLUGIN]);
-    let config = &mut host.config;
-    config.workers =
-        WorkerSettings { concurrency: WORKERS, poll_interval: Duration::from_millis(50), ..Default::default() };
+    host.config.workers.concurrency = 0;
+    // The bench's own connection: a host closes its pool when it stops.
+    let db = Database::connect(host.config.database_url.as_ref(), &host.config.data_dir).await.unwrap();
+    db.migrate().await.unwrap();
 
-    let floor_db = Database::connect(config.database_url.as_ref(), &config.data_dir).await.unwrap();
-    floor_db.migrate().await.unwrap();
-    let dispatch = match &backend.redis_url {
-        Some(url) => {
-            let redis = RedisConnection::new(redis::Client::open(url.as_str()).unwrap());
-            let cache = Cache::redis(redis.clone()).with_namespace(&config.cache_namespace);
-            Dispatch::redis(redis, &cache)
-        }
-        None => Dispatch::Database,
-    };
-    let floor = queue_floor(&floor_db, &dispatch).await;
-    floor_db.close().await;
-
+    // Scheduling alone: a host without workers.
     let app = Application::build(host.config.clone()).await.unwrap();
-    let (db, scheduler) = (app.database().clone(), app.scheduler().clone());
-    let server = tokio::spawn(app.run_until_stopped(std::future::pending()));
-
+    let scheduler = app.scheduler().clone();
     let started = Instant::now();
-    for _ in 0..TASKS {
-        let task = NewTask { name: "echo".into(), payload: "{}".into(), ..Default::default() };
-        scheduler.schedule(task, CallContext::default()).await.unwrap();
-    }
-    let scheduled = started.elapsed();
-    while completed(&db).await < TASKS {
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-    let end_to_end = started.elapsed();
-    server.abort();
+    schedule_all(&scheduler, tasks).await;
+    let scheduling = rate(tasks, started.elapsed());
+    drop(scheduler);
+    app.run_until_stopped(async {}).await.unwrap();
+    let floor = queue_floor(&db, tasks, concurrency, "floor").await;
 
-    println!("-- {} ({TASKS} tasks, {WORKERS} workers)", backend.label);
-    println!("{:<58} {:>8.0} tasks/s", "queue floor: insert + dispatch + claim + finish, no plugin", floor);
-    println!("{:<58} {:>8.0} tasks/s", "scheduling (validate in wasm + insert)", rate(TASKS, scheduled));
+    // End to end: a host with workers drains the tasks scheduled above, then the measured run.
+    host.config.workers.concurrency = concurrency;
+    let app = Application::build(host.config.clone()).await.unwrap();
+    let scheduler = app.scheduler().clone();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(app.run_until_stopped(async {
+        let _ = stopped.await;
+    }));
+    until_completed(&db, 2 * tasks).await;
+    let started = Instant::now();
+    schedule_all(&scheduler, tasks).await;
+    until_completed(&db, 3 * tasks).await;
+    let end_to_end = rate(tasks, started.elapsed());
+    let (latency, latency_p99) = idle_latency(&db, &scheduler).await;
+    drop(scheduler);
+    let _ = stop.send(());
+    server.await.unwrap().unwrap();
+
+    println!("-- {} ({tasks} tasks, concurrency {concurrency})", backend.label);
+    let line = |what: &str, value: f64| println!("{what:<64} {value:>8.0} tasks/s");
+    line("queue floor: bulk insert + batched claim + batched finish, no wasm", floor);
+    line("scheduling alone, in bulk (validate in wasm + multi-row insert)", scheduling);
     println!(
-        "{:<58} {:>8.0} tasks/s   wasm/floor {:.2}",
-        "end to end: schedule → no-op wasm run → completed",
-        rate(TASKS, end_to_end),
-        rate(TASKS, end_to_end) / floor
+        "{:<64} {:>8.0} tasks/s   wasm/floor {:.2}",
+        "end to end: schedule → no-op wasm run → completed + attempt",
+        end_to_end,
+        end_to_end / floor
     );
+    println!(
+        "{:<64} median {:>6.2} ms   p99 {:>6.2} ms",
+        "idle latency: scheduled → attempt started",
+        latency.as_secs_f64() * 1e3,
+        latency_p99.as_secs_f64() * 1e3
+    );
+    if history > 0 {
+        preload_history(&db, history).await;
+        let with_history = queue_floor(&db, tasks, concurrency, "history").await;
+        println!(
+            "{:<64} {with_history:>8.0} tasks/s   vs empty {:.2}",
+            format!("queue floor with {history} finished tasks in the table"),
+            with_history / floor
+        );
+    }
+    db.close().await;
 }
 
 fn main() {

@@ -100,7 +100,7 @@ pub enum Command {
 #[derive(Debug, Args)]
 pub struct WorkerArgs {
     /// Tasks this process runs at once.
-    #[arg(long, env = "AUTOFLOW_WORKER_CONCURRENCY", default_value_t = 4)]
+    #[arg(long, env = "AUTOFLOW_WORKER_CONCURRENCY", default_value_t = WorkerSettings::default().concurrency)]
     pub concurrency: usize,
 
     #[command(flatten)]
@@ -287,12 +287,17 @@ pub struct ServeArgs {
     #[arg(long, env = "AUTOFLOW_TASK_LEASE_MARGIN_MS", default_value_t = 30_000)]
     pub task_lease_margin_ms: u64,
 
-    /// With Redis: how often workers check that Redis holds every due task (one that Redis lost,
-    /// e.g. in a restart without persistence, runs within about twice this), in milliseconds.
-    #[arg(long, env = "AUTOFLOW_TASK_SWEEP_INTERVAL_MS", default_value_t = 5_000)]
-    pub task_sweep_interval_ms: u64,
+    /// How long finished tasks (completed, dead, cancelled) and their attempts are kept before
+    /// they are removed, in hours.
+    #[arg(long, env = "AUTOFLOW_TASK_RETENTION_HOURS", default_value_t = 7 * 24)]
+    pub task_retention_hours: u64,
 
-    /// Task workers this process runs (0: none, another process runs the tasks).
+    /// How often an idle worker process looks for due tasks when nothing woke it (delayed tasks
+    /// scheduled elsewhere, tasks whose worker died), in milliseconds.
+    #[arg(long, env = "AUTOFLOW_TASK_POLL_INTERVAL_MS", default_value_t = 500)]
+    pub task_poll_interval_ms: u64,
+
+    /// Tasks this process runs at once (0: none, another process runs the tasks).
     #[arg(long, env = "AUTOFLOW_WORKERS", default_value_t = WorkerSettings::default().concurrency)]
     pub workers: usize,
 
@@ -455,8 +460,8 @@ impl From<ServeArgs> for Config {
             workers: WorkerSettings {
                 concurrency: args.workers,
                 lease_margin: Duration::from_millis(args.task_lease_margin_ms),
-                sweep_interval: Duration::from_millis(args.task_sweep_interval_ms.max(1)),
-                ..WorkerSettings::default()
+                poll_interval: Duration::from_millis(args.task_poll_interval_ms.max(1)),
+                retention: Duration::from_secs(args.task_retention_hours.saturating_mul(60 * 60)),
             },
         }
     }

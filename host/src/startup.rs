@@ -27,7 +27,7 @@ use crate::services::records::Records;
 use crate::services::redis_connection::RedisConnection;
 use crate::services::revocations::Revocations;
 use crate::services::tokens::Tokens;
-use crate::tasks::{Dispatch, Scheduler, Wakeup, Workers};
+use crate::tasks::{Scheduler, Wakeup, Workers};
 
 /// Why the host could not start.
 #[derive(Debug, thiserror::Error)]
@@ -102,14 +102,13 @@ impl Host {
             tracing::warn!(dir = %config.plugins_dir.display(), "no plugins found; only host routes are served");
         }
 
-        let dispatch = redis.as_ref().map_or(Dispatch::Database, |redis| Dispatch::redis(redis.clone(), &cache));
-        let wakeup = Wakeup::new(cache);
-        background.extend(redis.as_ref().map(|redis| wakeup.spawn_listener(redis)));
-        let scheduler = Scheduler::new(db.clone(), plugins.clone(), runtime.clone(), dispatch.clone(), wakeup.clone());
+        let (wakeup, carriers) = Wakeup::spawn(&db);
+        background.extend(carriers);
+        let scheduler = Scheduler::new(db.clone(), plugins.clone(), runtime.clone(), wakeup.clone());
         let workers = (config.workers.concurrency > 0).then(|| {
             let identity = auth.identity.clone();
             let (db, plugins, runtime) = (db.clone(), plugins.clone(), runtime.clone());
-            Workers::spawn(db, plugins, runtime, identity, dispatch, wakeup, config.workers)
+            Workers::spawn(db, plugins, runtime, identity, wakeup, config.workers)
         });
         let state = AppState::new(SharedState {
             runtime,

@@ -16,21 +16,19 @@ use super::{Bound, HasBound, Instance, LoadContext, Unit};
 use crate::contract::{CallContext, PluginError, wit::queue as wit};
 
 /// A task a plugin asks to schedule.
-pub struct TaskRequest {
-    pub name: String,
-    /// A JSON value, as text.
-    pub payload: String,
-    pub options: wit::EnqueueOptions,
-}
+pub use wit::TaskRequest;
+
+/// A boxed future of the scheduler's answer.
+pub type Scheduled<'a, T> = Pin<Box<dyn Future<Output = Result<T, PluginError>> + Send + 'a>>;
 
 /// Schedules the tasks plugins ask for; the task engine implements it.
 pub trait TaskScheduler: Send + Sync {
     /// Schedules `task` for the user `call` acts for; the task's id, or why it was refused.
-    fn schedule_for_plugin(
-        &self,
-        task: TaskRequest,
-        call: CallContext,
-    ) -> Pin<Box<dyn Future<Output = Result<String, PluginError>> + Send + '_>>;
+    fn schedule_for_plugin(&self, task: TaskRequest, call: CallContext) -> Scheduled<'_, String>;
+
+    /// Schedules `tasks` all together or not at all; their ids in order, or why the batch was
+    /// refused (naming the task at fault).
+    fn schedule_many_for_plugin(&self, tasks: Vec<TaskRequest>, call: CallContext) -> Scheduled<'_, Vec<String>>;
 }
 
 /// The queue as one plugin may use it.
@@ -62,11 +60,26 @@ impl wit::Host for Bound<'_, PluginQueue> {
         payload: String,
         options: wit::EnqueueOptions,
     ) -> Result<String, PluginError> {
+        let scheduler = self.scheduler_for([name.as_str()])?;
+        scheduler.schedule_for_plugin(TaskRequest { name, payload, options }, self.call.clone()).await
+    }
+
+    async fn enqueue_many(&mut self, tasks: Vec<TaskRequest>) -> Result<Vec<String>, PluginError> {
+        let scheduler = self.scheduler_for(tasks.iter().map(|task| task.name.as_str()))?;
+        scheduler.schedule_many_for_plugin(tasks, self.call.clone()).await
+    }
+}
+
+impl Bound<'_, PluginQueue> {
+    /// The scheduler, if the manifest lists every task in `names`.
+    fn scheduler_for<'n>(
+        &self,
+        names: impl IntoIterator<Item = &'n str>,
+    ) -> Result<Arc<dyn TaskScheduler>, PluginError> {
         let queue = self.granted()?;
-        if !queue.allowed.contains(&name) {
+        if let Some(name) = names.into_iter().find(|name| !queue.allowed.iter().any(|allowed| allowed == name)) {
             return Err(PluginError::Forbidden(format!("[capabilities] queue does not list task `{name}`")));
         }
-        let scheduler = queue.scheduler.get().ok_or_else(|| PluginError::Unavailable("the host is stopping".into()))?;
-        scheduler.schedule_for_plugin(TaskRequest { name, payload, options }, self.call.clone()).await
+        queue.scheduler.get().ok_or_else(|| PluginError::Unavailable("the host is stopping".into()))
     }
 }

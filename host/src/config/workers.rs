@@ -7,22 +7,22 @@ use std::time::Duration;
 pub struct WorkerSettings {
     /// Tasks run at once by this process.
     pub concurrency: usize,
-    /// How often an idle worker looks for due tasks (delayed ones, retries, other processes' work).
+    /// How often an idle fetcher looks for due tasks when no wake-up came (delayed tasks scheduled
+    /// by another process, leases that ran out, wake-ups lost with a connection).
     pub poll_interval: Duration,
     /// How long past a task's timeout its lease lasts before another worker may take it over.
     pub lease_margin: Duration,
-    /// How often the tasks Redis should hold are checked against the database (Redis dispatch);
-    /// a task Redis lost runs within about twice this.
-    pub sweep_interval: Duration,
+    /// How long finished tasks (completed, dead, cancelled) and their attempts are kept.
+    pub retention: Duration,
 }
 
 impl Default for WorkerSettings {
     fn default() -> Self {
         Self {
-            concurrency: 2,
+            concurrency: 50,
             poll_interval: Duration::from_millis(500),
             lease_margin: Duration::from_secs(30),
-            sweep_interval: Duration::from_secs(5),
+            retention: Duration::from_secs(7 * 24 * 60 * 60),
         }
     }
 }

@@ -32,7 +32,7 @@ pub use plugin_builds::PluginBuild;
 pub use plugins::PluginRecord;
 pub use records::{CollectionRef, RecordRow};
 pub use serving::{ClaimError, ServingClaim, Sharing};
-pub use tasks::{AttemptRow, Finish, TaskFilter, TaskRow, TaskStatus};
+pub use tasks::{AttemptRow, Finish, Outcome, TaskFilter, TaskRow, TaskStatus};
 pub use users::{UserChanges, UserRow};
 
 /// Failures talking to the database.

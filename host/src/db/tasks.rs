@@ -1,6 +1,9 @@
-//! Repository of background tasks (`tasks`) and their attempts (`task_attempts`). Claiming is one
-//! atomic statement, so two workers never hold the same task: on PostgreSQL the candidate row is
-//! locked with `FOR UPDATE SKIP LOCKED`, and SQLite runs one write at a time.
+//! Repository of background tasks (`tasks`) and their attempts (`task_attempts`), written in
+//! batches: many tasks stored, claimed or finished per statement. A claim is atomic, so two
+//! workers never hold the same task: on PostgreSQL the candidate rows are locked with
+//! `FOR UPDATE SKIP LOCKED`, and SQLite runs one write at a time. Batches travel as one array per
+//! column on PostgreSQL (`unnest`) and as one JSON array on SQLite (`json_each`), so each
+//! statement is prepared once whatever the batch size.
 
 use chrono::{DateTime, Utc};
 
@@ -156,11 +159,6 @@ macro_rules! columns {
     };
 }
 
-const INSERT: &str = concat!(
-    "INSERT INTO tasks (",
-    columns!(),
-    ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)"
-);
 const BY_ID: &str = concat!("SELECT ", columns!(), " FROM tasks WHERE id = $1");
 const PAGE: &str = concat!(
     "SELECT ",
@@ -168,43 +166,103 @@ const PAGE: &str = concat!(
     " FROM tasks WHERE id > $1 AND (CAST($2 AS TEXT) IS NULL OR status = $2) AND (CAST($3 AS TEXT) IS NULL OR name = $3) \
      AND (CAST($4 AS TEXT) IS NULL OR correlation_id = $4) AND (CAST($5 AS TEXT) IS NULL OR user_id = $5) ORDER BY id LIMIT $6"
 );
-/// Takes the most urgent due task, or one whose worker's lease ran out.
+
+/// Stores a batch of tasks given as one array per column.
+const INSERT_POSTGRES: &str = concat!(
+    "INSERT INTO tasks (",
+    columns!(),
+    ") SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::int2[], $5::text[], $6::int4[], $7::int4[], \
+     $8::timestamptz[], $9::timestamptz[], $10::text[], $11::text[], $12::text[], $13::text[], $14::text[], \
+     $15::timestamptz[], $16::timestamptz[], $17::timestamptz[])"
+);
+/// Stores a batch of tasks given as a JSON array of rows.
+const INSERT_SQLITE: &str = concat!(
+    "INSERT INTO tasks (",
+    columns!(),
+    ") SELECT value->>'id', value->>'name', value->>'payload', value->>'priority', value->>'status', \
+     value->>'attempts', value->>'max_attempts', value->>'run_at', value->>'lease_until', value->>'worker_id', \
+     value->>'correlation_id', value->>'user_id', value->>'result', value->>'last_error', value->>'created_at', \
+     value->>'updated_at', value->>'finished_at' FROM json_each($1)"
+);
+
+/// Claims up to `$4` tasks for worker `$1` until `$3`: first those whose worker's lease ran out by
+/// `$2`, then the most urgent due ones; each claim starts an attempt row. One statement, so a
+/// record is never active without its attempt, and rows another fetcher is claiming are skipped.
 const CLAIM_POSTGRES: &str = concat!(
-    "UPDATE tasks SET status = 'active', attempts = attempts + 1, worker_id = $1, lease_until = $3, updated_at = $2 \
-     WHERE id = (SELECT id FROM tasks \
-       WHERE (status IN ('pending', 'retrying') AND run_at <= $2) OR (status = 'active' AND lease_until < $2) \
-       ORDER BY priority, run_at, id LIMIT 1 FOR UPDATE SKIP LOCKED) \
-     RETURNING ",
-    columns!()
+    "WITH expired AS (SELECT id FROM tasks WHERE status = 'active' AND lease_until < $2 \
+       ORDER BY lease_until LIMIT $4 FOR UPDATE SKIP LOCKED), \
+     due AS (SELECT id FROM tasks WHERE status IN ('pending', 'retrying') AND run_at <= $2 \
+       ORDER BY priority, run_at, id LIMIT $4 FOR UPDATE SKIP LOCKED), \
+     picked AS (SELECT id FROM expired UNION ALL SELECT id FROM due LIMIT $4), \
+     claimed AS (UPDATE tasks SET status = 'active', attempts = tasks.attempts + 1, worker_id = $1, \
+       lease_until = $3, updated_at = $2 FROM picked WHERE tasks.id = picked.id RETURNING tasks.*), \
+     started AS (INSERT INTO task_attempts (task_id, attempt, worker_id, started_at) \
+       SELECT id, attempts, $1, $2 FROM claimed) \
+     SELECT ",
+    columns!(),
+    " FROM claimed"
 );
+/// The claim on SQLite, whose one writer at a time makes the pick and the update atomic; the
+/// attempt rows follow in the same transaction ([`START_ATTEMPTS_SQLITE`]).
 const CLAIM_SQLITE: &str = concat!(
-    "UPDATE tasks SET status = 'active', attempts = attempts + 1, worker_id = ?1, lease_until = ?3, updated_at = ?2 \
-     WHERE id = (SELECT id FROM tasks \
-       WHERE (status IN ('pending', 'retrying') AND run_at <= ?2) OR (status = 'active' AND lease_until < ?2) \
-       ORDER BY priority, run_at, id LIMIT 1) \
-     RETURNING ",
-    columns!()
-);
-/// Takes task `$4` if it is due and waiting, or its worker's lease ran out.
-const CLAIM_BY_ID: &str = concat!(
     "UPDATE tasks SET status = 'active', attempts = attempts + 1, worker_id = $1, lease_until = $3, updated_at = $2 \
-     WHERE id = $4 AND ((status IN ('pending', 'retrying') AND run_at <= $2) OR (status = 'active' AND lease_until < $2)) \
+     WHERE id IN (SELECT id FROM (SELECT id FROM tasks WHERE status = 'active' AND lease_until < $2 \
+         ORDER BY lease_until LIMIT $4) \
+       UNION ALL SELECT id FROM (SELECT id FROM tasks WHERE status IN ('pending', 'retrying') AND run_at <= $2 \
+         ORDER BY priority, run_at, id LIMIT $4) \
+       LIMIT $4) \
      RETURNING ",
     columns!()
 );
-/// What a dispatch sweep puts back: the most urgent waiting tasks due by `$1`, and tasks whose lease ran out by `$2`.
-const TO_DISPATCH: &str = "SELECT id, priority, run_at FROM tasks \
-     WHERE (status IN ('pending', 'retrying') AND run_at <= $1) OR (status = 'active' AND lease_until < $2) \
-     ORDER BY priority, run_at LIMIT $3";
-const START_ATTEMPT: &str =
-    "INSERT INTO task_attempts (task_id, attempt, worker_id, started_at) VALUES ($1, $2, $3, $4)";
-const EXTEND: &str =
-    "UPDATE tasks SET lease_until = $4 WHERE id = $1 AND worker_id = $2 AND attempts = $3 AND status = 'active'";
-const FINISH: &str = "UPDATE tasks SET status = $4, result = $5, last_error = COALESCE($6, last_error), \
-     run_at = COALESCE($7, run_at), lease_until = NULL, finished_at = $8, updated_at = $9 \
-     WHERE id = $1 AND worker_id = $2 AND attempts = $3 AND status = 'active'";
-const FINISH_ATTEMPT: &str =
-    "UPDATE task_attempts SET finished_at = $3, outcome = $4, error = $5 WHERE task_id = $1 AND attempt = $2";
+/// Starts an attempt row for each task whose id is in JSON array `$1`, claimed at `$2`.
+const START_ATTEMPTS_SQLITE: &str = "INSERT INTO task_attempts (task_id, attempt, worker_id, started_at) \
+     SELECT id, attempts, worker_id, $2 FROM tasks WHERE id IN (SELECT value FROM json_each($1))";
+
+/// Records a batch of outcomes given as one array per field, each only if its worker still holds
+/// that attempt; returns the ids recorded. The attempt rows say `lease-lost` for the others, and
+/// an attempt already finished keeps its outcome (an outcome delivered twice changes nothing).
+/// One statement, so the record and its attempt always agree.
+const FINISH_POSTGRES: &str = "WITH outcome AS (SELECT * FROM unnest($1::text[], $2::text[], $3::int4[], \
+       $4::text[], $5::text[], $6::text[], $7::timestamptz[], $8::timestamptz[]) \
+       AS o(id, worker_id, attempt, status, result, error, run_at, at)), \
+     done AS (UPDATE tasks SET status = o.status, result = o.result, last_error = COALESCE(o.error, tasks.last_error), \
+       run_at = COALESCE(o.run_at, tasks.run_at), lease_until = NULL, \
+       finished_at = CASE WHEN o.status = 'retrying' THEN NULL ELSE o.at END, updated_at = o.at \
+       FROM outcome o WHERE tasks.id = o.id AND tasks.worker_id = o.worker_id AND tasks.attempts = o.attempt \
+       AND tasks.status = 'active' RETURNING tasks.id), \
+     attempt AS (UPDATE task_attempts SET finished_at = o.at, error = o.error, \
+       outcome = CASE WHEN done.id IS NULL THEN 'lease-lost' ELSE o.status END \
+       FROM outcome o LEFT JOIN done ON done.id = o.id \
+       WHERE task_attempts.task_id = o.id AND task_attempts.attempt = o.attempt \
+       AND task_attempts.finished_at IS NULL) \
+     SELECT id FROM done";
+/// The outcomes of JSON array `$1` as rows, for the SQLite statements below.
+macro_rules! sqlite_outcomes {
+    () => {
+        "(SELECT value->>'id' AS id, value->>'worker_id' AS worker_id, value->>'attempt' AS attempt, \
+         value->>'status' AS status, value->>'result' AS result, value->>'error' AS error, \
+         value->>'run_at' AS run_at, value->>'at' AS at FROM json_each($1)) AS o"
+    };
+}
+/// Finishes the attempt rows of a batch of outcomes, before [`FINISH_SQLITE`] changes the records
+/// the `lease-lost` check reads (both run in one transaction).
+const FINISH_ATTEMPTS_SQLITE: &str = concat!(
+    "UPDATE task_attempts SET finished_at = o.at, error = o.error, \
+     outcome = CASE WHEN EXISTS (SELECT 1 FROM tasks WHERE tasks.id = o.id AND tasks.worker_id = o.worker_id \
+       AND tasks.attempts = o.attempt AND tasks.status = 'active') THEN o.status ELSE 'lease-lost' END FROM ",
+    sqlite_outcomes!(),
+    " WHERE task_attempts.task_id = o.id AND task_attempts.attempt = o.attempt \
+     AND task_attempts.finished_at IS NULL"
+);
+const FINISH_SQLITE: &str = concat!(
+    "UPDATE tasks SET status = o.status, result = o.result, last_error = COALESCE(o.error, tasks.last_error), \
+     run_at = COALESCE(o.run_at, tasks.run_at), lease_until = NULL, \
+     finished_at = CASE WHEN o.status = 'retrying' THEN NULL ELSE o.at END, updated_at = o.at FROM ",
+    sqlite_outcomes!(),
+    " WHERE tasks.id = o.id AND tasks.worker_id = o.worker_id AND tasks.attempts = o.attempt \
+     AND tasks.status = 'active' RETURNING tasks.id"
+);
+
 const ATTEMPTS: &str = "SELECT attempt, worker_id, started_at, finished_at, outcome, error \
      FROM task_attempts WHERE task_id = $1 ORDER BY attempt";
 const CANCEL: &str = "UPDATE tasks SET status = 'cancelled', finished_at = $2, updated_at = $2 \
@@ -214,32 +272,137 @@ const REVIVE: &str = concat!(
      finished_at = NULL, updated_at = $2 WHERE id = $1 AND status = 'dead' RETURNING ",
     columns!()
 );
+const COUNT_BY_STATUS: &str = "SELECT COUNT(*) FROM tasks WHERE status = $1";
+/// Removes up to `$2` of the tasks that finished before `$1` (their attempts go with them), oldest first.
+const DELETE_FINISHED: &str = "DELETE FROM tasks WHERE id IN \
+     (SELECT id FROM tasks WHERE finished_at < $1 ORDER BY finished_at LIMIT $2)";
+
+/// How an attempt ended, to be recorded by [`Database::finish_tasks`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outcome {
+    pub id: String,
+    /// The worker that ran it; the record changes only if this worker still holds the attempt.
+    pub worker: String,
+    pub attempt: i32,
+    pub finish: Finish,
+    /// When the attempt ended.
+    pub at: DateTime<Utc>,
+}
+
+impl Finish {
+    /// The record's status after this end, its result, and its error.
+    fn parts(&self) -> (TaskStatus, Option<&str>, Option<&str>, Option<DateTime<Utc>>) {
+        match self {
+            Finish::Completed { result } => (TaskStatus::Completed, Some(result), None, None),
+            Finish::Retrying { error, run_at } => (TaskStatus::Retrying, None, Some(error), Some(*run_at)),
+            Finish::Dead { error } => (TaskStatus::Dead, None, Some(error), None),
+        }
+    }
+}
+
+/// A time as sqlx-sqlite stores it, so values written through JSON compare with bound ones.
+fn sqlite_time(time: DateTime<Utc>) -> String {
+    time.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, false)
+}
+
+/// A task row as [`INSERT_SQLITE`] reads it.
+#[derive(serde::Serialize)]
+struct SqliteTask<'a> {
+    id: &'a str,
+    name: &'a str,
+    payload: &'a str,
+    priority: i16,
+    status: &'static str,
+    attempts: i32,
+    max_attempts: i32,
+    run_at: String,
+    lease_until: Option<String>,
+    worker_id: Option<&'a str>,
+    correlation_id: Option<&'a str>,
+    user_id: Option<&'a str>,
+    result: Option<&'a str>,
+    last_error: Option<&'a str>,
+    created_at: String,
+    updated_at: String,
+    finished_at: Option<String>,
+}
+
+/// An outcome as the SQLite finish statements read it.
+#[derive(serde::Serialize)]
+struct SqliteOutcome<'a> {
+    id: &'a str,
+    worker_id: &'a str,
+    attempt: i32,
+    status: &'static str,
+    result: Option<&'a str>,
+    error: Option<&'a str>,
+    run_at: Option<String>,
+    at: String,
+}
+
+fn json_array<T: serde::Serialize>(rows: impl Iterator<Item = T>) -> String {
+    serde_json::to_string(&rows.collect::<Vec<_>>()).expect("task rows serialize")
+}
 
 impl Database {
     /// Stores a new task.
     pub async fn insert_task(&self, row: &TaskRow) -> Result<(), DbError> {
-        let sql = INSERT;
-        on_pool!(self, pool => sqlx::query(sql)
-            .bind(&row.id)
-            .bind(&row.name)
-            .bind(&row.payload)
-            .bind(row.priority)
-            .bind(row.status)
-            .bind(row.attempts)
-            .bind(row.max_attempts)
-            .bind(row.run_at)
-            .bind(row.lease_until)
-            .bind(&row.worker_id)
-            .bind(&row.correlation_id)
-            .bind(&row.user_id)
-            .bind(&row.result)
-            .bind(&row.last_error)
-            .bind(row.created_at)
-            .bind(row.updated_at)
-            .bind(row.finished_at)
-            .execute(pool)
-            .await
-            .map(drop))?;
+        self.insert_tasks(std::slice::from_ref(row)).await
+    }
+
+    /// Stores new tasks, all or none, in one statement.
+    pub async fn insert_tasks(&self, rows: &[TaskRow]) -> Result<(), DbError> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        match self {
+            Database::Postgres(pool) => {
+                let column = |f: fn(&TaskRow) -> Option<&str>| rows.iter().map(f).collect::<Vec<_>>();
+                let time = |f: fn(&TaskRow) -> Option<DateTime<Utc>>| rows.iter().map(f).collect::<Vec<_>>();
+                sqlx::query(INSERT_POSTGRES)
+                    .bind(column(|r| Some(&r.id)))
+                    .bind(column(|r| Some(&r.name)))
+                    .bind(column(|r| Some(&r.payload)))
+                    .bind(rows.iter().map(|r| r.priority).collect::<Vec<_>>())
+                    .bind(column(|r| Some(r.status.as_str())))
+                    .bind(rows.iter().map(|r| r.attempts).collect::<Vec<_>>())
+                    .bind(rows.iter().map(|r| r.max_attempts).collect::<Vec<_>>())
+                    .bind(time(|r| Some(r.run_at)))
+                    .bind(time(|r| r.lease_until))
+                    .bind(column(|r| r.worker_id.as_deref()))
+                    .bind(column(|r| r.correlation_id.as_deref()))
+                    .bind(column(|r| r.user_id.as_deref()))
+                    .bind(column(|r| r.result.as_deref()))
+                    .bind(column(|r| r.last_error.as_deref()))
+                    .bind(time(|r| Some(r.created_at)))
+                    .bind(time(|r| Some(r.updated_at)))
+                    .bind(time(|r| r.finished_at))
+                    .execute(pool)
+                    .await?;
+            }
+            Database::Sqlite(pool) => {
+                let rows = json_array(rows.iter().map(|r| SqliteTask {
+                    id: &r.id,
+                    name: &r.name,
+                    payload: &r.payload,
+                    priority: r.priority,
+                    status: r.status.as_str(),
+                    attempts: r.attempts,
+                    max_attempts: r.max_attempts,
+                    run_at: sqlite_time(r.run_at),
+                    lease_until: r.lease_until.map(sqlite_time),
+                    worker_id: r.worker_id.as_deref(),
+                    correlation_id: r.correlation_id.as_deref(),
+                    user_id: r.user_id.as_deref(),
+                    result: r.result.as_deref(),
+                    last_error: r.last_error.as_deref(),
+                    created_at: sqlite_time(r.created_at),
+                    updated_at: sqlite_time(r.updated_at),
+                    finished_at: r.finished_at.map(sqlite_time),
+                }));
+                sqlx::query(INSERT_SQLITE).bind(rows).execute(pool).await?;
+            }
+        }
         Ok(())
     }
 
@@ -263,133 +426,95 @@ impl Database {
             .await)?)
     }
 
-    /// Claims the most urgent due task for `worker` until `lease_until` (taking over tasks whose
-    /// lease ran out) and records the attempt's start.
-    pub async fn claim_task(
+    /// Claims up to `limit` tasks for `worker` until `lease_until` and starts an attempt of each:
+    /// tasks whose lease ran out by `now` first, then the most urgent due ones. Most urgent first.
+    pub async fn claim_tasks(
         &self,
         worker: &str,
         now: DateTime<Utc>,
         lease_until: DateTime<Utc>,
-    ) -> Result<Option<TaskRow>, DbError> {
-        self.claim(self.sql(CLAIM_POSTGRES, CLAIM_SQLITE), None, worker, now, lease_until).await
-    }
-
-    /// Claims task `id` for `worker` like [`Database::claim_task`], if it is due and waiting (or
-    /// its lease ran out); `None` otherwise.
-    pub async fn claim_task_by_id(
-        &self,
-        id: &str,
-        worker: &str,
-        now: DateTime<Utc>,
-        lease_until: DateTime<Utc>,
-    ) -> Result<Option<TaskRow>, DbError> {
-        self.claim(CLAIM_BY_ID, Some(id), worker, now, lease_until).await
-    }
-
-    /// Runs claim statement `sql` (for task `id`, if given) and records the attempt's start, in one
-    /// transaction so a record is never active without its attempt.
-    async fn claim(
-        &self,
-        sql: &'static str,
-        id: Option<&str>,
-        worker: &str,
-        now: DateTime<Utc>,
-        lease_until: DateTime<Utc>,
-    ) -> Result<Option<TaskRow>, DbError> {
-        let start = START_ATTEMPT;
-        Ok(on_pool!(self, pool => {
-            let mut transaction = pool.begin().await?;
-            let mut claim = sqlx::query_as::<_, TaskRow>(sql).bind(worker).bind(now).bind(lease_until);
-            if let Some(id) = id {
-                claim = claim.bind(id);
-            }
-            let claimed = claim.fetch_optional(&mut *transaction).await?;
-            if let Some(task) = &claimed {
-                sqlx::query(start)
-                    .bind(&task.id)
-                    .bind(task.attempts)
+        limit: usize,
+    ) -> Result<Vec<TaskRow>, DbError> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let mut claimed: Vec<TaskRow> = match self {
+            Database::Postgres(pool) => {
+                sqlx::query_as(CLAIM_POSTGRES)
                     .bind(worker)
                     .bind(now)
-                    .execute(&mut *transaction)
+                    .bind(lease_until)
+                    .bind(limit)
+                    .fetch_all(pool)
+                    .await?
+            }
+            Database::Sqlite(pool) => {
+                let mut transaction = pool.begin().await?;
+                let claimed: Vec<TaskRow> = sqlx::query_as(CLAIM_SQLITE)
+                    .bind(worker)
+                    .bind(now)
+                    .bind(lease_until)
+                    .bind(limit)
+                    .fetch_all(&mut *transaction)
                     .await?;
+                if !claimed.is_empty() {
+                    sqlx::query(START_ATTEMPTS_SQLITE)
+                        .bind(json_array(claimed.iter().map(|task| &task.id)))
+                        .bind(now)
+                        .execute(&mut *transaction)
+                        .await?;
+                }
+                transaction.commit().await?;
+                claimed
             }
-            transaction.commit().await?;
-            claimed
-        }))
-    }
-
-    /// Id, priority rank and due time of up to `limit` tasks a worker could claim now: waiting and
-    /// due by `due_before`, or active with a lease that ran out by `now`; most urgent first.
-    pub async fn tasks_to_dispatch(
-        &self,
-        due_before: DateTime<Utc>,
-        now: DateTime<Utc>,
-        limit: u32,
-    ) -> Result<Vec<(String, i16, DateTime<Utc>)>, DbError> {
-        let sql = TO_DISPATCH;
-        Ok(on_pool!(self, pool => sqlx::query_as(sql)
-            .bind(due_before)
-            .bind(now)
-            .bind(i64::from(limit))
-            .fetch_all(pool)
-            .await)?)
-    }
-
-    /// Extends `worker`'s lease on attempt `attempt` of task `id`; `false` if it no longer holds it.
-    pub async fn extend_lease(
-        &self,
-        id: &str,
-        worker: &str,
-        attempt: i32,
-        until: DateTime<Utc>,
-    ) -> Result<bool, DbError> {
-        let sql = EXTEND;
-        let affected = on_pool!(self, pool => sqlx::query(sql)
-            .bind(id).bind(worker).bind(attempt).bind(until)
-            .execute(pool).await.map(|r| r.rows_affected()))?;
-        Ok(affected == 1)
-    }
-
-    /// Records how attempt `attempt` of task `id` ended, if `worker` still holds it; `false` when
-    /// its lease was lost to another worker (whose result then counts instead).
-    pub async fn finish_task(&self, id: &str, worker: &str, attempt: i32, finish: &Finish) -> Result<bool, DbError> {
-        let now = Utc::now();
-        let (status, result, error, run_at, finished_at) = match finish {
-            Finish::Completed { result } => (TaskStatus::Completed, Some(result.as_str()), None, None, Some(now)),
-            Finish::Retrying { error, run_at } => {
-                (TaskStatus::Retrying, None, Some(error.as_str()), Some(*run_at), None)
-            }
-            Finish::Dead { error } => (TaskStatus::Dead, None, Some(error.as_str()), None, Some(now)),
         };
-        // One transaction, so a finished record never shows an unfinished last attempt.
-        let affected = on_pool!(self, pool => {
-            let mut transaction = pool.begin().await?;
-            let affected = sqlx::query(FINISH)
-                .bind(id)
-                .bind(worker)
-                .bind(attempt)
-                .bind(status)
-                .bind(result)
-                .bind(error)
-                .bind(run_at)
-                .bind(finished_at)
-                .bind(now)
-                .execute(&mut *transaction)
-                .await?
-                .rows_affected();
-            let outcome = if affected == 1 { status.as_str() } else { "lease-lost" };
-            sqlx::query(FINISH_ATTEMPT)
-                .bind(id)
-                .bind(attempt)
-                .bind(now)
-                .bind(outcome)
-                .bind(error)
-                .execute(&mut *transaction)
-                .await?;
-            transaction.commit().await?;
-            affected
-        });
-        Ok(affected == 1)
+        claimed.sort_by(|a, b| (a.priority, a.run_at, &a.id).cmp(&(b.priority, b.run_at, &b.id)));
+        Ok(claimed)
+    }
+
+    /// Records a batch of attempt outcomes in one transaction, each only if its worker still holds
+    /// that attempt (a worker whose lease was lost never overwrites the worker that took over).
+    /// Says, for each outcome in order, whether it was recorded.
+    pub async fn finish_tasks(&self, outcomes: &[Outcome]) -> Result<Vec<bool>, DbError> {
+        if outcomes.is_empty() {
+            return Ok(Vec::new());
+        }
+        let recorded: Vec<String> = match self {
+            Database::Postgres(pool) => {
+                let parts: Vec<_> = outcomes.iter().map(|o| o.finish.parts()).collect();
+                sqlx::query_scalar(FINISH_POSTGRES)
+                    .bind(outcomes.iter().map(|o| o.id.as_str()).collect::<Vec<_>>())
+                    .bind(outcomes.iter().map(|o| o.worker.as_str()).collect::<Vec<_>>())
+                    .bind(outcomes.iter().map(|o| o.attempt).collect::<Vec<_>>())
+                    .bind(parts.iter().map(|p| p.0.as_str()).collect::<Vec<_>>())
+                    .bind(parts.iter().map(|p| p.1).collect::<Vec<_>>())
+                    .bind(parts.iter().map(|p| p.2).collect::<Vec<_>>())
+                    .bind(parts.iter().map(|p| p.3).collect::<Vec<_>>())
+                    .bind(outcomes.iter().map(|o| o.at).collect::<Vec<_>>())
+                    .fetch_all(pool)
+                    .await?
+            }
+            Database::Sqlite(pool) => {
+                let batch = json_array(outcomes.iter().map(|o| {
+                    let (status, result, error, run_at) = o.finish.parts();
+                    SqliteOutcome {
+                        id: &o.id,
+                        worker_id: &o.worker,
+                        attempt: o.attempt,
+                        status: status.as_str(),
+                        result,
+                        error,
+                        run_at: run_at.map(sqlite_time),
+                        at: sqlite_time(o.at),
+                    }
+                }));
+                let mut transaction = pool.begin().await?;
+                sqlx::query(FINISH_ATTEMPTS_SQLITE).bind(&batch).execute(&mut *transaction).await?;
+                let recorded = sqlx::query_scalar(FINISH_SQLITE).bind(&batch).fetch_all(&mut *transaction).await?;
+                transaction.commit().await?;
+                recorded
+            }
+        };
+        let recorded: std::collections::HashSet<&str> = recorded.iter().map(String::as_str).collect();
+        Ok(outcomes.iter().map(|o| recorded.contains(o.id.as_str())).collect())
     }
 
     /// Every attempt of task `id`, first first.
@@ -411,5 +536,18 @@ impl Database {
         let sql = REVIVE;
         Ok(on_pool!(self, pool => sqlx::query_as(sql)
             .bind(id).bind(Utc::now()).bind(attempts).fetch_optional(pool).await)?)
+    }
+
+    /// How many tasks are `status`.
+    pub async fn count_tasks(&self, status: TaskStatus) -> Result<i64, DbError> {
+        let sql = COUNT_BY_STATUS;
+        Ok(on_pool!(self, pool => sqlx::query_scalar(sql).bind(status).fetch_one(pool).await)?)
+    }
+
+    /// Removes up to `limit` tasks that finished before `before`, with their attempts; returns how many.
+    pub async fn delete_finished_tasks(&self, before: DateTime<Utc>, limit: u32) -> Result<u64, DbError> {
+        let sql = DELETE_FINISHED;
+        Ok(on_pool!(self, pool => sqlx::query(sql)
+            .bind(before).bind(i64::from(limit)).execute(pool).await.map(|r| r.rows_affected()))?)
     }
 }

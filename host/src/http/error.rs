@@ -16,6 +16,7 @@ use crate::db::DbError;
 use crate::runtime::CallError;
 use crate::services::identity::IdentityError;
 use crate::tasks::ScheduleError;
+use crate::tasks::scheduler::in_batch;
 
 /// Everything a request can fail with.
 #[derive(Debug, thiserror::Error)]
@@ -124,6 +125,20 @@ impl From<ScheduleError> for ApiError {
                 ApiError::Invalid { message: message.clone(), fields: vec![(field.into(), message)] }
             }
             ScheduleError::Refused { plugin, error, .. } => ApiError::Plugin { plugin, error },
+            ScheduleError::InBatch { index, error } => match ApiError::from(*error) {
+                ApiError::Invalid { message, fields } => ApiError::Invalid {
+                    message: format!("tasks[{index}]: {message}"),
+                    fields: fields
+                        .into_iter()
+                        .map(|(field, message)| (format!("tasks[{index}].{field}"), message))
+                        .collect(),
+                },
+                ApiError::Plugin { plugin, error: PluginError::Invalid(input) } => {
+                    ApiError::Plugin { plugin, error: PluginError::Invalid(in_batch(index, input)) }
+                }
+                other => other,
+            },
+            ScheduleError::BatchSize(_) => ApiError::BadRequest(error.to_string()),
             ScheduleError::Validator { plugin, source } => ApiError::PluginFailed { plugin, source },
             ScheduleError::Busy { plugin, limit } => ApiError::PluginBusy { plugin, limit },
             ScheduleError::Database(source) => ApiError::DatabaseUnavailable(source),

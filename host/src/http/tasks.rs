@@ -3,6 +3,8 @@
 //!
 //! - `POST /api/tasks` `{"name", "payload", "priority"?, "delayMs"?, "maxAttempts"?,
 //!   "correlationId"?}` → `201` + `Location`; needs `write:tasks` or `admin`
+//! - `POST /api/tasks/batch` `{"tasks": [<as above>, …]}` (1-1000) → `201` `{"items": [<task>, …]}`
+//!   in order; all or none: a refused task fails the batch with `400` naming `tasks[i]`
 //! - `GET /api/tasks?status=&name=&correlationId=&limit=&cursor=`
 //! - `GET /api/tasks/{id}` → the task with every attempt
 //! - `POST /api/tasks/{id}/retry` → a dead task runs again (`409` otherwise)
@@ -37,6 +39,7 @@ const MAX_LIMIT: u32 = 100;
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/api/tasks", get(list).post(schedule).fallback(method_not_allowed(&["GET", "POST"])))
+        .route("/api/tasks/batch", post(schedule_batch).fallback(method_not_allowed(&["POST"])))
         .route("/api/tasks/{id}", get(show).delete(cancel).fallback(method_not_allowed(&["GET", "DELETE"])))
         .route("/api/tasks/{id}/retry", post(retry).fallback(method_not_allowed(&["POST"])))
 }
@@ -51,6 +54,25 @@ struct ScheduleRequest {
     delay_ms: Option<u64>,
     max_attempts: Option<u32>,
     correlation_id: Option<String>,
+}
+
+impl From<ScheduleRequest> for NewTask {
+    fn from(request: ScheduleRequest) -> Self {
+        NewTask {
+            name: request.name,
+            payload: request.payload.to_string(),
+            priority: request.priority,
+            delay: request.delay_ms.map(Duration::from_millis),
+            max_attempts: request.max_attempts,
+            correlation_id: request.correlation_id,
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BatchRequest {
+    tasks: Vec<ScheduleRequest>,
 }
 
 #[derive(Deserialize)]
@@ -140,22 +162,32 @@ async fn schedule(
     caller: Caller,
     body: Result<JsonBody<ScheduleRequest>, ApiError>,
 ) -> Result<impl IntoResponse, ApiError> {
+    let call = scheduling_call(&caller)?;
+    let JsonBody(request) = body?;
+    let row = state.scheduler.schedule(request.into(), call).await?;
+    let location = format!("/api/tasks/{}", row.id);
+    Ok((StatusCode::CREATED, [(LOCATION, location)], Json(TaskView::new(row, None))))
+}
+
+async fn schedule_batch(
+    State(state): State<AppState>,
+    caller: Caller,
+    body: Result<JsonBody<BatchRequest>, ApiError>,
+) -> Result<impl IntoResponse, ApiError> {
+    let call = scheduling_call(&caller)?;
+    let JsonBody(request) = body?;
+    let tasks = request.tasks.into_iter().map(NewTask::from).collect();
+    let rows = state.scheduler.schedule_many(tasks, call).await?;
+    let items: Vec<TaskView> = rows.into_iter().map(|row| TaskView::new(row, None)).collect();
+    Ok((StatusCode::CREATED, Json(serde_json::json!({ "items": items }))))
+}
+
+/// The call scheduling tasks for `caller`, if they may.
+fn scheduling_call(caller: &Caller) -> Result<CallContext, ApiError> {
     if !caller.has_any(&[SCHEDULE_PERMISSION.to_owned(), ADMIN_PERMISSION.to_owned()]) {
         return Err(ApiError::Forbidden(format!("scheduling tasks needs the `{SCHEDULE_PERMISSION}` permission")));
     }
-    let JsonBody(request) = body?;
-    let task = NewTask {
-        name: request.name,
-        payload: request.payload.to_string(),
-        priority: request.priority,
-        delay: request.delay_ms.map(Duration::from_millis),
-        max_attempts: request.max_attempts,
-        correlation_id: request.correlation_id,
-    };
-    let call = CallContext { principal: Some(caller.principal()), request_id: String::new(), depth: 0 };
-    let row = state.scheduler.schedule(task, call).await?;
-    let location = format!("/api/tasks/{}", row.id);
-    Ok((StatusCode::CREATED, [(LOCATION, location)], Json(TaskView::new(row, None))))
+    Ok(CallContext { principal: Some(caller.principal()), request_id: String::new(), depth: 0 })
 }
 
 async fn list(

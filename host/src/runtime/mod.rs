@@ -159,21 +159,31 @@ impl<G: CapabilitySet> Runtime<G> {
         sandbox.finish(outcome)
     }
 
-    /// Asks a task plugin whether `payload` is acceptable for task `name`, acting for the user
-    /// `grants` are bound to.
-    pub async fn validate_task(
+    /// Asks a task plugin whether each `(name, payload)` is acceptable, in order, in one instance
+    /// acting for the user `grants` are bound to, under one deadline for them all; the index and
+    /// error of the first refused.
+    pub async fn validate_tasks(
         &self,
         pre: &TaskPre<InstanceState<G>>,
         limits: &PluginLimits,
         grants: G,
-        name: &str,
-        payload: &str,
-    ) -> Result<Result<(), PluginError>, CallError> {
+        payloads: &[(&str, &str)],
+    ) -> Result<Result<(), (usize, PluginError)>, CallError> {
         let mut sandbox = self.sandbox(limits, grants);
         let instance = pre.instantiate_async(&mut sandbox.store).await;
         let plugin = sandbox.instantiated(instance)?;
-        let call = plugin.autoflow_platform_task_handler().call_validate(&mut sandbox.store, name, payload);
-        let outcome = tokio::time::timeout(sandbox.timeout, call).await;
+        let store = &mut sandbox.store;
+        let calls = async {
+            for (index, (name, payload)) in payloads.iter().enumerate() {
+                if let Err(error) =
+                    plugin.autoflow_platform_task_handler().call_validate(&mut *store, name, payload).await?
+                {
+                    return Ok(Err((index, error)));
+                }
+            }
+            Ok(Ok(()))
+        };
+        let outcome = tokio::time::timeout(sandbox.timeout, calls).await;
         sandbox.finish(outcome)
     }
 

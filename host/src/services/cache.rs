@@ -138,7 +138,7 @@ impl Cache {
     }
 
     /// `name` inside this cache's namespace: the Redis key or pub/sub channel other parts of the
-    /// host (task dispatch, subscriptions) use, so the deployment's namespace has one spelling.
+    /// host (plugin-change subscriptions) use, so the deployment's namespace has one spelling.
     pub fn namespaced(&self, name: &str) -> String {
         self.key(name)
     }

@@ -1,4 +1,4 @@
-//! One lazily made, self-reconnecting Redis connection, shared by the cache, task dispatch and
+//! One lazily made, self-reconnecting Redis connection, shared by the cache and the
 //! pub/sub announcements, and the resubscribing loop every subscriber runs in.
 //!
 //! Redis must never be why the host stalls: connecting happens on first use (so an outage never

@@ -1,15 +1,15 @@
-//! Background tasks: what task plugins declare ([`TaskSpec`]), scheduling them ([`Scheduler`]) and
-//! the workers that run them ([`Workers`]), which [`Dispatch`] hands due tasks to: through Redis
-//! when it is configured, straight from the database otherwise. The database record is the source
-//! of truth: a task is pending until a worker claims it with a lease, and a lease that runs out (a
-//! worker that died) makes it claimable again.
+//! Background tasks: what task plugins declare ([`TaskSpec`](crate::spec::TaskSpec)), scheduling
+//! them one by one or in bulk ([`Scheduler`]) and the workers that run them ([`Workers`]). The
+//! database record is the source of truth: a task is pending until a process's fetcher claims it
+//! with a lease (many at once, as many as it has free workers), and a lease that runs out (a
+//! process that died) makes it claimable again. Outcomes are written in batches by the
+//! completer; a [`Wakeup`] tells idle fetchers that work is due, so polling is only a fallback.
 
-mod dispatch;
+mod completer;
 pub mod scheduler;
 mod wakeup;
 pub mod worker;
 
-pub use dispatch::{Dispatch, SweepError};
 pub use scheduler::{NewTask, ScheduleError, Scheduler};
 pub use wakeup::Wakeup;
 pub use worker::Workers;

@@ -1,51 +1,137 @@
-//! Waking idle workers when a task may be due: this process's at once, and with Redis every other
-//! process's through pub/sub. A wake-up is only a hint (idle workers look for due tasks every poll
-//! interval anyway), so a lost one costs at most one poll interval and a Redis outage loses no task.
+//! Waking the fetcher when a task may be due: this process's at once, and on PostgreSQL every
+//! other process's through `LISTEN`/`NOTIFY`. A wake-up is only a hint (an idle fetcher looks for
+//! due tasks every poll interval anyway), so a lost one costs at most one poll interval.
 
 use std::sync::Arc;
+use std::time::Duration;
 
+use chrono::{DateTime, Utc};
+use sqlx::PgPool;
+use sqlx::postgres::PgListener;
 use tokio::sync::Notify;
+use tokio::task::JoinHandle;
 
-use crate::services::cache::Cache;
-use crate::services::redis_connection::{RedisConnection, Subscriber, spawn_subscriber};
+use crate::db::Database;
 
-/// The pub/sub channel, inside the deployment's cache namespace.
-const CHANNEL: &str = "tasks:due";
+/// The notification channel's prefix; the schema follows, so deployments sharing a database in
+/// schemas of their own do not wake each other.
+const CHANNEL: &str = "autoflow_tasks:";
+/// How long the listener waits before reconnecting after the database failed it.
+const RECONNECT_DELAY: Duration = Duration::from_secs(1);
 
-/// Wakes workers; cheap to clone.
+/// Wakes the fetcher; cheap to clone.
 #[derive(Clone)]
 pub struct Wakeup {
+    /// The fetcher waits on it; a wake-up with nobody waiting is kept for the next wait.
     local: Arc<Notify>,
-    cache: Cache,
+    /// Pokes the task sending `NOTIFY` (PostgreSQL only); pokes while it sends fold into one.
+    remote: Option<Arc<Notify>>,
 }
 
 impl Wakeup {
-    /// Wake-ups through `cache`'s Redis, if it has one.
-    pub fn new(cache: Cache) -> Self {
-        Self { local: Arc::default(), cache }
+    /// Wake-ups within this process only.
+    pub fn local() -> Self {
+        Self { local: Arc::default(), remote: None }
     }
 
-    /// Wakes this process's idle workers and announces it to the other processes.
-    pub async fn notify(&self) {
-        self.local.notify_waiters();
-        self.cache.publish(CHANNEL, b"due").await;
+    /// Wake-ups within this process and, on PostgreSQL, across every process sharing `db`; returns
+    /// the background tasks carrying them.
+    pub fn spawn(db: &Database) -> (Self, Vec<JoinHandle<()>>) {
+        let Database::Postgres(pool) = db else { return (Self::local(), Vec::new()) };
+        let wakeup = Self { local: Arc::default(), remote: Some(Arc::default()) };
+        let process = uuid::Uuid::new_v4().simple().to_string();
+        let remote = wakeup.remote.clone().unwrap_or_default();
+        let tasks = vec![
+            tokio::spawn(send(pool.clone(), remote, process.clone())),
+            tokio::spawn(listen(pool.clone(), wakeup.local.clone(), process)),
+        ];
+        (wakeup, tasks)
     }
 
-    /// Completes at the next wake-up.
+    /// Wakes this process's fetcher and the other processes'.
+    pub fn notify(&self) {
+        self.local.notify_one();
+        if let Some(remote) = &self.remote {
+            remote.notify_one();
+        }
+    }
+
+    /// Wakes this process's fetcher at `due` (a delayed task, a retry after its backoff).
+    pub fn notify_at(&self, due: DateTime<Utc>) {
+        let Ok(delay) = (due - Utc::now()).to_std() else { return self.local.notify_one() };
+        let local = self.local.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(delay).await;
+            local.notify_one();
+        });
+    }
+
+    /// Completes at the next wake-up (at once if one came since the last wait).
     pub async fn notified(&self) {
         self.local.notified().await;
     }
+}
 
-    /// Forwards other processes' wake-ups on `redis` to this one's workers.
-    pub fn spawn_listener(&self, redis: &RedisConnection) -> tokio::task::JoinHandle<()> {
-        spawn_subscriber(redis, self.cache.namespaced(CHANNEL), Listener(self.local.clone()))
+/// Sends a `NOTIFY` each time it is poked, tagged with this process so its own listener skips it.
+async fn send(pool: PgPool, poked: Arc<Notify>, process: String) {
+    let mut channel = None;
+    loop {
+        poked.notified().await;
+        if channel.is_none() {
+            channel = channel_of(&pool).await;
+        }
+        let Some(channel) = &channel else { continue };
+        let notify = sqlx::query("SELECT pg_notify($1, $2)").bind(channel).bind(&process).execute(&pool).await;
+        if let Err(error) = notify {
+            tracing::debug!(%error, "cannot wake other processes' workers; they poll");
+        }
     }
 }
 
-struct Listener(Arc<Notify>);
+/// Forwards other processes' `NOTIFY`s to this one's fetcher, reconnecting when the database
+/// drops the connection (and waking the fetcher then, for anything missed meanwhile).
+async fn listen(pool: PgPool, local: Arc<Notify>, process: String) {
+    loop {
+        let Some(channel) = channel_of(&pool).await else {
+            tokio::time::sleep(RECONNECT_DELAY).await;
+            continue;
+        };
+        let mut listener = match PgListener::connect_with(&pool).await {
+            Ok(listener) => listener,
+            Err(error) => {
+                tracing::debug!(%error, "cannot listen for task wake-ups; workers poll");
+                tokio::time::sleep(RECONNECT_DELAY).await;
+                continue;
+            }
+        };
+        if let Err(error) = listener.listen(&channel).await {
+            tracing::debug!(%error, "cannot listen for task wake-ups; workers poll");
+            tokio::time::sleep(RECONNECT_DELAY).await;
+            continue;
+        }
+        loop {
+            match listener.try_recv().await {
+                Ok(Some(notification)) if notification.payload() == process => {}
+                Ok(Some(_)) => local.notify_one(),
+                // The connection dropped; the next receive reconnects and listens again.
+                Ok(None) => local.notify_one(),
+                Err(error) => {
+                    tracing::debug!(%error, "task wake-ups interrupted; workers poll");
+                    tokio::time::sleep(RECONNECT_DELAY).await;
+                    break;
+                }
+            }
+        }
+    }
+}
 
-impl Subscriber for Listener {
-    async fn message(&self, _: Vec<u8>) {
-        self.0.notify_waiters();
+/// The channel of the schema `pool` works in, if the database answers.
+async fn channel_of(pool: &PgPool) -> Option<String> {
+    match sqlx::query_scalar::<_, String>("SELECT current_schema()").fetch_one(pool).await {
+        Ok(schema) => Some(format!("{CHANNEL}{schema}")),
+        Err(error) => {
+            tracing::debug!(%error, "cannot name the task wake-up channel; workers poll");
+            None
+        }
     }
 }

@@ -1,39 +1,44 @@
-//! Workers: each claims the most urgent due task (through [`Dispatch`]), runs it in a fresh sandboxed
-//! instance of its plugin under the task's deadline and memory limit, and records the outcome:
-//! completed, retrying after a backoff, or dead once its attempts are spent. A task whose worker
-//! vanished is claimed again when its lease runs out, so delivery is at least once; a worker that
-//! lost its lease has its result discarded, so a record is never completed twice. With Redis
-//! dispatch, the pool also runs the sweeper that gives Redis back what it lost.
+//! Workers: one fetcher per process claims as many due tasks as there are free worker slots, in
+//! one statement, and runs each in a fresh sandboxed instance of its plugin under the task's
+//! deadline and memory limit; the [`Completer`] records the outcomes in batches: completed,
+//! retrying after a backoff, or dead once its attempts are spent. A task whose process vanished is
+//! claimed again when its lease runs out, so delivery is at least once; an attempt that lost its
+//! lease has its outcome dropped, so a record is never completed twice. The same loop removes
+//! finished tasks once they are older than the retention period.
 
 use std::sync::Arc;
 
 use chrono::Utc;
-use tokio::sync::watch;
-use tokio::task::JoinHandle;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
+use tokio::task::{JoinHandle, JoinSet};
 use tracing::Instrument;
 
+use super::completer::Completer;
 use crate::capabilities::HostRuntime;
 use crate::config::WorkerSettings;
 use crate::contract::{CallContext, Principal, Task, TaskError};
-use crate::db::{Database, Finish, TaskRow};
+use crate::db::{Database, Finish, Outcome, TaskRow};
 use crate::plugins::LivePlugins;
 use crate::runtime::CapabilitySet;
 use crate::services::identity::{Identity, IdentityError};
-use crate::tasks::{Dispatch, Wakeup};
+use crate::tasks::Wakeup;
 
 /// Largest result kept on a record, in bytes.
 const MAX_RESULT_BYTES: usize = 64 * 1024;
+/// Finished tasks removed per retention statement.
+const RETENTION_BATCH: u32 = 1000;
 
-/// What the workers share.
+/// What the fetcher and the runs share.
 struct Context {
     db: Database,
     plugins: Arc<LivePlugins>,
     runtime: HostRuntime,
     identity: Identity,
     settings: WorkerSettings,
-    dispatch: Dispatch,
     wakeup: Wakeup,
-    stop: watch::Receiver<bool>,
+    completer: Completer,
+    /// This process's name on the tasks it claims.
+    worker: String,
 }
 
 /// A running pool of workers; [`Workers::shutdown`] lets in-flight tasks finish.
@@ -44,43 +49,38 @@ pub struct Workers {
 }
 
 impl Workers {
-    /// Starts `settings.concurrency` workers taking tasks from `dispatch`, woken by `wakeup` when
-    /// a task is scheduled, and the dispatch sweeper if `dispatch` needs one.
+    /// Starts a fetcher running up to `settings.concurrency` tasks at once, woken by `wakeup` when
+    /// a task may be due, the outcome writer, and the retention sweep.
     pub fn spawn(
         db: Database,
         plugins: Arc<LivePlugins>,
         runtime: HostRuntime,
         identity: Identity,
-        dispatch: Dispatch,
         wakeup: Wakeup,
         settings: WorkerSettings,
     ) -> Self {
         let (stop, stopped) = watch::channel(false);
-        let context = Arc::new(Context { db, plugins, runtime, identity, settings, dispatch, wakeup, stop: stopped });
+        let (completer, writer) = Completer::spawn(db.clone(), wakeup.clone());
         let process = uuid::Uuid::new_v4().simple().to_string();
-        let mut handles: Vec<_> = (0..settings.concurrency)
-            .map(|n| {
-                let worker = format!("{}-{}-{n}", std::process::id(), &process[..8]);
-                tokio::spawn(work(context.clone(), worker))
-            })
-            .collect();
-        if matches!(context.dispatch, Dispatch::Redis(_)) {
-            handles.push(tokio::spawn(sweep(context)));
-        }
-        Self { concurrency: settings.concurrency, stop, handles }
+        let worker = format!("{}-{}", std::process::id(), &process[..8]);
+        let context = Arc::new(Context { db, plugins, runtime, identity, settings, wakeup, completer, worker });
+        let retention = tokio::spawn(retain(context.clone(), stopped.clone()));
+        // The writer ends once the fetcher and every run have dropped their completers.
+        let fetcher = tokio::spawn(fetch(context, stopped));
+        Self { concurrency: settings.concurrency, stop, handles: vec![fetcher, writer, retention] }
     }
 
-    /// How many workers run.
+    /// How many tasks this process runs at once.
     pub fn len(&self) -> usize {
         self.concurrency
     }
 
-    /// Whether none do.
+    /// Whether it runs none.
     pub fn is_empty(&self) -> bool {
         self.concurrency == 0
     }
 
-    /// Stops taking tasks and waits for the ones running to finish.
+    /// Stops claiming tasks, waits for the ones running to finish and their outcomes to be written.
     pub async fn shutdown(self) {
         let _ = self.stop.send(true);
         for handle in self.handles {
@@ -89,79 +89,90 @@ impl Workers {
     }
 }
 
-/// One worker's loop: claim, run, record; wait when there is nothing due.
-async fn work(context: Arc<Context>, worker: String) {
-    let mut stop = context.stop.clone();
-    // Until the worker knows the task's own timeout, the lease covers the longest any task may run.
-    let claim_lease = context.runtime.limits().task_timeout + context.settings.lease_margin;
-    let claim_lease = chrono::Duration::from_std(claim_lease).unwrap_or(chrono::Duration::MAX);
+/// The fetcher: waits for a free slot, claims as many due tasks as there are free slots, starts
+/// them; when fewer were due than asked for, waits for a wake-up or the poll interval.
+async fn fetch(context: Arc<Context>, mut stop: watch::Receiver<bool>) {
+    let slots = Arc::new(Semaphore::new(context.settings.concurrency));
+    let mut running = JoinSet::new();
+    // Until a run knows its task's own timeout, the lease covers the longest any task may run.
+    let lease = context.runtime.limits().task_timeout + context.settings.lease_margin;
+    let lease = chrono::Duration::from_std(lease).unwrap_or(chrono::Duration::MAX);
     while !*stop.borrow() {
+        while running.try_join_next().is_some() {}
+        let first = tokio::select! {
+            permit = slots.clone().acquire_owned() => permit.expect("the slots are never closed"),
+            _ = stop.changed() => break,
+        };
+        let mut free = vec![first];
+        free.extend(std::iter::from_fn(|| slots.clone().try_acquire_owned().ok()));
         let now = Utc::now();
-        match context.dispatch.claim(&context.db, &worker, now, now + claim_lease).await {
-            Ok(Some(task)) => run(&context, &worker, task).await,
-            Ok(None) => {
-                tokio::select! {
-                    _ = context.wakeup.notified() => {}
-                    _ = tokio::time::sleep(context.settings.poll_interval) => {}
-                    _ = stop.changed() => {}
+        let wanted = free.len();
+        match context.db.claim_tasks(&context.worker, now, now + lease, wanted).await {
+            Ok(tasks) => {
+                let claimed = tasks.len();
+                for (task, slot) in tasks.into_iter().zip(free) {
+                    running.spawn(run(context.clone(), task, slot));
+                }
+                if claimed == wanted {
+                    continue;
                 }
             }
-            Err(error) => {
-                tracing::warn!(worker, %error, "cannot claim tasks: the database failed");
-                tokio::select! {
-                    _ = tokio::time::sleep(context.settings.poll_interval) => {}
-                    _ = stop.changed() => {}
-                }
-            }
+            Err(error) => tracing::warn!(worker = context.worker, %error, "cannot claim tasks: the database failed"),
+        }
+        tokio::select! {
+            _ = context.wakeup.notified() => {}
+            _ = tokio::time::sleep(context.settings.poll_interval) => {}
+            _ = stop.changed() => {}
         }
     }
+    while running.join_next().await.is_some() {}
 }
 
-/// Every `sweep_interval`, gives dispatch back the due tasks it lost.
-async fn sweep(context: Arc<Context>) {
-    let mut stop = context.stop.clone();
-    let interval = context.settings.sweep_interval;
-    let grace = chrono::Duration::from_std(interval).unwrap_or_default();
-    while !*stop.borrow() {
+/// Runs one claimed attempt in its slot and hands its outcome to the completer.
+async fn run(context: Arc<Context>, task: TaskRow, _slot: OwnedSemaphorePermit) {
+    let span = tracing::info_span!("task", task = %task.name, task_id = %task.id, attempt = task.attempts);
+    let finish = attempt(&context, &task).instrument(span.clone()).await;
+    let outcome =
+        Outcome { id: task.id, worker: context.worker.clone(), attempt: task.attempts, finish, at: Utc::now() };
+    context.completer.record(outcome, span).await;
+}
+
+/// Every sweep interval, removes the tasks that finished longer ago than the retention period, a
+/// bounded batch per statement so no statement holds the table for long.
+async fn retain(context: Arc<Context>, mut stop: watch::Receiver<bool>) {
+    let retention = context.settings.retention;
+    let interval = (retention / 4).clamp(std::time::Duration::from_millis(100), std::time::Duration::from_secs(60));
+    let retention = chrono::Duration::from_std(retention).unwrap_or(chrono::Duration::MAX);
+    loop {
         tokio::select! {
             _ = tokio::time::sleep(interval) => {}
-            _ = stop.changed() => break,
+            _ = stop.changed() => return,
         }
-        let now = Utc::now();
-        match context.dispatch.sweep(&context.db, now, now - grace, interval).await {
-            Ok(0) => {}
-            Ok(restored) => {
-                tracing::warn!(restored, "dispatch had lost due tasks; they were handed out again");
-                context.wakeup.notify().await;
+        let before = Utc::now() - retention;
+        let mut removed = 0;
+        loop {
+            match context.db.delete_finished_tasks(before, RETENTION_BATCH).await {
+                Ok(count) => {
+                    removed += count;
+                    if count < u64::from(RETENTION_BATCH) || *stop.borrow() {
+                        break;
+                    }
+                    tokio::task::yield_now().await;
+                }
+                Err(error) => {
+                    tracing::warn!(%error, "cannot remove finished tasks past their retention; trying later");
+                    break;
+                }
             }
-            Err(error) => tracing::debug!(%error, "dispatch sweep skipped"),
         }
-    }
-}
-
-/// Runs one claimed attempt and records how it ended.
-async fn run(context: &Context, worker: &str, task: TaskRow) {
-    let span = tracing::info_span!("task", task = %task.name, task_id = %task.id, attempt = task.attempts);
-    let finish = attempt(context, worker, &task).instrument(span.clone()).await;
-    let _entered = span.enter();
-    match context.db.finish_task(&task.id, worker, task.attempts, &finish).await {
-        Ok(true) => match &finish {
-            Finish::Completed { .. } => tracing::info!("task completed"),
-            Finish::Retrying { error, run_at } => {
-                tracing::warn!(%error, %run_at, "task failed; it will run again");
-                context.dispatch.announce(&task.id, task.priority, *run_at).await;
-            }
-            Finish::Dead { error } => tracing::error!(%error, "task failed for good"),
-        },
-        Ok(false) => {
-            tracing::warn!("the task's lease was taken over by another worker; this attempt's outcome is dropped")
+        if removed > 0 {
+            tracing::info!(removed, "finished tasks past their retention removed");
         }
-        Err(error) => tracing::error!(%error, "cannot record the task's outcome; it runs again when its lease ends"),
     }
 }
 
 /// Runs the attempt and says how the record should end.
-async fn attempt(context: &Context, worker: &str, task: &TaskRow) -> Finish {
+async fn attempt(context: &Context, task: &TaskRow) -> Finish {
     let registry = context.plugins.registry();
     let Some((plugin, spec)) = registry.task_handler(&task.name) else {
         return retry_or_dead(task, crate::spec::Backoff::default(), format!("no plugin handles task `{}`", task.name));
@@ -172,10 +183,6 @@ async fn attempt(context: &Context, worker: &str, task: &TaskRow) -> Finish {
     let host_timeout = context.runtime.limits().task_timeout;
     let limits =
         crate::spec::PluginLimits { timeout: spec.timeout.unwrap_or(host_timeout).min(host_timeout), ..plugin.limits };
-    let lease = chrono::Duration::from_std(limits.timeout + context.settings.lease_margin).unwrap_or_default();
-    if let Err(error) = context.db.extend_lease(&task.id, worker, task.attempts, Utc::now() + lease).await {
-        tracing::warn!(%error, "cannot extend the task's lease");
-    }
     // A task runs as the user who scheduled it only while that user may act: checked before
     // every attempt, so disabling or deleting the user stops their tasks.
     let principal = match &task.user_id {

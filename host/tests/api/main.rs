@@ -28,6 +28,7 @@ mod requests;
 mod routing;
 mod secrets;
 mod startup;
+mod task_batches;
 mod tasks;
 mod uploads;
 mod upstream;

@@ -72,10 +72,12 @@ impl Deployment {
     }
 }
 
-/// The process part of a worker id (`{pid}-{process}-{n}`).
+/// The process a worker id names (`{pid}-{process}`: one per process, whose fetcher claims for
+/// all its workers).
 fn process_of(worker: &Value) -> String {
     let worker = worker.as_str().unwrap();
-    worker.rsplit_once('-').map_or(worker, |(process, _)| process).to_owned()
+    assert!(worker.split_once('-').is_some_and(|(pid, _)| pid.parse::<u32>().is_ok()), "{worker}");
+    worker.to_owned()
 }
 
 #[tokio::test]
@@ -103,7 +105,7 @@ async fn worker_processes_share_the_tasks_and_run_each_one_once() {
 #[tokio::test]
 async fn a_task_whose_worker_is_killed_is_finished_by_another_once_its_lease_ends() {
     let deployment = Deployment::start().await;
-    let lease = ["--task-timeout-ms", "2000", "--task-lease-margin-ms", "300", "--task-sweep-interval-ms", "200"];
+    let lease = ["--task-timeout-ms", "2000", "--task-lease-margin-ms", "300", "--task-poll-interval-ms", "200"];
     let doomed = deployment.worker(&[&["--concurrency", "1"][..], &lease].concat());
     let id = deployment.schedule(json!({ "name": "sleep", "payload": { "ms": 1500 } })).await;
     let claimed = eventually(Duration::from_secs(20), "the first worker to claim the task", || async {

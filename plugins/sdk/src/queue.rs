@@ -23,6 +23,53 @@ pub struct Options {
 /// Schedules task `name` with `payload` and returns the task's id. The handling plugin validates
 /// the payload first: a rejected one is an `invalid` error.
 pub fn enqueue<P: Serialize>(name: &str, payload: &P, options: Options) -> Result<String> {
+    let request = request(name, payload, options)?;
+    Ok(wit::enqueue(&request.name, &request.payload, &request.options)?)
+}
+
+/// Tasks scheduled together, all or none, in one call: the handling plugins validate the batch
+/// and the host stores it in one statement — much faster than one `enqueue` per task.
+///
+/// ```ignore
+/// let mut batch = queue::Batch::default();
+/// for user in &users {
+///     batch.add("send-email", &Email::welcome(user), queue::Options::default())?;
+/// }
+/// let ids = batch.enqueue()?;
+/// ```
+#[derive(Debug, Default)]
+pub struct Batch {
+    tasks: Vec<wit::TaskRequest>,
+}
+
+impl Batch {
+    /// Most tasks in one batch.
+    pub const MAX: usize = 1000;
+
+    /// Adds task `name` with `payload`.
+    pub fn add<P: Serialize>(&mut self, name: &str, payload: &P, options: Options) -> Result<&mut Self> {
+        self.tasks.push(request(name, payload, options)?);
+        Ok(self)
+    }
+
+    /// How many tasks it holds.
+    pub fn len(&self) -> usize {
+        self.tasks.len()
+    }
+
+    /// Whether it holds none.
+    pub fn is_empty(&self) -> bool {
+        self.tasks.is_empty()
+    }
+
+    /// Schedules every task (1 to [`Batch::MAX`]) and returns their ids in order. When one is
+    /// refused none is scheduled, and an `invalid` error's fields read `tasks[i].…`.
+    pub fn enqueue(self) -> Result<Vec<String>> {
+        Ok(wit::enqueue_many(&self.tasks)?)
+    }
+}
+
+fn request<P: Serialize>(name: &str, payload: &P, options: Options) -> Result<wit::TaskRequest> {
     let payload = serde_json::to_string(payload).map_err(|e| Error::internal(format!("cannot encode payload: {e}")))?;
     let options = wit::EnqueueOptions {
         priority: options.priority,
@@ -30,5 +77,5 @@ pub fn enqueue<P: Serialize>(name: &str, payload: &P, options: Options) -> Resul
         max_attempts: options.max_attempts,
         correlation_id: options.correlation_id,
     };
-    Ok(wit::enqueue(name, &payload, &options)?)
+    Ok(wit::TaskRequest { name: name.to_owned(), payload, options })
 }

@@ -35,7 +35,6 @@ fn recurse(_: &Request) -> Result<Response> {
     Ok(Response::text(depth(0).to_string()))
 }
 
-/// Busy-waits `?ms=` milliseconds (default 300), holding its instance.
 /// Schedules task `?name=` with the body as its payload; answers the task id.
 fn enqueue(req: &Request) -> Result<Response> {
     let payload: serde_json::Value = req.json()?;
@@ -44,6 +43,19 @@ fn enqueue(req: &Request) -> Result<Response> {
     Response::json(&serde_json::json!({ "id": id }))
 }
 
+/// Schedules task `?name=` once per element of the body (a JSON array of payloads), in one batch;
+/// answers the task ids.
+fn enqueue_many(req: &Request) -> Result<Response> {
+    let payloads: Vec<serde_json::Value> = req.json()?;
+    let name = req.query("name").unwrap_or_default();
+    let mut batch = autoflow_sdk::queue::Batch::default();
+    for payload in &payloads {
+        batch.add(name, payload, autoflow_sdk::queue::Options::default())?;
+    }
+    Response::json(&serde_json::json!({ "ids": batch.enqueue()? }))
+}
+
+/// Busy-waits `?ms=` milliseconds (default 300), holding its instance.
 fn slow(req: &Request) -> Result<Response> {
     let ms: u64 = req.query("ms").and_then(|v| v.parse().ok()).unwrap_or(300);
     let started = std::time::Instant::now();
@@ -116,6 +128,7 @@ autoflow_sdk::feature!(
         .get("/api/trap/probe", probe)
         .get("/api/trap/fetch", fetch)
         .post("/api/trap/enqueue", enqueue)
+        .post("/api/trap/enqueue-many", enqueue_many)
         .get("/api/trap/many-headers", many_headers)
         .get("/api/trap/recurse", recurse)
         .get("/api/trap/slow", slow)
