@@ -44,9 +44,16 @@ pub fn micros(d: Duration) -> f64 {
     d.as_secs_f64() * 1e6
 }
 
-/// Runs `bench` on the embedded backends, then on PostgreSQL + Redis if configured.
+/// Runs `bench` on the embedded backends, then on PostgreSQL + Redis if configured;
+/// `AUTOFLOW_BENCH_BACKEND=embedded` or `=production` runs only that one.
 pub async fn on_each_backend<F: Future<Output = ()>>(mut bench: impl FnMut(Backend) -> F) {
-    bench(Backend { label: "SQLite + in-process cache", database_url: None, redis_url: None }).await;
+    let only = std::env::var("AUTOFLOW_BENCH_BACKEND").unwrap_or_default();
+    if only != "production" {
+        bench(Backend { label: "SQLite + in-process cache", database_url: None, redis_url: None }).await;
+    }
+    if only == "embedded" {
+        return;
+    }
     let database_url = std::env::var("DATABASE_URL").ok().filter(|u| u.starts_with("postgres"));
     let redis_url = std::env::var("REDIS_URL").ok().filter(|u| !u.is_empty());
     let (Some(base), Some(redis_url)) = (database_url, redis_url) else {

@@ -25,7 +25,7 @@ use std::time::Duration;
 
 use secrecy::{ExposeSecret, SecretString};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{PgPool, SqlitePool};
 
 pub use plugin_builds::PluginBuild;
@@ -138,8 +138,13 @@ impl Database {
                 restrict(suffix)?;
             }
         }
-        let options =
-            options.create_if_missing(true).journal_mode(SqliteJournalMode::Wal).busy_timeout(ACQUIRE_TIMEOUT);
+        // In WAL mode `NORMAL` syncs at checkpoints rather than at every commit: a commit survives
+        // the process crashing; only an OS crash or power loss may undo the last few.
+        let options = options
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(ACQUIRE_TIMEOUT);
         let pool = SqlitePoolOptions::new()
             .acquire_timeout(ACQUIRE_TIMEOUT)
             .connect_with(options)
