@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use moka::Expiry;
-use moka::ops::compute::Op;
+use moka::ops::compute::{CompResult, Op};
 use redis::AsyncCommands;
 use redis::aio::ConnectionManager;
 
@@ -325,7 +325,7 @@ impl Cache {
         value: &[u8],
         ttl: Option<Duration>,
     ) -> Result<(), QuotaExceeded> {
-        self.store_within(quota, key, value, ttl, false).await
+        self.store_within(quota, key, value, ttl, Fill::Always).await
     }
 
     /// [`Cache::set_if_absent`] for `quota`: a fill that neither overwrites a concurrent writer's
@@ -337,7 +337,26 @@ impl Cache {
         value: &[u8],
         ttl: Duration,
     ) -> Result<(), QuotaExceeded> {
-        self.store_within(quota, key, value, Some(ttl), true).await
+        self.store_within(quota, key, value, Some(ttl), Fill::IfAbsent).await
+    }
+
+    /// Stores `value` under `key` as version `version` for `quota`, as [`Cache::set_if_newer`]
+    /// does: with `replace` whatever is there, else only over an older version (or none), so
+    /// writes that finish out of order never leave the older one. Read it with
+    /// [`Cache::get_versioned`].
+    pub async fn set_versioned_within(
+        &self,
+        quota: &Quota,
+        key: &str,
+        version: u64,
+        value: &[u8],
+        ttl: Duration,
+        replace: bool,
+    ) -> Result<(), QuotaExceeded> {
+        let mut stored = format!("{version}:").into_bytes();
+        stored.extend_from_slice(value);
+        let fill = if replace { Fill::Always } else { Fill::IfNewer(version) };
+        self.store_within(quota, key, &stored, Some(ttl), fill).await
     }
 
     async fn store_within(
@@ -346,28 +365,43 @@ impl Cache {
         key: &str,
         value: &[u8],
         ttl: Option<Duration>,
-        only_if_absent: bool,
+        fill: Fill,
     ) -> Result<(), QuotaExceeded> {
         let key = &self.key(key);
         let needed = weight(key, value);
         match &*self.backend {
             Backend::Memory { cache, usage } => {
                 let current = cache.get(key).await;
-                if only_if_absent && current.is_some() {
-                    return Ok(());
+                match fill {
+                    Fill::IfAbsent if current.is_some() => return Ok(()),
+                    Fill::IfNewer(version) if holds_version(current.as_ref(), version) => return Ok(()),
+                    _ => {}
                 }
                 let held = current
                     .filter(|entry| entry.quota.as_ref() == Some(&quota.name))
                     .map_or(0, |entry| weight(key, &entry.value));
                 reserve(cache, usage, quota, needed, held).await?;
                 let entry = Entry { value: value.into(), ttl, quota: Some(quota.name.clone()) };
-                if only_if_absent {
-                    if !cache.entry(key.to_owned()).or_insert(entry).await.is_fresh() {
-                        // Another writer filled it meanwhile: the room reserved is not used.
-                        release(usage, &quota.name, needed);
+                let stored = match fill {
+                    Fill::Always => {
+                        cache.insert(key.to_owned(), entry).await;
+                        true
                     }
-                } else {
-                    cache.insert(key.to_owned(), entry).await;
+                    Fill::IfAbsent => cache.entry(key.to_owned()).or_insert(entry).await.is_fresh(),
+                    Fill::IfNewer(version) => {
+                        let result = cache
+                            .entry(key.to_owned())
+                            .and_compute_with(|current| {
+                                let newer = holds_version(current.as_ref().map(|e| e.value()), version);
+                                std::future::ready(if newer { Op::Nop } else { Op::Put(entry) })
+                            })
+                            .await;
+                        !matches!(result, CompResult::Unchanged(_) | CompResult::StillNone(_))
+                    }
+                };
+                if !stored {
+                    // Another writer got there first: the room reserved is not used.
+                    release(usage, &quota.name, needed);
                 }
                 Ok(())
             }
@@ -382,7 +416,11 @@ impl Cache {
                     .arg(ttl.map_or(0, millis))
                     .arg(quota.bytes)
                     .arg(needed);
-                invocation.arg(u8::from(only_if_absent));
+                match fill {
+                    Fill::Always => invocation.arg(0).arg(0),
+                    Fill::IfAbsent => invocation.arg(1).arg(0),
+                    Fill::IfNewer(version) => invocation.arg(2).arg(version),
+                };
                 match timed(invocation.invoke_async::<i64>(&mut connection)).await {
                     Ok(1) => Ok(()),
                     Ok(_) => Err(QuotaExceeded { quota: quota.bytes }),
@@ -569,11 +607,16 @@ local function account(size, ttl)
 end
 "#;
 
-/// `ARGV` = value, TTL in ms (0: none), quota bytes, the entry's size, 1 to store only if absent.
-/// 1 stored (or present), 0 over quota.
+/// `ARGV` = value, TTL in ms (0: none), quota bytes, the entry's size, then the [`Fill`]: 0
+/// always, 1 only if absent, 2 only over a version below `ARGV[6]`. 1 stored (or kept), 0 over quota.
 const SET_WITHIN_LUA: &str = r#"
 local ttl, size = tonumber(ARGV[2]), tonumber(ARGV[4])
 if ARGV[5] == '1' and redis.call('EXISTS', KEYS[1]) == 1 then return 1 end
+if ARGV[5] == '2' then
+  local current = redis.call('GET', KEYS[1])
+  local version = current and tonumber(string.match(current, '^(%d+):'))
+  if version and version >= tonumber(ARGV[6]) then return 1 end
+end
 if used - held + size > tonumber(ARGV[3]) then return 0 end
 if ttl > 0 then redis.call('SET', KEYS[1], ARGV[1], 'PX', ttl) else redis.call('SET', KEYS[1], ARGV[1]) end
 account(size, ttl)
@@ -622,6 +665,20 @@ return 1
 
 static SET_IF_NEWER: std::sync::OnceLock<redis::Script> = std::sync::OnceLock::new();
 
+/// When a write for a quota stores its value.
+#[derive(Debug, Clone, Copy)]
+enum Fill {
+    Always,
+    IfAbsent,
+    /// Unless the entry there is of this version or a newer one.
+    IfNewer(u64),
+}
+
+/// Whether `entry` holds a versioned value of `version` or newer.
+fn holds_version(entry: Option<&Entry>, version: u64) -> bool {
+    entry.and_then(|entry| split_version(&entry.value)).is_some_and(|(held, _)| held >= version)
+}
+
 /// A versioned value's version and the value itself.
 fn split_version(stored: &[u8]) -> Option<(u64, &[u8])> {
     let colon = stored.iter().position(|b| *b == b':')?;
@@ -669,6 +726,36 @@ mod tests {
             kept += usize::from(cache.get(&format!("big/{n}")).await.is_some());
         }
         assert!((1..=16).contains(&kept), "{kept} values of 4 KiB in 64 KiB");
+    }
+
+    #[tokio::test]
+    async fn versioned_writes_that_finish_out_of_order_keep_the_newest() {
+        let cache = Cache::memory();
+        // Room for about three entries: a dropped write that kept its room would soon spend it.
+        let quota = Quota { name: "plugin-a".into(), bytes: 40 };
+        let ttl = Duration::from_secs(60);
+        let held = |cache: &Cache| {
+            let cache = cache.clone();
+            async move { cache.get_versioned("doc").await }
+        };
+        cache.set_versioned_within(&quota, "doc", 5, b"five", ttl, false).await.unwrap();
+        cache.set_versioned_within(&quota, "doc", 4, b"four", ttl, false).await.unwrap();
+        assert_eq!(held(&cache).await, Some((5, b"five".to_vec())), "an older write finishing late is dropped");
+        cache.set_versioned_within(&quota, "doc", 6, b"six", ttl, false).await.unwrap();
+        assert_eq!(held(&cache).await, Some((6, b"six".to_vec())));
+        cache.set_versioned_within(&quota, "doc", FINAL_VERSION, b"gone", ttl, false).await.unwrap();
+        cache.set_versioned_within(&quota, "doc", 7, b"seven", ttl, false).await.unwrap();
+        assert_eq!(held(&cache).await.map(|(version, _)| version), Some(FINAL_VERSION), "a tombstone stays");
+        cache.set_versioned_within(&quota, "doc", 1, b"again", ttl, true).await.unwrap();
+        assert_eq!(held(&cache).await, Some((1, b"again".to_vec())), "a replacing write overwrites anything");
+        for _ in 0..10 {
+            cache.set_versioned_within(&quota, "doc", 0, b"stale", ttl, false).await.unwrap();
+        }
+        cache
+            .set_versioned_within(&quota, "doc", 2, b"two", ttl, false)
+            .await
+            .expect("dropped writes gave their room back");
+        assert_eq!(held(&cache).await, Some((2, b"two".to_vec())));
     }
 
     #[tokio::test]

@@ -19,7 +19,7 @@ use chrono::Utc;
 use serde::{Deserialize, Serialize};
 
 use crate::db::{CollectionRef, Database, DbError, RecordRow};
-use crate::services::cache::{Cache, Quota};
+use crate::services::cache::{Cache, FINAL_VERSION, Quota};
 
 pub use document::{Document, MAX_DOCUMENT_BYTES, MAX_ID_LEN};
 
@@ -120,8 +120,11 @@ impl Records {
     pub async fn get(&self, at: CollectionRef<'_>, id: &str) -> Result<Option<Document>, RecordsError> {
         document::check_id("id", id)?;
         let key = cache_key(at, id);
-        if let Some(entry) =
-            self.cache.get(&key).await.and_then(|bytes| serde_json::from_slice::<CacheEntry>(&bytes).ok())
+        if let Some(entry) = self
+            .cache
+            .get_versioned(&key)
+            .await
+            .and_then(|(_, bytes)| serde_json::from_slice::<CacheEntry>(&bytes).ok())
         {
             self.count(&self.counters.cache_hits);
             return Ok(entry.document);
@@ -130,8 +133,11 @@ impl Records {
         self.count(&self.counters.database_reads);
         let document = self.db.record(at, id).await?.map(Document::from_row).transpose()?;
         let entry = CacheEntry { document };
-        // With the plugin's quota spent the document is simply not cached.
-        let _ = self.cache.set_if_absent_within(&self.quota(at), &key, &encode(&entry), CACHE_TTL).await;
+        // Over whatever a write stored meanwhile, never; with the plugin's quota spent the
+        // document is simply not cached.
+        let version = entry.document.as_ref().map_or(0, |document| document.version);
+        let _ =
+            self.cache.set_versioned_within(&self.quota(at), &key, version, &encode(&entry), CACHE_TTL, false).await;
         Ok(entry.document)
     }
 
@@ -174,7 +180,7 @@ impl Records {
             result => result?,
         }
         let document = Document::from_row(row)?;
-        self.store(at, &document.id, Some(document.clone())).await;
+        self.store(at, &document.id, Written::Created(document.clone())).await;
         Ok(document)
     }
 
@@ -207,7 +213,7 @@ impl Records {
             self.count(&self.counters.writes);
             if let Some(row) = self.db.update_record(at, id, current.version, &data).await? {
                 let document = Document::from_row(row)?;
-                self.store(at, id, Some(document.clone())).await;
+                self.store(at, id, Written::Updated(document.clone())).await;
                 return Ok(document);
             }
             // Another writer got there first (or deleted it): read again and re-apply.
@@ -223,15 +229,24 @@ impl Records {
         if !self.db.delete_record(at, id).await? {
             return Err(RecordsError::NotFound(id.to_owned()));
         }
-        self.store(at, id, None).await;
+        self.store(at, id, Written::Deleted).await;
         Ok(())
     }
 
-    /// Records what a write left behind, overwriting whatever a reader cached before it; with the
-    /// plugin's quota spent, the older entry is removed instead, so no read sees it.
-    async fn store(&self, at: CollectionRef<'_>, id: &str, document: Option<Document>) {
+    /// Records what a write left behind, over whatever a reader cached before it. Versions keep
+    /// writes that finish out of order from leaving the older document: an update is stored only
+    /// over an older version, a deletion as a tombstone above every version, and a creation (the
+    /// document is new, perhaps after a deletion) over anything. With the plugin's quota spent,
+    /// the entry is removed instead, so no read sees an older one.
+    async fn store(&self, at: CollectionRef<'_>, id: &str, written: Written) {
+        let (version, replace, document) = match written {
+            Written::Created(document) => (document.version, true, Some(document)),
+            Written::Updated(document) => (document.version, false, Some(document)),
+            Written::Deleted => (FINAL_VERSION, false, None),
+        };
         let (entry, key, quota) = (CacheEntry { document }, cache_key(at, id), self.quota(at));
-        if self.cache.set_within(&quota, &key, &encode(&entry), Some(CACHE_TTL)).await.is_err() {
+        let stored = self.cache.set_versioned_within(&quota, &key, version, &encode(&entry), CACHE_TTL, replace).await;
+        if stored.is_err() {
             self.cache.delete_within(&quota, &key).await;
         }
     }
@@ -249,6 +264,13 @@ fn cache_key(at: CollectionRef<'_>, id: &str) -> String {
     } else {
         format!("records/{}/{}/{}/{id}", at.plugin, at.collection, at.owner)
     }
+}
+
+/// What a write did to a document, for [`Records::store`].
+enum Written {
+    Created(Document),
+    Updated(Document),
+    Deleted,
 }
 
 fn encode(entry: &CacheEntry) -> Vec<u8> {
