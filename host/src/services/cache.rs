@@ -244,8 +244,7 @@ impl Cache {
                 cache
                     .entry(key.to_owned())
                     .and_compute_with(|current| {
-                        let held = current.and_then(|e| split_version(&e.value().value).map(|(held, _)| held));
-                        let newer = held.is_some_and(|held| held >= version);
+                        let newer = holds_version(current.as_ref().map(|e| e.value()), version);
                         std::future::ready(if newer { Op::Nop } else { Op::Put(entry) })
                     })
                     .await;
