@@ -236,8 +236,7 @@ impl Cache {
     /// concurrent reader loaded before the write. Read it back with [`Cache::get_versioned`].
     pub async fn set_if_newer(&self, key: &str, version: u64, value: &[u8], ttl: Duration) {
         let key = &self.key(key);
-        let mut stored = format!("{version}:").into_bytes();
-        stored.extend_from_slice(value);
+        let stored = versioned(version, value);
         match &*self.backend {
             Backend::Memory { cache, .. } => {
                 let entry = Entry::new(stored, Some(ttl));
@@ -327,18 +326,6 @@ impl Cache {
         self.store_within(quota, key, value, ttl, Fill::Always).await
     }
 
-    /// [`Cache::set_if_absent`] for `quota`: a fill that neither overwrites a concurrent writer's
-    /// entry nor takes the quota past its bytes.
-    pub async fn set_if_absent_within(
-        &self,
-        quota: &Quota,
-        key: &str,
-        value: &[u8],
-        ttl: Duration,
-    ) -> Result<(), QuotaExceeded> {
-        self.store_within(quota, key, value, Some(ttl), Fill::IfAbsent).await
-    }
-
     /// Stores `value` under `key` as version `version` for `quota`, as [`Cache::set_if_newer`]
     /// does: with `replace` whatever is there, else only over an older version (or none), so
     /// writes that finish out of order never leave the older one. Read it with
@@ -352,8 +339,7 @@ impl Cache {
         ttl: Duration,
         replace: bool,
     ) -> Result<(), QuotaExceeded> {
-        let mut stored = format!("{version}:").into_bytes();
-        stored.extend_from_slice(value);
+        let stored = versioned(version, value);
         let fill = if replace { Fill::Always } else { Fill::IfNewer(version) };
         self.store_within(quota, key, &stored, Some(ttl), fill).await
     }
@@ -371,10 +357,10 @@ impl Cache {
         match &*self.backend {
             Backend::Memory { cache, usage } => {
                 let current = cache.get(key).await;
-                match fill {
-                    Fill::IfAbsent if current.is_some() => return Ok(()),
-                    Fill::IfNewer(version) if holds_version(current.as_ref(), version) => return Ok(()),
-                    _ => {}
+                if let Fill::IfNewer(version) = fill
+                    && holds_version(current.as_ref(), version)
+                {
+                    return Ok(());
                 }
                 let held = current
                     .filter(|entry| entry.quota.as_ref() == Some(&quota.name))
@@ -386,7 +372,6 @@ impl Cache {
                         cache.insert(key.to_owned(), entry).await;
                         true
                     }
-                    Fill::IfAbsent => cache.entry(key.to_owned()).or_insert(entry).await.is_fresh(),
                     Fill::IfNewer(version) => {
                         let result = cache
                             .entry(key.to_owned())
@@ -417,8 +402,7 @@ impl Cache {
                     .arg(needed);
                 match fill {
                     Fill::Always => invocation.arg(0).arg(0),
-                    Fill::IfAbsent => invocation.arg(1).arg(0),
-                    Fill::IfNewer(version) => invocation.arg(2).arg(version),
+                    Fill::IfNewer(version) => invocation.arg(1).arg(version),
                 };
                 match timed(invocation.invoke_async::<i64>(&mut connection)).await {
                     Ok(1) => Ok(()),
@@ -607,11 +591,10 @@ end
 "#;
 
 /// `ARGV` = value, TTL in ms (0: none), quota bytes, the entry's size, then the [`Fill`]: 0
-/// always, 1 only if absent, 2 only over a version below `ARGV[6]`. 1 stored (or kept), 0 over quota.
+/// always, 1 only over a version below `ARGV[6]`. 1 stored (or kept), 0 over quota.
 const SET_WITHIN_LUA: &str = r#"
 local ttl, size = tonumber(ARGV[2]), tonumber(ARGV[4])
-if ARGV[5] == '1' and redis.call('EXISTS', KEYS[1]) == 1 then return 1 end
-if ARGV[5] == '2' then
+if ARGV[5] == '1' then
   local current = redis.call('GET', KEYS[1])
   local version = current and tonumber(string.match(current, '^(%d+):'))
   if version and version >= tonumber(ARGV[6]) then return 1 end
@@ -668,7 +651,6 @@ static SET_IF_NEWER: std::sync::OnceLock<redis::Script> = std::sync::OnceLock::n
 #[derive(Debug, Clone, Copy)]
 enum Fill {
     Always,
-    IfAbsent,
     /// Unless the entry there is of this version or a newer one.
     IfNewer(u64),
 }
@@ -676,6 +658,13 @@ enum Fill {
 /// Whether `entry` holds a versioned value of `version` or newer.
 fn holds_version(entry: Option<&Entry>, version: u64) -> bool {
     entry.and_then(|entry| split_version(&entry.value)).is_some_and(|(held, _)| held >= version)
+}
+
+/// `value` as version `version`, as [`split_version`] reads it.
+fn versioned(version: u64, value: &[u8]) -> Vec<u8> {
+    let mut stored = format!("{version}:").into_bytes();
+    stored.extend_from_slice(value);
+    stored
 }
 
 /// A versioned value's version and the value itself.
