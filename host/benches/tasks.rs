@@ -61,6 +61,9 @@ fn new_row(id: String, now: chrono::DateTime<Utc>) -> TaskRow {
         created_at: now,
         updated_at: now,
         finished_at: None,
+        unique_key: None,
+        schedule_name: None,
+        progress: None,
     }
 }
 
@@ -71,7 +74,7 @@ async fn queue_floor(db: &Database, tasks: usize, concurrency: usize, run: &str)
     for chunk in (0..tasks).collect::<Vec<_>>().chunks(BATCH) {
         let now = Utc::now();
         let rows: Vec<_> = chunk.iter().map(|i| new_row(format!("{run}-{i:07}"), now)).collect();
-        db.insert_tasks(&rows).await.unwrap();
+        db.insert_tasks(rows).await.unwrap();
     }
     let worker = format!("floor-{run}");
     let mut done = 0;
@@ -146,11 +149,17 @@ async fn preload_history(db: &Database, count: usize) {
     }
 }
 
-/// Schedules `tasks` no-op tasks in batches of [`BATCH`].
-async fn schedule_all(scheduler: &Scheduler, tasks: usize) {
+/// Schedules `tasks` no-op tasks in batches of [`BATCH`]; with `unique`, each with a unique key of
+/// its own (the dedupe check costs, nothing is deduplicated).
+async fn schedule_all(scheduler: &Scheduler, tasks: usize, unique: Option<&str>) {
     for start in (0..tasks).step_by(BATCH) {
         let batch = (start..tasks.min(start + BATCH))
-            .map(|_| NewTask { name: "echo".into(), payload: "{}".into(), ..Default::default() })
+            .map(|i| NewTask {
+                name: "echo".into(),
+                payload: "{}".into(),
+                unique_key: unique.map(|run| format!("{run}-{i}")),
+                ..Default::default()
+            })
             .collect();
         scheduler.schedule_many(batch, CallContext::default()).await.unwrap();
     }
@@ -180,7 +189,7 @@ async fn idle_latency(db: &Database, scheduler: &Scheduler) -> (Duration, Durati
     let mut samples = Vec::with_capacity(LATENCY_SAMPLES);
     for _ in 0..LATENCY_SAMPLES {
         let task = NewTask { name: "echo".into(), payload: "{}".into(), ..Default::default() };
-        let row = scheduler.schedule(task, CallContext::default()).await.unwrap();
+        let row = scheduler.schedule(task, CallContext::default()).await.unwrap().row;
         let started = loop {
             if let Some(attempt) = db.task_attempts(&row.id).await.unwrap().first() {
                 break attempt.started_at;
@@ -210,7 +219,7 @@ async fn bench_backend(backend: Backend) {
     let app = Application::build(host.config.clone()).await.unwrap();
     let scheduler = app.scheduler().clone();
     let started = Instant::now();
-    schedule_all(&scheduler, tasks).await;
+    schedule_all(&scheduler, tasks, None).await;
     let scheduling = rate(tasks, started.elapsed());
     drop(scheduler);
     app.run_until_stopped(async {}).await.unwrap();
@@ -225,11 +234,15 @@ async fn bench_backend(backend: Backend) {
     }));
     until_drained(&db).await;
     let started = Instant::now();
-    schedule_all(&scheduler, tasks).await;
+    schedule_all(&scheduler, tasks, None).await;
     until_drained(&db).await;
     let end_to_end = rate(tasks, started.elapsed());
+    let started = Instant::now();
+    schedule_all(&scheduler, tasks, Some("unique")).await;
+    until_drained(&db).await;
+    let unique = rate(tasks, started.elapsed());
     let completed = db.count_tasks(TaskStatus::Completed).await.unwrap();
-    assert_eq!(completed, 3 * tasks as i64, "every task ran once and completed");
+    assert_eq!(completed, 4 * tasks as i64, "every task ran once and completed");
     let (latency, latency_p99) = idle_latency(&db, &scheduler).await;
     drop(scheduler);
     let _ = stop.send(());
@@ -244,6 +257,12 @@ async fn bench_backend(backend: Backend) {
         "end to end: schedule → no-op wasm run → completed + attempt",
         end_to_end,
         end_to_end / floor
+    );
+    println!(
+        "{:<64} {:>8.0} tasks/s   vs plain {:.2}",
+        "end to end, each task with a unique key",
+        unique,
+        unique / end_to_end
     );
     println!(
         "{:<64} median {:>6.2} ms   p99 {:>6.2} ms",

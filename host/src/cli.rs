@@ -91,9 +91,12 @@ pub enum Command {
     /// Manage users directly in the database (e.g. the first admin of a fresh install).
     #[command(subcommand)]
     Users(UsersCommand),
-    /// Schedule background tasks on a running host through its tasks API.
+    /// Schedule, pause and count background tasks on a running host through its tasks API.
     #[command(subcommand)]
     Tasks(TasksCommand),
+    /// Manage repeatable tasks on a running host through its schedules API.
+    #[command(subcommand)]
+    Schedules(SchedulesCommand),
 }
 
 /// `autoflow worker`: the settings of `serve`, with the number of tasks run at once.
@@ -138,6 +141,69 @@ pub enum UsersCommand {
 pub enum TasksCommand {
     /// Schedule a task; the plugin handling it validates the payload first.
     Schedule(ScheduleArgs),
+    /// Stop workers claiming tasks of a name (running ones finish), for every host, until resumed.
+    Pause(NamedArgs),
+    /// Let workers claim tasks of a paused name again.
+    Resume(NamedArgs),
+    /// Counts by status and name, and the age of the oldest waiting task per priority.
+    Stats(ApiArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SchedulesCommand {
+    /// List the schedules with their next run.
+    List(ApiArgs),
+    /// Create a schedule: each tick (a cron expression, or every N milliseconds) schedules the task.
+    Create {
+        /// A name for the schedule (a-z, 0-9, '-').
+        name: String,
+        /// The task each tick schedules.
+        #[arg(long)]
+        task: String,
+        /// A cron expression: 5 fields, or 6 with seconds first, e.g. "0 9 * * 1-5".
+        #[arg(long, conflicts_with = "every_ms")]
+        cron: Option<String>,
+        /// The IANA time zone the cron expression is read in (default UTC), e.g. Europe/Paris.
+        #[arg(long, requires = "cron")]
+        timezone: Option<String>,
+        /// Tick every this many milliseconds (at least 1000) instead of a cron expression.
+        #[arg(long)]
+        every_ms: Option<u64>,
+        /// The payload, as JSON.
+        #[arg(long, default_value = "null")]
+        payload: String,
+        /// What becomes of ticks missed while no host ran: run-once (default) or skip.
+        #[arg(long)]
+        missed: Option<String>,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
+    /// Pause a schedule: no tick runs until it is resumed.
+    Pause(NamedArgs),
+    /// Resume a schedule from its next tick (ticks missed while paused do not run).
+    Resume(NamedArgs),
+    /// Delete a schedule (the tasks it made stay).
+    Delete(NamedArgs),
+}
+
+/// A command about one task name or schedule.
+#[derive(Debug, Args)]
+pub struct NamedArgs {
+    /// The task's or schedule's name, e.g. send-email.
+    pub name: String,
+    #[command(flatten)]
+    pub api: ApiArgs,
+}
+
+/// How to reach a host's API as a user.
+#[derive(Debug, Args)]
+pub struct ApiArgs {
+    /// Base URL of the host.
+    #[arg(long, env = "AUTOFLOW_URL", default_value = "http://127.0.0.1:3000")]
+    pub url: String,
+    /// An access token of a user with the permission the command needs, from POST /auth/login.
+    #[arg(long, env = "AUTOFLOW_TOKEN", hide_env_values = true)]
+    pub token: SecretString,
 }
 
 /// `autoflow tasks schedule`.
@@ -160,12 +226,12 @@ pub struct ScheduleArgs {
     /// Ties related tasks together, for finding them with GET /api/tasks?correlationId=.
     #[arg(long)]
     pub correlation_id: Option<String>,
-    /// Base URL of the host.
-    #[arg(long, env = "AUTOFLOW_URL", default_value = "http://127.0.0.1:3000")]
-    pub url: String,
-    /// An access token of a user with the `write:tasks` (or `admin`) permission, from POST /auth/login.
-    #[arg(long, env = "AUTOFLOW_TOKEN", hide_env_values = true)]
-    pub token: SecretString,
+    /// While a task of this name with this key waits or runs, return it instead of adding another.
+    #[arg(long)]
+    pub unique_key: Option<String>,
+    /// Needs a user with the `write:tasks` (or `admin`) permission.
+    #[command(flatten)]
+    pub api: ApiArgs,
 }
 
 #[derive(Debug, Subcommand)]

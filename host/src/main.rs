@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use autoflow_host::admin_client;
-use autoflow_host::cli::{Cli, Command, PluginsCommand, TasksCommand, UsersCommand};
+use autoflow_host::cli::{Cli, Command, PluginsCommand, UsersCommand};
 use autoflow_host::config::Config;
 use autoflow_host::db::Database;
 use autoflow_host::startup::{Application, Host, shutdown_signal};
@@ -43,7 +43,8 @@ async fn run(command: Command) -> anyhow::Result<()> {
         Command::Plugins(PluginsCommand::Push { dir, admin }) => {
             println!("{}", admin_client::push(&dir, &admin).await?)
         }
-        Command::Tasks(TasksCommand::Schedule(args)) => println!("{}", admin_client::schedule(&args).await?),
+        Command::Tasks(command) => println!("{}", admin_client::tasks(&command).await?.trim_end()),
+        Command::Schedules(command) => println!("{}", admin_client::schedules(&command).await?.trim_end()),
         Command::Users(UsersCommand::Create { email, name, permissions, database }) => {
             let user = user_commands::create(email, name, permissions, &database).await?;
             println!("{}", serde_json::to_string_pretty(&user)?);

@@ -105,6 +105,7 @@ impl Host {
         let (wakeup, carriers) = Wakeup::spawn(&db);
         background.extend(carriers);
         let scheduler = Scheduler::new(db.clone(), plugins.clone(), runtime.clone(), wakeup.clone());
+        background.push(scheduler.spawn_ticker());
         let workers = (config.workers.concurrency > 0).then(|| {
             let identity = auth.identity.clone();
             let (db, plugins, runtime) = (db.clone(), plugins.clone(), runtime.clone());
@@ -264,8 +265,9 @@ pub async fn build_services(config: &Config, db: Database, cache: Cache) -> Resu
         Tokens::new(&keys, &retired, config.auth.tokens.clone(), revocations).map_err(StartupError::Signing)?;
     let passwords = Passwords::default();
     let records = Records::new(db.clone(), cache.clone(), config.limits.plugin_cache_bytes);
-    let identity = Identity::new(db, passwords.clone(), cache.clone());
+    let identity = Identity::new(db.clone(), passwords.clone(), cache.clone());
     let services = HostServices {
+        db,
         identity: identity.clone(),
         cache: cache.clone(),
         plugin_cache_quota: config.limits.plugin_cache_bytes,

@@ -236,7 +236,7 @@ impl OutboundHttp {
         let Some(routes) = self.internal.get() else {
             return answer(503, "unavailable", "the host is shutting down");
         };
-        let call = CallContext { depth: self.call.depth + 1, ..self.call.clone() };
+        let call = CallContext { depth: self.call.depth + 1, attempt: None, ..self.call.clone() };
         Box::new(async move {
             let (parts, body) = request.into_parts();
             let body = Limited::new(body, MAX_INTERNAL_BODY)

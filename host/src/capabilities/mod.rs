@@ -10,6 +10,7 @@ pub mod http;
 mod identity;
 pub mod link;
 mod log;
+mod progress;
 pub mod queue;
 pub mod records;
 
@@ -22,6 +23,7 @@ use wasmtime::component::{HasData, HasSelf, Linker};
 use wasmtime_wasi_http::WasiHttpHooks;
 
 use crate::contract::{CallContext, PluginError, wit};
+use crate::db::Database;
 use crate::runtime::{CapabilitySet, InstanceState, Runtime};
 use crate::services::cache::Cache;
 use crate::services::crypto::Crypto;
@@ -35,6 +37,7 @@ use self::crypto::PluginCrypto;
 use self::http::{InternalLink, OutboundHttp};
 use self::identity::PluginIdentity;
 use self::link::Link;
+use self::progress::TaskProgress;
 use self::queue::{PluginQueue, TaskScheduler};
 use self::records::PluginRecords;
 
@@ -47,6 +50,8 @@ pub type HostRuntime = Runtime<Grants>;
 /// The host services capabilities are built on; shared by every plugin.
 #[derive(Clone)]
 pub struct HostServices {
+    /// The database, for what a call writes on its task's record (progress).
+    pub db: Database,
     pub identity: Identity,
     /// The host cache (Redis or in-process), namespaced per plugin when granted.
     pub cache: Cache,
@@ -128,6 +133,7 @@ pub struct Grants {
     crypto: Option<PluginCrypto>,
     records: Option<PluginRecords>,
     queue: Option<PluginQueue>,
+    progress: Option<TaskProgress>,
 }
 
 /// An interface a component imports that its manifest does not grant.
@@ -151,6 +157,7 @@ impl Grants {
             crypto: Unit::grant(&load),
             records: Unit::grant(&load),
             queue: Unit::grant(&load),
+            progress: Unit::grant(&load),
             settings,
         }
     }
@@ -167,6 +174,7 @@ impl Grants {
             unit(&self.crypto),
             unit(&self.queue),
             unit(&self.records),
+            unit(&self.progress),
         ];
         for import in imports {
             let unversioned = import.split('@').next().unwrap_or(import);
@@ -196,11 +204,17 @@ impl CapabilitySet for Grants {
         PluginCrypto::add_to_linker(linker)?;
         PluginRecords::add_to_linker(linker)?;
         PluginQueue::add_to_linker(linker)?;
+        TaskProgress::add_to_linker(linker)?;
         Ok(())
     }
 
     fn for_call(&self, call: CallContext) -> Self {
-        Self { outbound: self.outbound.for_call(call.clone()), call, ..self.clone() }
+        Self {
+            outbound: self.outbound.for_call(call.clone()),
+            progress: self.progress.as_ref().map(TaskProgress::for_call),
+            call,
+            ..self.clone()
+        }
     }
 
     fn http_hooks(&mut self) -> &mut dyn WasiHttpHooks {

@@ -1,6 +1,7 @@
 //! The `bindgen!`s of the `autoflow:platform` contract: host-side types and traits for every
 //! interface plugins import, and the two exports: `handler` (features) and `task-handler` (tasks).
-//! Both worlds import the same interfaces, so the task world reuses the feature world's bindings.
+//! The task world imports the feature world's interfaces, whose bindings it reuses, and
+//! `progress`.
 
 wasmtime::component::bindgen!({
     path: "../wit",
@@ -15,7 +16,7 @@ wasmtime::component::bindgen!({
     exports: { default: async },
 });
 
-/// The `task` world: the imports above, exporting `task-handler`.
+/// The `task` world: the imports above and `progress`, exporting `task-handler`.
 pub mod task {
     wasmtime::component::bindgen!({
         path: "../wit",

@@ -11,8 +11,10 @@ pub use bindings::autoflow::platform as wit;
 pub use bindings::autoflow::platform::types::{Error as PluginError, FieldError, InvalidInput, Principal};
 pub use bindings::exports::autoflow::platform::handler::{Request, Response};
 pub use bindings::task::TaskPre;
+/// The host-side bindings of `progress`, which only the task world imports.
+pub use bindings::task::autoflow::platform::progress as task_progress;
 pub use bindings::task::exports::autoflow::platform::task_handler::{Task, TaskError};
-pub use call::CallContext;
+pub use call::{Attempt, CallContext};
 
 impl PluginError {
     /// An `invalid` error with `message` and no field details.

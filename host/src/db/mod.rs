@@ -15,6 +15,7 @@ mod plugin_builds;
 mod plugins;
 mod records;
 mod revocations;
+mod schedules;
 mod serving;
 mod tasks;
 mod users;
@@ -31,8 +32,9 @@ use sqlx::{PgPool, SqlitePool};
 pub use plugin_builds::PluginBuild;
 pub use plugins::PluginRecord;
 pub use records::{CollectionRef, RecordRow};
+pub use schedules::{Firing, ScheduleRow};
 pub use serving::{ClaimError, ServingClaim, Sharing};
-pub use tasks::{AttemptRow, Finish, Outcome, TaskFilter, TaskRow, TaskStatus};
+pub use tasks::{AttemptRow, Cancel, Finish, Outcome, PausedName, TaskFilter, TaskRow, TaskStats, TaskStatus};
 pub use users::{UserChanges, UserRow};
 
 /// Failures talking to the database.
@@ -48,6 +50,9 @@ pub enum DbError {
     Migrate { backend: Backend, source: sqlx::migrate::MigrateError },
     #[error("database query failed: {0}")]
     Query(#[from] sqlx::Error),
+    /// Concurrent writers kept changing what a write depends on; trying again shortly succeeds.
+    #[error("the write met too many concurrent changes: {0}")]
+    Contended(String),
 }
 
 impl DbError {

@@ -31,6 +31,12 @@ pub struct TaskRow {
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     pub finished_at: Option<DateTime<Utc>>,
+    /// Held by at most one waiting or running task of this name at a time.
+    pub unique_key: Option<String>,
+    /// The schedule whose tick made this task.
+    pub schedule_name: Option<String>,
+    /// What the running (or last) attempt reported of its progress: a JSON value, as text.
+    pub progress: Option<String>,
 }
 
 /// One attempt of a task.
@@ -50,9 +56,14 @@ pub struct TaskFilter {
     pub status: Option<TaskStatus>,
     pub name: Option<String>,
     pub correlation_id: Option<String>,
+    /// Only the tasks this schedule's ticks made.
+    pub schedule_name: Option<String>,
     /// Only this user's tasks; `None` shows everyone's.
     pub user_id: Option<String>,
 }
+
+/// Times a batch with unique keys is tried while the tasks holding its keys finish under it.
+const UNIQUE_TRIES: usize = 3;
 
 /// How an attempt ended, as the record should show it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -155,7 +166,8 @@ where
 macro_rules! columns {
     () => {
         "id, name, payload, priority, status, attempts, max_attempts, run_at, lease_until, worker_id, \
-         correlation_id, user_id, result, last_error, created_at, updated_at, finished_at"
+         correlation_id, user_id, result, last_error, created_at, updated_at, finished_at, unique_key, \
+         schedule_name, progress"
     };
 }
 
@@ -164,7 +176,8 @@ const PAGE: &str = concat!(
     "SELECT ",
     columns!(),
     " FROM tasks WHERE id > $1 AND (CAST($2 AS TEXT) IS NULL OR status = $2) AND (CAST($3 AS TEXT) IS NULL OR name = $3) \
-     AND (CAST($4 AS TEXT) IS NULL OR correlation_id = $4) AND (CAST($5 AS TEXT) IS NULL OR user_id = $5) ORDER BY id LIMIT $6"
+     AND (CAST($4 AS TEXT) IS NULL OR correlation_id = $4) AND (CAST($5 AS TEXT) IS NULL OR user_id = $5) \
+     AND (CAST($7 AS TEXT) IS NULL OR schedule_name = $7) ORDER BY id LIMIT $6"
 );
 
 /// Stores a batch of tasks given as one array per column.
@@ -173,7 +186,7 @@ const INSERT_POSTGRES: &str = concat!(
     columns!(),
     ") SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::int2[], $5::text[], $6::int4[], $7::int4[], \
      $8::timestamptz[], $9::timestamptz[], $10::text[], $11::text[], $12::text[], $13::text[], $14::text[], \
-     $15::timestamptz[], $16::timestamptz[], $17::timestamptz[])"
+     $15::timestamptz[], $16::timestamptz[], $17::timestamptz[], $18::text[], $19::text[], $20::text[])"
 );
 /// Stores a batch of tasks given as a JSON array of rows.
 const INSERT_SQLITE: &str = concat!(
@@ -182,20 +195,32 @@ const INSERT_SQLITE: &str = concat!(
     ") SELECT value->>'id', value->>'name', value->>'payload', value->>'priority', value->>'status', \
      value->>'attempts', value->>'max_attempts', value->>'run_at', value->>'lease_until', value->>'worker_id', \
      value->>'correlation_id', value->>'user_id', value->>'result', value->>'last_error', value->>'created_at', \
-     value->>'updated_at', value->>'finished_at' FROM json_each($1)"
+     value->>'updated_at', value->>'finished_at', value->>'unique_key', value->>'schedule_name', \
+     value->>'progress' FROM json_each($1)"
+);
+/// What follows an insert whose batch holds unique keys: a task whose key is held already is not
+/// stored, and the ids of those stored come back. (SQLite needs the `WHERE` to parse the clause.)
+const INSERT_UNIQUE_POSTGRES: &str = " ON CONFLICT DO NOTHING RETURNING id";
+const INSERT_UNIQUE_SQLITE: &str = " WHERE true ON CONFLICT DO NOTHING RETURNING id";
+/// The waiting or running task of name `$1` holding unique key `$2`.
+const HOLDING_KEY: &str = concat!(
+    "SELECT ",
+    columns!(),
+    " FROM tasks WHERE name = $1 AND unique_key = $2 AND status IN ('pending', 'retrying', 'active')"
 );
 
 /// Claims up to `$4` tasks for worker `$1` until `$3`: first those whose worker's lease ran out by
-/// `$2`, then the most urgent due ones; each claim starts an attempt row. One statement, so a
+/// `$2`, then the most urgent due ones, of names not paused; each claim starts an attempt row. One statement, so a
 /// record is never active without its attempt, and rows another fetcher is claiming are skipped.
 const CLAIM_POSTGRES: &str = concat!(
-    "WITH expired AS (SELECT id FROM tasks WHERE status = 'active' AND lease_until < $2 \
-       ORDER BY lease_until LIMIT $4 FOR UPDATE SKIP LOCKED), \
+    "WITH paused AS (SELECT name FROM task_names WHERE paused), \
+     expired AS (SELECT id FROM tasks WHERE status = 'active' AND lease_until < $2 \
+       AND name NOT IN (SELECT name FROM paused) ORDER BY lease_until LIMIT $4 FOR UPDATE SKIP LOCKED), \
      due AS (SELECT id FROM tasks WHERE status IN ('pending', 'retrying') AND run_at <= $2 \
-       ORDER BY priority, run_at, id LIMIT $4 FOR UPDATE SKIP LOCKED), \
+       AND name NOT IN (SELECT name FROM paused) ORDER BY priority, run_at, id LIMIT $4 FOR UPDATE SKIP LOCKED), \
      picked AS (SELECT id FROM expired UNION ALL SELECT id FROM due LIMIT $4), \
      claimed AS (UPDATE tasks SET status = 'active', attempts = tasks.attempts + 1, worker_id = $1, \
-       lease_until = $3, updated_at = $2 FROM picked WHERE tasks.id = picked.id RETURNING tasks.*), \
+       lease_until = $3, updated_at = $2, progress = NULL FROM picked WHERE tasks.id = picked.id RETURNING tasks.*), \
      started AS (INSERT INTO task_attempts (task_id, attempt, worker_id, started_at) \
        SELECT id, attempts, $1, $2 FROM claimed) \
      SELECT ",
@@ -205,11 +230,11 @@ const CLAIM_POSTGRES: &str = concat!(
 /// The claim on SQLite, whose one writer at a time makes the pick and the update atomic; the
 /// attempt rows follow in the same transaction ([`START_ATTEMPTS_SQLITE`]).
 const CLAIM_SQLITE: &str = concat!(
-    "UPDATE tasks SET status = 'active', attempts = attempts + 1, worker_id = $1, lease_until = $3, updated_at = $2 \
-     WHERE id IN (SELECT id FROM (SELECT id FROM tasks WHERE status = 'active' AND lease_until < $2 \
-         ORDER BY lease_until LIMIT $4) \
+    "UPDATE tasks SET status = 'active', attempts = attempts + 1, worker_id = $1, lease_until = $3, updated_at = $2, \
+     progress = NULL WHERE id IN (SELECT id FROM (SELECT id FROM tasks WHERE status = 'active' AND lease_until < $2 \
+         AND name NOT IN (SELECT name FROM task_names WHERE paused) ORDER BY lease_until LIMIT $4) \
        UNION ALL SELECT id FROM (SELECT id FROM tasks WHERE status IN ('pending', 'retrying') AND run_at <= $2 \
-         ORDER BY priority, run_at, id LIMIT $4) \
+         AND name NOT IN (SELECT name FROM task_names WHERE paused) ORDER BY priority, run_at, id LIMIT $4) \
        LIMIT $4) \
      RETURNING ",
     columns!()
@@ -266,17 +291,75 @@ const FINISH_SQLITE: &str = concat!(
 
 const ATTEMPTS: &str = "SELECT attempt, worker_id, started_at, finished_at, outcome, error \
      FROM task_attempts WHERE task_id = $1 ORDER BY attempt";
-const CANCEL: &str = "UPDATE tasks SET status = 'cancelled', finished_at = $2, updated_at = $2 \
-     WHERE id = $1 AND status IN ('pending', 'retrying')";
+/// Cancels task `$1` if it waits or runs; its running attempt, if any, ends `cancelled` too.
+/// Returns the worker that was running it (`NULL` if it was waiting).
+const CANCEL_POSTGRES: &str = "WITH cancelled AS (UPDATE tasks SET status = 'cancelled', finished_at = $2, updated_at = $2, \
+       lease_until = NULL FROM (SELECT id, status AS was, worker_id AS runner FROM tasks WHERE id = $1 FOR UPDATE) old \
+       WHERE tasks.id = old.id AND old.was IN ('pending', 'retrying', 'active') \
+       RETURNING tasks.attempts, CASE WHEN old.was = 'active' THEN old.runner END AS runner), \
+     attempt AS (UPDATE task_attempts SET finished_at = $2, outcome = 'cancelled' FROM cancelled \
+       WHERE task_attempts.task_id = $1 AND task_attempts.attempt = cancelled.attempts \
+       AND task_attempts.finished_at IS NULL) \
+     SELECT runner FROM cancelled";
+/// The cancel on SQLite, in one write transaction: the record's status and worker read first, then
+/// its running attempt and the record itself changed.
+const CANCEL_READ_SQLITE: &str = "SELECT status, worker_id, attempts FROM tasks WHERE id = $1";
+const CANCEL_ATTEMPT_SQLITE: &str = "UPDATE task_attempts SET finished_at = $2, outcome = 'cancelled' \
+     WHERE task_id = $1 AND attempt = $3 AND finished_at IS NULL";
+const CANCEL_SQLITE: &str = "UPDATE tasks SET status = 'cancelled', finished_at = $2, updated_at = $2, lease_until = NULL \
+     WHERE id = $1";
 const REVIVE: &str = concat!(
     "UPDATE tasks SET status = 'pending', max_attempts = attempts + $3, run_at = $2, \
      finished_at = NULL, updated_at = $2 WHERE id = $1 AND status = 'dead' RETURNING ",
     columns!()
 );
+const PROGRESS: &str = "UPDATE tasks SET progress = $4, updated_at = $5 \
+     WHERE id = $1 AND worker_id = $2 AND attempts = $3 AND status = 'active'";
+/// Which of the tasks `$2` worker `$1` still holds.
+const HELD_POSTGRES: &str = "SELECT id FROM tasks WHERE id = ANY($2) AND worker_id = $1 AND status = 'active'";
+const HELD_SQLITE: &str = "SELECT id FROM tasks WHERE id IN (SELECT value FROM json_each($2)) AND worker_id = $1 \
+     AND status = 'active'";
+const SET_PAUSED: &str = "INSERT INTO task_names (name, paused, updated_at, updated_by) VALUES ($1, $2, $3, $4) \
+     ON CONFLICT (name) DO UPDATE SET paused = excluded.paused, updated_at = excluded.updated_at, \
+     updated_by = excluded.updated_by";
+const PAUSED: &str = "SELECT name, updated_at AS paused_at, updated_by AS paused_by FROM task_names \
+     WHERE paused ORDER BY name";
+const COUNT_BY_NAME: &str = "SELECT name, status, COUNT(*) FROM tasks GROUP BY name, status ORDER BY name, status";
+/// Per priority: the earliest due time of the waiting tasks due by `$1`, and how many there are.
+const OLDEST_DUE: &str = "SELECT priority, MIN(run_at), COUNT(*) FROM tasks \
+     WHERE status IN ('pending', 'retrying') AND run_at <= $1 GROUP BY priority ORDER BY priority";
 const COUNT_BY_STATUS: &str = "SELECT COUNT(*) FROM tasks WHERE status = $1";
 /// Removes up to `$2` of the tasks that finished before `$1` (their attempts go with them), oldest first.
 const DELETE_FINISHED: &str = "DELETE FROM tasks WHERE id IN \
      (SELECT id FROM tasks WHERE finished_at < $1 ORDER BY finished_at LIMIT $2)";
+
+/// What cancelling a task did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Cancel {
+    /// It was waiting to run; it never will.
+    Waiting,
+    /// `worker` was running it; that attempt's outcome will not be recorded.
+    Running { worker: String },
+    /// It had finished already (or does not exist).
+    Refused,
+}
+
+/// A paused task name.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct PausedName {
+    pub name: String,
+    pub paused_at: DateTime<Utc>,
+    pub paused_by: Option<String>,
+}
+
+/// The task figures a dashboard reads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TaskStats {
+    /// How many tasks have each name and status.
+    pub counts: Vec<(String, TaskStatus, i64)>,
+    /// Per priority rank with tasks due: the earliest due time of those waiting, and their count.
+    pub oldest_due: Vec<(i16, DateTime<Utc>, i64)>,
+}
 
 /// How an attempt ended, to be recorded by [`Database::finish_tasks`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -326,6 +409,9 @@ struct SqliteTask<'a> {
     created_at: String,
     updated_at: String,
     finished_at: Option<String>,
+    unique_key: Option<&'a str>,
+    schedule_name: Option<&'a str>,
+    progress: Option<&'a str>,
 }
 
 /// An outcome as the SQLite finish statements read it.
@@ -345,66 +431,127 @@ fn json_array<T: serde::Serialize>(rows: impl Iterator<Item = T>) -> String {
     serde_json::to_string(&rows.collect::<Vec<_>>()).expect("task rows serialize")
 }
 
+/// Inserts `rows` on PostgreSQL through `executor` (a pool or a transaction); with `unique`,
+/// skips those whose key is held and returns the ids stored.
+pub(super) async fn insert_postgres<'c>(
+    executor: impl sqlx::PgExecutor<'c>,
+    rows: &[TaskRow],
+    unique: bool,
+) -> Result<Vec<String>, DbError> {
+    let column = |f: fn(&TaskRow) -> Option<&str>| rows.iter().map(f).collect::<Vec<_>>();
+    let time = |f: fn(&TaskRow) -> Option<DateTime<Utc>>| rows.iter().map(f).collect::<Vec<_>>();
+    let sql = if unique { [INSERT_POSTGRES, INSERT_UNIQUE_POSTGRES].concat() } else { INSERT_POSTGRES.into() };
+    let query = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+        .bind(column(|r| Some(&r.id)))
+        .bind(column(|r| Some(&r.name)))
+        .bind(column(|r| Some(&r.payload)))
+        .bind(rows.iter().map(|r| r.priority).collect::<Vec<_>>())
+        .bind(column(|r| Some(r.status.as_str())))
+        .bind(rows.iter().map(|r| r.attempts).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.max_attempts).collect::<Vec<_>>())
+        .bind(time(|r| Some(r.run_at)))
+        .bind(time(|r| r.lease_until))
+        .bind(column(|r| r.worker_id.as_deref()))
+        .bind(column(|r| r.correlation_id.as_deref()))
+        .bind(column(|r| r.user_id.as_deref()))
+        .bind(column(|r| r.result.as_deref()))
+        .bind(column(|r| r.last_error.as_deref()))
+        .bind(time(|r| Some(r.created_at)))
+        .bind(time(|r| Some(r.updated_at)))
+        .bind(time(|r| r.finished_at))
+        .bind(column(|r| r.unique_key.as_deref()))
+        .bind(column(|r| r.schedule_name.as_deref()))
+        .bind(column(|r| r.progress.as_deref()));
+    Ok(query.fetch_all(executor).await?)
+}
+
+/// [`insert_postgres`] on SQLite.
+pub(super) async fn insert_sqlite<'c>(
+    executor: impl sqlx::SqliteExecutor<'c>,
+    rows: &[TaskRow],
+    unique: bool,
+) -> Result<Vec<String>, DbError> {
+    let rows = json_array(rows.iter().map(|r| SqliteTask {
+        id: &r.id,
+        name: &r.name,
+        payload: &r.payload,
+        priority: r.priority,
+        status: r.status.as_str(),
+        attempts: r.attempts,
+        max_attempts: r.max_attempts,
+        run_at: sqlite_time(r.run_at),
+        lease_until: r.lease_until.map(sqlite_time),
+        worker_id: r.worker_id.as_deref(),
+        correlation_id: r.correlation_id.as_deref(),
+        user_id: r.user_id.as_deref(),
+        result: r.result.as_deref(),
+        last_error: r.last_error.as_deref(),
+        created_at: sqlite_time(r.created_at),
+        updated_at: sqlite_time(r.updated_at),
+        finished_at: r.finished_at.map(sqlite_time),
+        unique_key: r.unique_key.as_deref(),
+        schedule_name: r.schedule_name.as_deref(),
+        progress: r.progress.as_deref(),
+    }));
+    let sql = if unique { [INSERT_SQLITE, INSERT_UNIQUE_SQLITE].concat() } else { INSERT_SQLITE.into() };
+    Ok(sqlx::query_scalar(sqlx::AssertSqlSafe(sql)).bind(rows).fetch_all(executor).await?)
+}
+
 impl Database {
-    /// Stores a new task.
-    pub async fn insert_task(&self, row: &TaskRow) -> Result<(), DbError> {
-        self.insert_tasks(std::slice::from_ref(row)).await
+    /// Stores a new task; see [`Database::insert_tasks`].
+    pub async fn insert_task(&self, row: TaskRow) -> Result<TaskRow, DbError> {
+        Ok(self.insert_tasks(vec![row]).await?.pop().expect("one task stored"))
     }
 
-    /// Stores new tasks, all or none, in one statement.
-    pub async fn insert_tasks(&self, rows: &[TaskRow]) -> Result<(), DbError> {
+    /// Stores new tasks in one statement, all or none, and returns their records in order. A task
+    /// with a unique key held by a waiting or running task of its name (or by an earlier task of
+    /// the batch) is not stored: the record returned for it is the task holding the key.
+    pub async fn insert_tasks(&self, rows: Vec<TaskRow>) -> Result<Vec<TaskRow>, DbError> {
         if rows.is_empty() {
-            return Ok(());
+            return Ok(rows);
         }
+        if rows.iter().all(|row| row.unique_key.is_none()) {
+            self.insert_rows(&rows, false).await?;
+            return Ok(rows);
+        }
+        let mut records: Vec<Option<TaskRow>> = vec![None; rows.len()];
+        let mut left: Vec<usize> = (0..rows.len()).collect();
+        // A holder found finished by the time it is read frees its key: the task is tried again.
+        for _ in 0..UNIQUE_TRIES {
+            let batch: Vec<TaskRow> = left.iter().map(|&i| rows[i].clone()).collect();
+            let stored = self.insert_rows(&batch, true).await?;
+            let mut still = Vec::new();
+            for (&index, row) in left.iter().zip(batch) {
+                if stored.contains(&row.id) {
+                    records[index] = Some(row);
+                    continue;
+                }
+                let key = row.unique_key.as_deref().unwrap_or_default();
+                let sql = HOLDING_KEY;
+                let holder: Option<TaskRow> =
+                    on_pool!(self, pool => sqlx::query_as(sql).bind(&row.name).bind(key).fetch_optional(pool).await)?;
+                match holder {
+                    Some(holder) => records[index] = Some(holder),
+                    None => still.push(index),
+                }
+            }
+            left = still;
+            if left.is_empty() {
+                break;
+            }
+        }
+        if !left.is_empty() {
+            return Err(DbError::Contended("a unique task key kept changing hands while it was scheduled".into()));
+        }
+        Ok(records.into_iter().map(|record| record.expect("every task stored or found")).collect())
+    }
+
+    /// Inserts `rows`; with `unique`, skips those whose key is held and returns the ids stored.
+    async fn insert_rows(&self, rows: &[TaskRow], unique: bool) -> Result<Vec<String>, DbError> {
         match self {
-            Database::Postgres(pool) => {
-                let column = |f: fn(&TaskRow) -> Option<&str>| rows.iter().map(f).collect::<Vec<_>>();
-                let time = |f: fn(&TaskRow) -> Option<DateTime<Utc>>| rows.iter().map(f).collect::<Vec<_>>();
-                sqlx::query(INSERT_POSTGRES)
-                    .bind(column(|r| Some(&r.id)))
-                    .bind(column(|r| Some(&r.name)))
-                    .bind(column(|r| Some(&r.payload)))
-                    .bind(rows.iter().map(|r| r.priority).collect::<Vec<_>>())
-                    .bind(column(|r| Some(r.status.as_str())))
-                    .bind(rows.iter().map(|r| r.attempts).collect::<Vec<_>>())
-                    .bind(rows.iter().map(|r| r.max_attempts).collect::<Vec<_>>())
-                    .bind(time(|r| Some(r.run_at)))
-                    .bind(time(|r| r.lease_until))
-                    .bind(column(|r| r.worker_id.as_deref()))
-                    .bind(column(|r| r.correlation_id.as_deref()))
-                    .bind(column(|r| r.user_id.as_deref()))
-                    .bind(column(|r| r.result.as_deref()))
-                    .bind(column(|r| r.last_error.as_deref()))
-                    .bind(time(|r| Some(r.created_at)))
-                    .bind(time(|r| Some(r.updated_at)))
-                    .bind(time(|r| r.finished_at))
-                    .execute(pool)
-                    .await?;
-            }
-            Database::Sqlite(pool) => {
-                let rows = json_array(rows.iter().map(|r| SqliteTask {
-                    id: &r.id,
-                    name: &r.name,
-                    payload: &r.payload,
-                    priority: r.priority,
-                    status: r.status.as_str(),
-                    attempts: r.attempts,
-                    max_attempts: r.max_attempts,
-                    run_at: sqlite_time(r.run_at),
-                    lease_until: r.lease_until.map(sqlite_time),
-                    worker_id: r.worker_id.as_deref(),
-                    correlation_id: r.correlation_id.as_deref(),
-                    user_id: r.user_id.as_deref(),
-                    result: r.result.as_deref(),
-                    last_error: r.last_error.as_deref(),
-                    created_at: sqlite_time(r.created_at),
-                    updated_at: sqlite_time(r.updated_at),
-                    finished_at: r.finished_at.map(sqlite_time),
-                }));
-                sqlx::query(INSERT_SQLITE).bind(rows).execute(pool).await?;
-            }
+            Database::Postgres(pool) => insert_postgres(pool, rows, unique).await,
+            Database::Sqlite(pool) => insert_sqlite(pool, rows, unique).await,
         }
-        Ok(())
     }
 
     /// Task `id`.
@@ -423,6 +570,7 @@ impl Database {
             .bind(&filter.correlation_id)
             .bind(&filter.user_id)
             .bind(i64::from(limit))
+            .bind(&filter.schedule_name)
             .fetch_all(pool)
             .await)?)
     }
@@ -524,12 +672,91 @@ impl Database {
         Ok(on_pool!(self, pool => sqlx::query_as(sql).bind(id).fetch_all(pool).await)?)
     }
 
-    /// Cancels task `id` if it is still waiting to run; `false` otherwise.
-    pub async fn cancel_task(&self, id: &str) -> Result<bool, DbError> {
-        let sql = CANCEL;
+    /// Cancels task `id` if it is waiting or running; says which it was. A running attempt's
+    /// outcome is then never recorded (the record is no longer active).
+    pub async fn cancel_task(&self, id: &str) -> Result<Cancel, DbError> {
+        let now = Utc::now();
+        match self {
+            Database::Postgres(pool) => {
+                let runner: Option<Option<String>> =
+                    sqlx::query_scalar(CANCEL_POSTGRES).bind(id).bind(now).fetch_optional(pool).await?;
+                Ok(match runner {
+                    None => Cancel::Refused,
+                    Some(None) => Cancel::Waiting,
+                    Some(Some(worker)) => Cancel::Running { worker },
+                })
+            }
+            Database::Sqlite(pool) => {
+                let mut transaction = pool.begin_with("BEGIN IMMEDIATE").await?;
+                let found: Option<(TaskStatus, Option<String>, i32)> =
+                    sqlx::query_as(CANCEL_READ_SQLITE).bind(id).fetch_optional(&mut *transaction).await?;
+                let cancel = match found {
+                    Some((TaskStatus::Pending | TaskStatus::Retrying, _, _)) => Cancel::Waiting,
+                    Some((TaskStatus::Active, worker, attempt)) => {
+                        sqlx::query(CANCEL_ATTEMPT_SQLITE)
+                            .bind(id)
+                            .bind(now)
+                            .bind(attempt)
+                            .execute(&mut *transaction)
+                            .await?;
+                        Cancel::Running { worker: worker.unwrap_or_default() }
+                    }
+                    _ => return Ok(Cancel::Refused),
+                };
+                sqlx::query(CANCEL_SQLITE).bind(id).bind(now).execute(&mut *transaction).await?;
+                transaction.commit().await?;
+                Ok(cancel)
+            }
+        }
+    }
+
+    /// Records `progress` (a JSON value, as text) on task `id` while `worker` runs its attempt
+    /// `attempt`; `false` once the attempt no longer holds the task (finished, cancelled, taken over).
+    pub async fn report_progress(&self, id: &str, worker: &str, attempt: i32, progress: &str) -> Result<bool, DbError> {
+        let sql = PROGRESS;
         let affected = on_pool!(self, pool => sqlx::query(sql)
-            .bind(id).bind(Utc::now()).execute(pool).await.map(|r| r.rows_affected()))?;
+            .bind(id).bind(worker).bind(attempt).bind(progress).bind(Utc::now())
+            .execute(pool).await.map(|r| r.rows_affected()))?;
         Ok(affected == 1)
+    }
+
+    /// Which of `ids`, claimed by `worker`, are no longer its to run (cancelled, or taken over).
+    pub async fn tasks_gone_from(&self, worker: &str, ids: &[String]) -> Result<Vec<String>, DbError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let held: Vec<String> = match self {
+            Database::Postgres(pool) => {
+                sqlx::query_scalar(HELD_POSTGRES).bind(worker).bind(ids).fetch_all(pool).await?
+            }
+            Database::Sqlite(pool) => {
+                sqlx::query_scalar(HELD_SQLITE).bind(worker).bind(json_array(ids.iter())).fetch_all(pool).await?
+            }
+        };
+        Ok(ids.iter().filter(|id| !held.contains(id)).cloned().collect())
+    }
+
+    /// Pauses or resumes task name `name` for every host; `by` is who did it.
+    pub async fn set_task_paused(&self, name: &str, paused: bool, by: Option<&str>) -> Result<(), DbError> {
+        let sql = SET_PAUSED;
+        on_pool!(self, pool => sqlx::query(sql).bind(name).bind(paused).bind(Utc::now()).bind(by).execute(pool).await.map(drop))?;
+        Ok(())
+    }
+
+    /// The task names paused, with when and by whom.
+    pub async fn paused_task_names(&self) -> Result<Vec<PausedName>, DbError> {
+        let sql = PAUSED;
+        Ok(on_pool!(self, pool => sqlx::query_as(sql).fetch_all(pool).await)?)
+    }
+
+    /// Counts of tasks by name and status, and the oldest due waiting task per priority.
+    pub async fn task_stats(&self, now: DateTime<Utc>) -> Result<TaskStats, DbError> {
+        let (counts, waiting) = (COUNT_BY_NAME, OLDEST_DUE);
+        let counts: Vec<(String, TaskStatus, i64)> =
+            on_pool!(self, pool => sqlx::query_as(counts).fetch_all(pool).await)?;
+        let oldest_due: Vec<(i16, DateTime<Utc>, i64)> =
+            on_pool!(self, pool => sqlx::query_as(waiting).bind(now).fetch_all(pool).await)?;
+        Ok(TaskStats { counts, oldest_due })
     }
 
     /// Makes dead task `id` pending again with `attempts` more attempts; `None` if it is not dead.

@@ -56,7 +56,7 @@ pub async fn dispatch(State(state): State<AppState>, request: Request) -> Result
     let body = tokio::time::timeout(timeout, read_body(&parts.headers, body, state.limits.max_body_bytes))
         .await
         .map_err(|_| ApiError::BodyTimeout { timeout })??;
-    let call = CallContext { principal: caller.as_ref().map(Caller::principal), request_id, depth: 0 };
+    let call = CallContext { principal: caller.as_ref().map(Caller::principal), request_id, depth: 0, attempt: None };
     call_plugin(&state, registry.plugin(target.plugin), target, params, &parts, body, call).await
 }
 

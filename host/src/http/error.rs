@@ -141,12 +141,19 @@ impl From<ScheduleError> for ApiError {
             ScheduleError::BatchSize(_) => ApiError::BadRequest(error.to_string()),
             ScheduleError::Validator { plugin, source } => ApiError::PluginFailed { plugin, source },
             ScheduleError::Busy { plugin, limit } => ApiError::PluginBusy { plugin, limit },
+            ScheduleError::ScheduleTaken(_) | ScheduleError::Declared { .. } => ApiError::Conflict(error.to_string()),
+            ScheduleError::NoSchedule(_) => ApiError::ResourceNotFound(error.to_string()),
             ScheduleError::Database(source) => ApiError::DatabaseUnavailable(source),
         }
     }
 }
 
 impl ApiError {
+    /// A `400 invalid` about one field: the message reads "`field` `why`".
+    pub fn invalid_field(field: &str, why: String) -> Self {
+        ApiError::Invalid { message: format!("{field} {why}"), fields: vec![(field.to_owned(), why)] }
+    }
+
     /// Why a JSON body was refused: `413` past `limit`, `415` when it is not sent as JSON, else `400`.
     pub fn json_rejection(rejection: JsonRejection, limit: usize) -> Self {
         match rejection.status() {

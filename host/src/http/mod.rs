@@ -9,6 +9,7 @@ mod error;
 mod health;
 mod json;
 mod origin;
+mod schedules;
 mod server;
 mod tasks;
 
@@ -84,6 +85,7 @@ pub fn router(state: AppState) -> Router {
         .route("/auth/me", get(auth::me).fallback(method_not_allowed(&["GET"])))
         .nest("/admin", admin::router(state.clone()))
         .merge(tasks::router())
+        .merge(schedules::router())
         .fallback(dispatch::dispatch)
         // One body limit for every route; `/admin` raises it for uploads.
         .layer(DefaultBodyLimit::max(state.limits.max_body_bytes))

@@ -2,13 +2,19 @@
 //! signed-in user; users see and manage their own tasks, `admin` everyone's.
 //!
 //! - `POST /api/tasks` `{"name", "payload", "priority"?, "delayMs"?, "maxAttempts"?,
-//!   "correlationId"?}` → `201` + `Location`; needs `write:tasks` or `admin`
+//!   "correlationId"?, "uniqueKey"?}` → `201` + `Location`; needs `write:tasks` or `admin`. With a
+//!   unique key held by a waiting or running task of that name: `200` with that task instead
 //! - `POST /api/tasks/batch` `{"tasks": [<as above>, …]}` (1-1000) → `201` `{"items": [<task>, …]}`
 //!   in order; all or none: a refused task fails the batch with `400` naming `tasks[i]`
-//! - `GET /api/tasks?status=&name=&correlationId=&limit=&cursor=`
-//! - `GET /api/tasks/{id}` → the task with every attempt
+//! - `GET /api/tasks?status=&name=&correlationId=&schedule=&limit=&cursor=`
+//! - `GET /api/tasks/{id}` → the task with every attempt (and its progress while it runs)
 //! - `POST /api/tasks/{id}/retry` → a dead task runs again (`409` otherwise)
-//! - `DELETE /api/tasks/{id}` → cancels a task still waiting to run (`409` otherwise)
+//! - `DELETE /api/tasks/{id}` → cancels a waiting task, or stops a running one where it runs
+//!   (the plugin is not asked) and records it `cancelled`, never retried; `409` once finished
+//! - `GET /api/tasks/stats` (`admin`) → counts by status and by name and status, and per
+//!   priority the waiting tasks due and the age of the oldest
+//! - `GET /api/tasks/paused`, `PUT`/`DELETE /api/tasks/paused/{name}` (`admin`) → the task names
+//!   workers do not claim; pausing lets running tasks finish, and holds across restarts and hosts
 
 use std::time::Duration;
 
@@ -16,7 +22,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::http::header::LOCATION;
 use axum::response::IntoResponse;
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -27,8 +33,8 @@ use super::authn::Caller;
 use super::json::JsonBody;
 use super::{ApiError, AppState, method_not_allowed};
 use crate::contract::CallContext;
-use crate::db::{AttemptRow, TaskFilter, TaskRow, TaskStatus};
-use crate::spec::Priority;
+use crate::db::{AttemptRow, Cancel, TaskFilter, TaskRow, TaskStatus};
+use crate::spec::{Priority, is_task_name};
 use crate::tasks::NewTask;
 
 /// The permission that lets a user schedule tasks over HTTP.
@@ -40,6 +46,9 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/api/tasks", get(list).post(schedule).fallback(method_not_allowed(&["GET", "POST"])))
         .route("/api/tasks/batch", post(schedule_batch).fallback(method_not_allowed(&["POST"])))
+        .route("/api/tasks/stats", get(stats).fallback(method_not_allowed(&["GET"])))
+        .route("/api/tasks/paused", get(paused).fallback(method_not_allowed(&["GET"])))
+        .route("/api/tasks/paused/{name}", put(pause).delete(resume).fallback(method_not_allowed(&["PUT", "DELETE"])))
         .route("/api/tasks/{id}", get(show).delete(cancel).fallback(method_not_allowed(&["GET", "DELETE"])))
         .route("/api/tasks/{id}/retry", post(retry).fallback(method_not_allowed(&["POST"])))
 }
@@ -54,6 +63,7 @@ struct ScheduleRequest {
     delay_ms: Option<u64>,
     max_attempts: Option<u32>,
     correlation_id: Option<String>,
+    unique_key: Option<String>,
 }
 
 impl From<ScheduleRequest> for NewTask {
@@ -65,6 +75,7 @@ impl From<ScheduleRequest> for NewTask {
             delay: request.delay_ms.map(Duration::from_millis),
             max_attempts: request.max_attempts,
             correlation_id: request.correlation_id,
+            unique_key: request.unique_key,
         }
     }
 }
@@ -81,6 +92,7 @@ struct ListQuery {
     status: Option<String>,
     name: Option<String>,
     correlation_id: Option<String>,
+    schedule: Option<String>,
     limit: Option<u32>,
     cursor: Option<String>,
 }
@@ -105,6 +117,11 @@ struct TaskView {
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
     finished_at: Option<DateTime<Utc>>,
+    unique_key: Option<String>,
+    /// The schedule whose tick made it.
+    schedule: Option<String>,
+    /// What the running (or last) attempt reported.
+    progress: Option<Value>,
     #[serde(skip_serializing_if = "Option::is_none")]
     history: Option<Vec<AttemptView>>,
 }
@@ -126,6 +143,7 @@ impl TaskView {
         Self {
             payload: json(&row.payload),
             result: row.result.as_deref().map(json),
+            progress: row.progress.as_deref().map(json),
             priority: Priority::from_rank(row.priority),
             id: row.id,
             name: row.name,
@@ -140,6 +158,8 @@ impl TaskView {
             created_at: row.created_at,
             updated_at: row.updated_at,
             finished_at: row.finished_at,
+            unique_key: row.unique_key,
+            schedule: row.schedule_name,
             history: history.map(|attempts| {
                 attempts
                     .into_iter()
@@ -164,9 +184,10 @@ async fn schedule(
 ) -> Result<impl IntoResponse, ApiError> {
     let call = scheduling_call(&caller)?;
     let JsonBody(request) = body?;
-    let row = state.scheduler.schedule(request.into(), call).await?;
-    let location = format!("/api/tasks/{}", row.id);
-    Ok((StatusCode::CREATED, [(LOCATION, location)], Json(TaskView::new(row, None))))
+    let stored = state.scheduler.schedule(request.into(), call).await?;
+    let location = format!("/api/tasks/{}", stored.row.id);
+    let status = if stored.created { StatusCode::CREATED } else { StatusCode::OK };
+    Ok((status, [(LOCATION, location)], Json(TaskView::new(stored.row, None))))
 }
 
 async fn schedule_batch(
@@ -178,7 +199,7 @@ async fn schedule_batch(
     let JsonBody(request) = body?;
     let tasks = request.tasks.into_iter().map(NewTask::from).collect();
     let rows = state.scheduler.schedule_many(tasks, call).await?;
-    let items: Vec<TaskView> = rows.into_iter().map(|row| TaskView::new(row, None)).collect();
+    let items: Vec<TaskView> = rows.into_iter().map(|stored| TaskView::new(stored.row, None)).collect();
     Ok((StatusCode::CREATED, Json(serde_json::json!({ "items": items }))))
 }
 
@@ -187,7 +208,7 @@ fn scheduling_call(caller: &Caller) -> Result<CallContext, ApiError> {
     if !caller.has_any(&[SCHEDULE_PERMISSION.to_owned(), ADMIN_PERMISSION.to_owned()]) {
         return Err(ApiError::Forbidden(format!("scheduling tasks needs the `{SCHEDULE_PERMISSION}` permission")));
     }
-    Ok(CallContext { principal: Some(caller.principal()), request_id: String::new(), depth: 0 })
+    Ok(CallContext::for_principal(caller.principal()))
 }
 
 async fn list(
@@ -198,19 +219,20 @@ async fn list(
     let Query(query) = query.map_err(|e| ApiError::BadRequest(e.body_text()))?;
     let limit = query.limit.unwrap_or(DEFAULT_LIMIT);
     if !(1..=MAX_LIMIT).contains(&limit) {
-        return Err(invalid("limit", format!("must be 1-{MAX_LIMIT}")));
+        return Err(ApiError::invalid_field("limit", format!("must be 1-{MAX_LIMIT}")));
     }
     let status = match query.status.as_deref() {
         None => None,
         Some(name) => Some(TaskStatus::parse(name).ok_or_else(|| {
             let names: Vec<&str> = TaskStatus::ALL.iter().map(|status| status.as_str()).collect();
-            invalid("status", format!("must be one of {}", names.join(", ")))
+            ApiError::invalid_field("status", format!("must be one of {}", names.join(", ")))
         })?),
     };
     let filter = TaskFilter {
         status,
         name: query.name,
         correlation_id: query.correlation_id,
+        schedule_name: query.schedule,
         user_id: (!caller.has(ADMIN_PERMISSION)).then(|| caller.user.id.clone()),
     };
     let rows = state
@@ -254,14 +276,87 @@ async fn cancel(
     Path(id): Path<String>,
 ) -> Result<Json<TaskView>, ApiError> {
     let row = visible_task(&state, &caller, &id).await?;
-    if !state.db.cancel_task(&id).await.map_err(ApiError::DatabaseUnavailable)? {
+    if state.scheduler.cancel(&id).await.map_err(ApiError::DatabaseUnavailable)? == Cancel::Refused {
         return Err(ApiError::Conflict(format!(
-            "only a task waiting to run can be cancelled; this one is {}",
+            "only a task waiting to run or running can be cancelled; this one is {}",
             row.status
         )));
     }
     let row = visible_task(&state, &caller, &id).await?;
     Ok(Json(TaskView::new(row, None)))
+}
+
+async fn stats(State(state): State<AppState>, caller: Caller) -> Result<Json<Value>, ApiError> {
+    require_admin(&caller, "task statistics")?;
+    let now = Utc::now();
+    let stats = state.db.task_stats(now).await.map_err(ApiError::DatabaseUnavailable)?;
+    let mut by_status: serde_json::Map<String, Value> =
+        TaskStatus::ALL.iter().map(|status| (status.as_str().to_owned(), Value::from(0))).collect();
+    let mut by_name = serde_json::Map::new();
+    for (name, status, count) in stats.counts {
+        let total = by_status.entry(status.as_str()).or_insert(Value::from(0));
+        *total = Value::from(total.as_i64().unwrap_or_default() + count);
+        let counts = by_name.entry(name).or_insert_with(|| Value::Object(serde_json::Map::new()));
+        counts[status.as_str()] = Value::from(count);
+    }
+    let waiting: Vec<Value> = stats
+        .oldest_due
+        .into_iter()
+        .map(|(rank, oldest, count)| {
+            serde_json::json!({
+                "priority": Priority::from_rank(rank),
+                "due": count,
+                "oldestDueAt": oldest,
+                "oldestAgeMs": (now - oldest).num_milliseconds().max(0),
+            })
+        })
+        .collect();
+    Ok(Json(serde_json::json!({ "byStatus": by_status, "byName": by_name, "waiting": waiting })))
+}
+
+async fn paused(State(state): State<AppState>, caller: Caller) -> Result<Json<Value>, ApiError> {
+    require_admin(&caller, "pausing task names")?;
+    let names = state.db.paused_task_names().await.map_err(ApiError::DatabaseUnavailable)?;
+    let items: Vec<Value> = names
+        .into_iter()
+        .map(|paused| serde_json::json!({ "name": paused.name, "pausedAt": paused.paused_at, "pausedBy": paused.paused_by }))
+        .collect();
+    Ok(Json(serde_json::json!({ "items": items })))
+}
+
+async fn pause(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(name): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    set_paused(&state, &caller, &name, true).await
+}
+
+async fn resume(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(name): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    set_paused(&state, &caller, &name, false).await
+}
+
+async fn set_paused(state: &AppState, caller: &Caller, name: &str, paused: bool) -> Result<Json<Value>, ApiError> {
+    require_admin(caller, "pausing task names")?;
+    if !is_task_name(name) {
+        return Err(ApiError::invalid_field("name", "must be a task name: 1-64 characters of a-z, 0-9 and '-'".into()));
+    }
+    state.db.set_task_paused(name, paused, Some(&caller.user.id)).await.map_err(ApiError::DatabaseUnavailable)?;
+    tracing::info!(task = name, paused, by = %caller.user.id, "task name {}", if paused { "paused" } else { "resumed" });
+    Ok(Json(serde_json::json!({ "name": name, "paused": paused })))
+}
+
+/// Refuses callers without `admin`, saying what they tried.
+fn require_admin(caller: &Caller, what: &str) -> Result<(), ApiError> {
+    if caller.has(ADMIN_PERMISSION) {
+        Ok(())
+    } else {
+        Err(ApiError::Forbidden(format!("{what} needs the `{ADMIN_PERMISSION}` permission")))
+    }
 }
 
 /// Task `id` if the caller may see it (theirs, or any for `admin`); `404` otherwise, so other
@@ -270,8 +365,4 @@ async fn visible_task(state: &AppState, caller: &Caller, id: &str) -> Result<Tas
     let row = state.db.task(id).await.map_err(ApiError::DatabaseUnavailable)?;
     row.filter(|row| caller.has(ADMIN_PERMISSION) || row.user_id.as_deref() == Some(caller.user.id.as_str()))
         .ok_or_else(|| ApiError::ResourceNotFound(format!("no task `{id}`")))
-}
-
-fn invalid(field: &str, message: String) -> ApiError {
-    ApiError::Invalid { message: format!("{field} {message}"), fields: vec![(field.to_owned(), message)] }
 }

@@ -6,8 +6,9 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::spec::{
-    Access, Backoff, Capabilities, DEFAULT_MAX_ATTEMPTS, MAX_ATTEMPTS, Manifest, ManifestLimits, PluginKind,
-    PluginName, Priority, RouteSpec, TaskSpec, config_reference, is_task_name,
+    Access, Backoff, Capabilities, DEFAULT_MAX_ATTEMPTS, MAX_ATTEMPTS, Manifest, ManifestLimits, Missed, PluginKind,
+    PluginName, Priority, RouteSpec, ScheduleSpec, TaskSpec, Timing, TimingField, config_reference, is_schedule_name,
+    is_task_name,
 };
 
 /// The file name of a plugin's manifest inside its directory.
@@ -16,7 +17,8 @@ pub const MANIFEST_FILE: &str = "plugin.toml";
 pub const COMPONENT_FILE: &str = "plugin.wasm";
 
 /// Path prefixes the host serves itself; no plugin route may start with one.
-pub const RESERVED_PREFIXES: &[&str] = &["/health", "/admin", "/auth", "/.well-known", "/metrics", "/api/tasks"];
+pub const RESERVED_PREFIXES: &[&str] =
+    &["/health", "/admin", "/auth", "/.well-known", "/metrics", "/api/tasks", "/api/schedules"];
 
 /// Methods a route may declare.
 const METHODS: &[&str] = &["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"];
@@ -94,6 +96,8 @@ struct RawTask {
     backoff_base_ms: Option<u64>,
     backoff_cap_ms: Option<u64>,
     timeout_ms: Option<u64>,
+    #[serde(default)]
+    unique: bool,
 }
 
 impl RawTask {
@@ -125,7 +129,52 @@ impl RawTask {
             max_attempts,
             backoff,
             timeout: self.timeout_ms.map(Duration::from_millis),
+            unique: self.unique,
         })
+    }
+}
+
+/// A `[[schedules]]` entry as written.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawSchedule {
+    name: String,
+    task: String,
+    cron: Option<String>,
+    timezone: Option<String>,
+    every_ms: Option<u64>,
+    #[serde(default)]
+    payload: Option<toml::Value>,
+    #[serde(default)]
+    missed: Missed,
+}
+
+impl RawSchedule {
+    /// The schedule, which must start one of `tasks`.
+    fn resolve(self, tasks: &[TaskSpec]) -> Result<ScheduleSpec, String> {
+        if !is_schedule_name(&self.name) {
+            return Err(format!(
+                "schedule name `{}` must be 1-64 characters of a-z, 0-9 and '-', starting with a letter",
+                self.name
+            ));
+        }
+        if !tasks.iter().any(|task| task.name == self.task) {
+            return Err(format!("schedule {}: task `{}` is not one of this plugin's [[tasks]]", self.name, self.task));
+        }
+        let timing = Timing::parse(self.cron.as_deref(), self.timezone.as_deref(), self.every_ms).map_err(|error| {
+            let key = match error.field {
+                TimingField::Cron => "cron",
+                TimingField::TimeZone => "timezone",
+                TimingField::Every => "every-ms",
+            };
+            format!("schedule {}: {key} {}", self.name, error.message)
+        })?;
+        let payload = match self.payload {
+            None => "null".to_owned(),
+            Some(value) => serde_json::to_string(&value)
+                .map_err(|error| format!("schedule {}: payload cannot be JSON: {error}", self.name))?,
+        };
+        Ok(ScheduleSpec { name: self.name, task: self.task, timing, payload, missed: self.missed })
     }
 }
 
@@ -143,6 +192,8 @@ struct RawManifest {
     routes: Vec<RawRoute>,
     #[serde(default)]
     tasks: Vec<RawTask>,
+    #[serde(default)]
+    schedules: Vec<RawSchedule>,
     #[serde(default)]
     limits: ManifestLimits,
     #[serde(default)]
@@ -182,6 +233,14 @@ impl Manifest {
             }
             tasks.push(task);
         }
+        let mut schedules: Vec<ScheduleSpec> = Vec::with_capacity(raw.schedules.len());
+        for schedule in raw.schedules {
+            let schedule = schedule.resolve(&tasks)?;
+            if schedules.iter().any(|s| s.name == schedule.name) {
+                return Err(format!("schedule {} is declared twice", schedule.name));
+            }
+            schedules.push(schedule);
+        }
         if let Some(bad) = raw.capabilities.queue.iter().find(|name| !is_task_name(name)) {
             return Err(format!("[capabilities] queue: `{bad}` is not a task name"));
         }
@@ -211,6 +270,7 @@ impl Manifest {
             description: raw.description,
             routes,
             tasks,
+            schedules,
             limits: raw.limits,
             capabilities: raw.capabilities,
             config: parse_config(raw.config)?,
@@ -392,6 +452,37 @@ mod tests {
             (format!("{base}{task}[[routes]]\nmethod = \"GET\"\npath = \"/x\"\n"), "no [[routes]]"),
             (format!("{VALID}\n{task}"), "only a task plugin"),
             (format!("{VALID}\n[capabilities]\nqueue = [\"Nope\"]"), "`Nope` is not a task name"),
+        ] {
+            let err = Manifest::parse(&text).unwrap_err();
+            assert!(err.contains(expected), "{expected}: {err}");
+        }
+    }
+
+    #[test]
+    fn task_plugins_declare_schedules_for_their_own_tasks() {
+        let base = "name = \"reports\"\nversion = \"1\"\nkind = \"task\"\n[[tasks]]\nname = \"daily-report\"\n";
+        let daily = "[[schedules]]\nname = \"daily\"\ntask = \"daily-report\"\ncron = \"0 9 * * *\"\n\
+                     timezone = \"Europe/Paris\"\npayload = { kind = \"summary\" }\nmissed = \"skip\"\n";
+        let manifest = Manifest::parse(&format!("{base}{daily}")).unwrap();
+        let schedule = &manifest.schedules[0];
+        assert_eq!((schedule.name.as_str(), schedule.task.as_str()), ("daily", "daily-report"));
+        assert_eq!((schedule.timing.zone(), schedule.missed), (Some("Europe/Paris"), Missed::Skip));
+        assert_eq!(schedule.payload, r#"{"kind":"summary"}"#);
+        let every =
+            Manifest::parse(&format!("{base}[[schedules]]\nname = \"s\"\ntask = \"daily-report\"\nevery-ms = 5000\n"));
+        assert_eq!(every.unwrap().schedules[0].timing, Timing::Every(Duration::from_secs(5)));
+
+        let entry = |body: &str| format!("{base}[[schedules]]\nname = \"s\"\ntask = \"daily-report\"\n{body}");
+        for (text, expected) in [
+            (entry("cron = \"every day\"\n"), "schedule s: cron `every day` is not a cron expression"),
+            (entry("cron = \"* * * * *\"\ntimezone = \"Mars/Base\"\n"), "schedule s: timezone `Mars/Base`"),
+            (entry("every-ms = 0\n"), "schedule s: every-ms must be"),
+            (entry(""), "give a cron expression or an interval"),
+            (
+                format!("{base}[[schedules]]\nname = \"s\"\ntask = \"other\"\nevery-ms = 1000\n"),
+                "not one of this plugin's",
+            ),
+            (format!("{base}{daily}{daily}"), "schedule daily is declared twice"),
         ] {
             let err = Manifest::parse(&text).unwrap_err();
             assert!(err.contains(expected), "{expected}: {err}");

@@ -1,8 +1,10 @@
-//! What a plugin declares, as plain data: its name, kind, routes, tasks, limits and capabilities.
+//! What a plugin declares, as plain data: its name, kind, routes, tasks, schedules, limits and
+//! capabilities.
 //! [`crate::plugins::manifest`] fills these from `plugin.toml`; the runtime, the capabilities and
 //! the task engine read them. Nothing here knows the host's settings: the host's ceilings are
 //! applied to a manifest in one place, when a plugin loads.
 
+mod schedules;
 mod tasks;
 
 use std::collections::BTreeMap;
@@ -11,6 +13,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+pub use schedules::{MIN_INTERVAL, Missed, ScheduleSpec, Timing, TimingError, TimingField, is_schedule_name};
 pub use tasks::{Backoff, DEFAULT_MAX_ATTEMPTS, MAX_ATTEMPTS, Priority, TaskSpec, is_task_name};
 
 /// A plugin's validated manifest.
@@ -23,6 +26,8 @@ pub struct Manifest {
     pub routes: Vec<RouteSpec>,
     /// The tasks a task plugin handles.
     pub tasks: Vec<TaskSpec>,
+    /// The schedules a task plugin declares for its tasks.
+    pub schedules: Vec<ScheduleSpec>,
     pub limits: ManifestLimits,
     pub capabilities: Capabilities,
     /// The `[config]` table: setting name → default value, in key order.

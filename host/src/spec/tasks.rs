@@ -94,6 +94,9 @@ pub struct TaskSpec {
     pub backoff: Backoff,
     /// Longest one attempt may run; `None` takes the host's task timeout.
     pub timeout: Option<Duration>,
+    /// At most one task of this name with the same payload waits or runs at a time: scheduling
+    /// another returns the one there is.
+    pub unique: bool,
 }
 
 /// Attempts a task gets unless its manifest says otherwise.

@@ -5,17 +5,18 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use tracing::Instrument;
 
 use super::Wakeup;
+use super::schedules::ScheduleChanges;
 use crate::capabilities::HostRuntime;
 use crate::capabilities::queue::{Scheduled, TaskRequest, TaskScheduler};
 use crate::contract::{CallContext, FieldError, InvalidInput, PluginError, wit::queue as wit};
-use crate::db::{Database, DbError, TaskRow, TaskStatus};
+use crate::db::{Cancel, Database, DbError, TaskRow, TaskStatus};
 use crate::plugins::LivePlugins;
 use crate::runtime::{CallError, CapabilitySet};
-use crate::spec::{MAX_ATTEMPTS, Priority};
+use crate::spec::{MAX_ATTEMPTS, Priority, TaskSpec};
 
 /// Largest payload, in bytes of JSON.
 pub const MAX_PAYLOAD_BYTES: usize = 64 * 1024;
@@ -34,7 +35,21 @@ pub struct NewTask {
     pub delay: Option<Duration>,
     pub max_attempts: Option<u32>,
     pub correlation_id: Option<String>,
+    /// While a task of this name with this key waits or runs, scheduling returns it instead of
+    /// adding another; `None` takes the manifest's `unique` (the payload as the key) if set.
+    pub unique_key: Option<String>,
 }
+
+/// A task as scheduling left it.
+#[derive(Debug, Clone)]
+pub struct Stored {
+    pub row: TaskRow,
+    /// `false` when the task holding the unique key was returned instead.
+    pub created: bool,
+}
+
+/// Longest unique key, in bytes.
+pub const MAX_UNIQUE_KEY: usize = 200;
 
 /// Most tasks scheduled in one call.
 pub const MAX_BATCH: usize = 1000;
@@ -62,6 +77,14 @@ pub enum ScheduleError {
     /// A batch was empty or larger than [`MAX_BATCH`].
     #[error("a batch holds 1-{MAX_BATCH} tasks (got {0})")]
     BatchSize(usize),
+    /// A schedule of this name exists already.
+    #[error("a schedule named `{0}` exists already")]
+    ScheduleTaken(String),
+    #[error("no schedule `{0}`")]
+    NoSchedule(String),
+    /// The schedule is declared by a loaded plugin's manifest: it goes when the manifest drops it.
+    #[error("schedule `{name}` is declared by plugin '{plugin}': remove it from that plugin's manifest, or pause it")]
+    Declared { name: String, plugin: String },
     #[error(transparent)]
     Database(#[from] DbError),
 }
@@ -94,32 +117,46 @@ fn invalid(field: &'static str, message: impl Into<String>) -> ScheduleError {
 /// Schedules tasks for the HTTP API and the queue capability. Cheap to clone.
 #[derive(Clone)]
 pub struct Scheduler {
-    db: Database,
-    plugins: Arc<LivePlugins>,
+    pub(super) db: Database,
+    pub(super) plugins: Arc<LivePlugins>,
     runtime: HostRuntime,
     /// Wakes idle fetchers (of every process) when a task is stored.
     wakeup: Wakeup,
+    /// Has this process's schedule ticker look again when a schedule changed.
+    pub(super) changes: ScheduleChanges,
 }
 
 impl Scheduler {
     pub fn new(db: Database, plugins: Arc<LivePlugins>, runtime: HostRuntime, wakeup: Wakeup) -> Self {
-        Self { db, plugins, runtime, wakeup }
+        Self { db, plugins, runtime, wakeup, changes: ScheduleChanges::default() }
     }
 
-    /// Validates and stores `task`, scheduled by `call`'s user (if any); returns the record.
+    /// Starts this process's schedule ticker, which fires due schedules for every host sharing
+    /// the database (each tick once).
+    pub fn spawn_ticker(&self) -> tokio::task::JoinHandle<()> {
+        super::schedules::spawn_ticker(self.db.clone(), self.plugins.clone(), self.wakeup.clone(), self.changes.clone())
+    }
+
+    /// Validates and stores `task`, scheduled by `call`'s user (if any); returns the record, which
+    /// is the task already holding its unique key if there is one.
     #[tracing::instrument(skip(self, task, call), fields(task = %task.name))]
-    pub async fn schedule(&self, task: NewTask, call: CallContext) -> Result<TaskRow, ScheduleError> {
-        let mut rows = self.store(vec![task], call).await.map_err(ScheduleError::unbatched)?;
-        let row = rows.pop().expect("one task stored");
-        tracing::info!(task_id = %row.id, priority = %Priority::from_rank(row.priority), "task scheduled");
-        Ok(row)
+    pub async fn schedule(&self, task: NewTask, call: CallContext) -> Result<Stored, ScheduleError> {
+        let mut stored = self.store(vec![task], call).await.map_err(ScheduleError::unbatched)?;
+        let stored = stored.pop().expect("one task stored");
+        let (task_id, priority) = (&stored.row.id, Priority::from_rank(stored.row.priority));
+        if stored.created {
+            tracing::info!(%task_id, %priority, "task scheduled");
+        } else {
+            tracing::info!(%task_id, "task not added: one with its unique key is waiting or running");
+        }
+        Ok(stored)
     }
 
     /// Validates and stores `tasks` all together or not at all (a refused task names its index),
     /// scheduled by `call`'s user (if any); returns the records in order. Each handling plugin
     /// validates its share of the payloads in one instance, and the records go in one statement.
     #[tracing::instrument(skip(self, tasks, call), fields(tasks = tasks.len()))]
-    pub async fn schedule_many(&self, tasks: Vec<NewTask>, call: CallContext) -> Result<Vec<TaskRow>, ScheduleError> {
+    pub async fn schedule_many(&self, tasks: Vec<NewTask>, call: CallContext) -> Result<Vec<Stored>, ScheduleError> {
         if !(1..=MAX_BATCH).contains(&tasks.len()) {
             return Err(ScheduleError::BatchSize(tasks.len()));
         }
@@ -128,8 +165,9 @@ impl Scheduler {
         Ok(rows)
     }
 
-    /// Checks, validates and stores a batch, then wakes the fetchers.
-    async fn store(&self, tasks: Vec<NewTask>, call: CallContext) -> Result<Vec<TaskRow>, ScheduleError> {
+    /// Checks `tasks` and has each handling plugin validate its share of the payloads (in one
+    /// instance, taking a slot as a request does); the task specs, in order.
+    pub async fn validate(&self, tasks: &[NewTask], call: &CallContext) -> Result<Vec<TaskSpec>, ScheduleError> {
         for (index, task) in tasks.iter().enumerate() {
             check(task).map_err(|error| error.at(index))?;
         }
@@ -139,7 +177,6 @@ impl Scheduler {
             let handler = registry.task_handler(&task.name);
             handlers.push(handler.ok_or_else(|| ScheduleError::UnknownTask(task.name.clone()).at(index))?);
         }
-        // Each plugin validates its tasks' payloads in one instance, taking a slot as a request does.
         let mut by_plugin: Vec<(&Arc<_>, Vec<usize>)> = Vec::new();
         for (index, (plugin, _)) in handlers.iter().enumerate() {
             match by_plugin.iter_mut().find(|(seen, _)| Arc::ptr_eq(seen, plugin)) {
@@ -168,39 +205,28 @@ impl Scheduler {
                 Err(source) => return Err(ScheduleError::Validator { plugin: name, source }),
             }
         }
+        Ok(handlers.into_iter().map(|(_, spec)| spec.clone()).collect())
+    }
 
+    /// Checks, validates and stores a batch, then wakes the fetchers.
+    async fn store(&self, tasks: Vec<NewTask>, call: CallContext) -> Result<Vec<Stored>, ScheduleError> {
+        let specs = self.validate(&tasks, &call).await?;
         let now = Utc::now();
         let user = call.user_id().map(str::to_owned);
         let request = Some(call.request_id).filter(|id| !id.is_empty());
         let rows: Vec<TaskRow> = tasks
             .into_iter()
-            .zip(&handlers)
-            .map(|(task, (_, spec))| {
+            .zip(&specs)
+            .map(|(task, spec)| {
                 let delay = chrono::Duration::from_std(task.delay.unwrap_or_default()).unwrap_or_default();
-                TaskRow {
-                    id: uuid::Uuid::now_v7().to_string(),
-                    name: task.name,
-                    payload: task.payload,
-                    priority: task.priority.unwrap_or(spec.priority).rank(),
-                    status: TaskStatus::Pending,
-                    attempts: 0,
-                    max_attempts: task.max_attempts.unwrap_or(spec.max_attempts) as i32,
-                    run_at: now + delay,
-                    lease_until: None,
-                    worker_id: None,
-                    correlation_id: task.correlation_id.or_else(|| request.clone()),
-                    user_id: user.clone(),
-                    result: None,
-                    last_error: None,
-                    created_at: now,
-                    updated_at: now,
-                    finished_at: None,
-                }
+                let correlation_id = task.correlation_id.clone().or_else(|| request.clone());
+                new_row(task, spec, now + delay, correlation_id, user.clone())
             })
             .collect();
-        self.db.insert_tasks(&rows).await?;
-        self.hand_out(rows.iter().map(|row| row.run_at));
-        Ok(rows)
+        let ids: Vec<String> = rows.iter().map(|row| row.id.clone()).collect();
+        let records = self.db.insert_tasks(rows).await?;
+        self.hand_out(records.iter().map(|row| row.run_at));
+        Ok(records.into_iter().zip(ids).map(|(row, id)| Stored { created: row.id == id, row }).collect())
     }
 
     /// Makes dead task `id` pending again with `attempts` more attempts; `None` if it is not dead.
@@ -211,6 +237,22 @@ impl Scheduler {
             self.hand_out(std::iter::once(row.run_at));
         }
         Ok(revived)
+    }
+
+    /// Cancels task `id` if it waits or runs; a running attempt is stopped wherever it runs (at
+    /// once in this process and, on PostgreSQL, in the others; otherwise within a worker's check
+    /// interval), without asking the plugin, and is not retried.
+    pub async fn cancel(&self, id: &str) -> Result<Cancel, DbError> {
+        let cancel = self.db.cancel_task(id).await?;
+        match &cancel {
+            Cancel::Running { worker } => {
+                tracing::info!(task_id = %id, %worker, "running task cancelled; stopping its instance");
+                self.wakeup.cancel(id);
+            }
+            Cancel::Waiting => tracing::info!(task_id = %id, "task cancelled"),
+            Cancel::Refused => {}
+        }
+        Ok(cancel)
     }
 
     /// Wakes the fetchers for tasks stored due at `due`: now for those due already, and this
@@ -234,6 +276,47 @@ impl Scheduler {
     }
 }
 
+/// The pending record of `task`, handled as `spec` says, due at `run_at`.
+pub fn new_row(
+    task: NewTask,
+    spec: &TaskSpec,
+    run_at: DateTime<Utc>,
+    correlation_id: Option<String>,
+    user_id: Option<String>,
+) -> TaskRow {
+    let now = Utc::now();
+    let unique_key = task.unique_key.or_else(|| spec.unique.then(|| payload_key(&task.payload)));
+    TaskRow {
+        id: uuid::Uuid::now_v7().to_string(),
+        name: task.name,
+        payload: task.payload,
+        priority: task.priority.unwrap_or(spec.priority).rank(),
+        status: TaskStatus::Pending,
+        attempts: 0,
+        max_attempts: task.max_attempts.unwrap_or(spec.max_attempts) as i32,
+        run_at,
+        lease_until: None,
+        worker_id: None,
+        correlation_id,
+        user_id,
+        result: None,
+        last_error: None,
+        created_at: now,
+        updated_at: now,
+        finished_at: None,
+        unique_key,
+        schedule_name: None,
+        progress: None,
+    }
+}
+
+/// The unique key of a task declared unique by payload: the payload's SHA-256, so equal JSON
+/// text is one key.
+fn payload_key(payload: &str) -> String {
+    use sha2::Digest;
+    format!("payload:{}", hex::encode(sha2::Sha256::digest(payload.as_bytes())))
+}
+
 /// The checks a task passes before its plugin sees it.
 fn check(task: &NewTask) -> Result<(), ScheduleError> {
     if task.payload.len() > MAX_PAYLOAD_BYTES {
@@ -251,17 +334,22 @@ fn check(task: &NewTask) -> Result<(), ScheduleError> {
     if task.correlation_id.as_ref().is_some_and(|id| id.is_empty() || id.len() > MAX_CORRELATION_ID) {
         return Err(invalid("correlationId", format!("must be 1-{MAX_CORRELATION_ID} bytes")));
     }
+    if task.unique_key.as_ref().is_some_and(|key| key.is_empty() || key.len() > MAX_UNIQUE_KEY) {
+        return Err(invalid("uniqueKey", format!("must be 1-{MAX_UNIQUE_KEY} bytes")));
+    }
     Ok(())
 }
 
 impl TaskScheduler for Scheduler {
     fn schedule_for_plugin(&self, task: TaskRequest, call: CallContext) -> Scheduled<'_, String> {
-        Box::pin(async move { Ok(self.schedule(requested(task), call).await?.id) })
+        Box::pin(async move { Ok(self.schedule(requested(task), call).await?.row.id) })
     }
 
     fn schedule_many_for_plugin(&self, tasks: Vec<TaskRequest>, call: CallContext) -> Scheduled<'_, Vec<String>> {
         let tasks = tasks.into_iter().map(requested).collect();
-        Box::pin(async move { Ok(self.schedule_many(tasks, call).await?.into_iter().map(|row| row.id).collect()) })
+        Box::pin(
+            async move { Ok(self.schedule_many(tasks, call).await?.into_iter().map(|task| task.row.id).collect()) },
+        )
     }
 }
 
@@ -280,6 +368,7 @@ fn requested(task: TaskRequest) -> NewTask {
         delay: options.delay_ms.map(Duration::from_millis),
         max_attempts: options.max_attempts,
         correlation_id: options.correlation_id,
+        unique_key: options.unique_key,
     }
 }
 
@@ -300,6 +389,9 @@ impl From<ScheduleError> for PluginError {
             ScheduleError::Validator { .. } => {
                 tracing::error!(%error, "queue capability: the task's validator failed");
                 PluginError::Unavailable(error.to_string())
+            }
+            ScheduleError::ScheduleTaken(_) | ScheduleError::NoSchedule(_) | ScheduleError::Declared { .. } => {
+                PluginError::invalid(error.to_string())
             }
             ScheduleError::Database(source) => {
                 tracing::error!(error = %source, "queue capability: database failure");

@@ -16,7 +16,7 @@ use tracing::Instrument;
 use super::completer::Completer;
 use crate::capabilities::HostRuntime;
 use crate::config::WorkerSettings;
-use crate::contract::{CallContext, Principal, Task, TaskError};
+use crate::contract::{Attempt, CallContext, Principal, Task, TaskError};
 use crate::db::{Database, Finish, Outcome, TaskRow};
 use crate::plugins::LivePlugins;
 use crate::runtime::CapabilitySet;
@@ -25,6 +25,8 @@ use crate::tasks::Wakeup;
 
 /// Largest result kept on a record, in bytes.
 const MAX_RESULT_BYTES: usize = 64 * 1024;
+/// How often a process checks that the tasks it runs are still its own.
+const RUNNING_CHECK: std::time::Duration = std::time::Duration::from_millis(500);
 /// Finished tasks removed per retention statement.
 const RETENTION_BATCH: u32 = 1000;
 
@@ -65,9 +67,10 @@ impl Workers {
         let worker = format!("{}-{}", std::process::id(), &process[..8]);
         let context = Arc::new(Context { db, plugins, runtime, identity, settings, wakeup, completer, worker });
         let retention = tokio::spawn(retain(context.clone(), stopped.clone()));
+        let checks = tokio::spawn(check_running(context.clone(), stopped.clone()));
         // The writer ends once the fetcher and every run have dropped their completers.
         let fetcher = tokio::spawn(fetch(context, stopped));
-        Self { concurrency: settings.concurrency, stop, handles: vec![fetcher, writer, retention] }
+        Self { concurrency: settings.concurrency, stop, handles: vec![fetcher, writer, retention, checks] }
     }
 
     /// How many tasks this process runs at once.
@@ -128,13 +131,40 @@ async fn fetch(context: Arc<Context>, mut stop: watch::Receiver<bool>) {
     while running.join_next().await.is_some() {}
 }
 
-/// Runs one claimed attempt in its slot and hands its outcome to the completer.
+/// Runs one claimed attempt in its slot and hands its outcome to the completer. A cancel stops
+/// the attempt where it is (its instance is dropped at the next epoch tick or host call); the
+/// record says `cancelled` already, so there is no outcome to write.
 async fn run(context: Arc<Context>, task: TaskRow, _slot: OwnedSemaphorePermit) {
     let span = tracing::info_span!("task", task = %task.name, task_id = %task.id, attempt = task.attempts);
-    let finish = attempt(&context, &task).instrument(span.clone()).await;
+    let running = context.wakeup.running(&task.id);
+    let finish = tokio::select! {
+        finish = attempt(&context, &task).instrument(span.clone()) => finish,
+        () = running.cancelled() => {
+            span.in_scope(|| tracing::info!("task cancelled while running; its instance was stopped"));
+            return;
+        }
+    };
+    drop(running);
     let outcome =
         Outcome { id: task.id, worker: context.worker.clone(), attempt: task.attempts, finish, at: Utc::now() };
     context.completer.record(outcome, span).await;
+}
+
+/// Every [`RUNNING_CHECK`], stops the runs of this process whose tasks are no longer its own to
+/// run: cancelled from a process that could not tell this one at once, or taken over by another
+/// worker after the lease ran out.
+async fn check_running(context: Arc<Context>, mut stop: watch::Receiver<bool>) {
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(RUNNING_CHECK) => {}
+            _ = stop.changed() => return,
+        }
+        let running = context.wakeup.running_ids();
+        match context.db.tasks_gone_from(&context.worker, &running).await {
+            Ok(gone) => gone.iter().for_each(|id| context.wakeup.stop_local(id)),
+            Err(error) => tracing::debug!(%error, "cannot check the running tasks; trying later"),
+        }
+    }
 }
 
 /// Every sweep interval, removes the tasks that finished longer ago than the retention period, a
@@ -199,6 +229,7 @@ async fn attempt(context: &Context, task: &TaskRow) -> Finish {
         principal,
         request_id: task.correlation_id.clone().unwrap_or_else(|| task.id.clone()),
         depth: 0,
+        attempt: Some(Attempt { task_id: task.id.clone(), worker: context.worker.clone(), number: task.attempts }),
     });
     let input = Task {
         id: task.id.clone(),

@@ -29,6 +29,7 @@ mod routing;
 mod secrets;
 mod startup;
 mod task_batches;
+mod task_controls;
 mod tasks;
 mod uploads;
 mod upstream;

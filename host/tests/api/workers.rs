@@ -1,5 +1,7 @@
-//! `autoflow worker` processes: several share one database's tasks with none run twice, and a
-//! worker killed mid-task has its task finished by another once the claim's lease runs out.
+//! `autoflow worker` processes: several share one database's tasks with none run twice, a worker
+//! killed mid-task has its task finished by another once the claim's lease runs out, a schedule
+//! ticks once per tick whichever processes are up, and a paused task name stays paused for every
+//! process, across restarts.
 
 use std::process::Stdio;
 use std::time::Duration;
@@ -25,7 +27,7 @@ impl Deployment {
     async fn start() -> Self {
         let (database, data, plugins) =
             (TestDatabase::create().await, tempfile::TempDir::new().unwrap(), PluginsDir::with(&["test-tasks"]));
-        let args = ["--email", "ops@example.com", "--permissions", "write:tasks"];
+        let args = ["--email", "ops@example.com", "--permissions", "write:tasks,write:schedules,admin"];
         assert!(create_user(&database, data.path(), &args, "operations password\n").status.success());
         let mut command = autoflow(&database, data.path());
         command.args(["serve", "--listen", "127.0.0.1:0", "--workers", "0", "--watch", "false", "--plugins"]);
@@ -55,6 +57,23 @@ impl Deployment {
         let response = response.await.unwrap();
         assert_eq!(response.status(), 201);
         response.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_owned()
+    }
+
+    async fn send(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
+        let mut request =
+            self.client.request(method, format!("http://{}{path}", self.address)).bearer_auth(&self.token);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.unwrap();
+        assert!(response.status().is_success(), "{path}: {}", response.status());
+        response.json().await.unwrap()
+    }
+
+    /// The tasks schedule `name` made.
+    async fn runs_of(&self, name: &str) -> Vec<Value> {
+        let page = self.send(reqwest::Method::GET, &format!("/api/tasks?schedule={name}&limit=100"), None).await;
+        page["items"].as_array().unwrap().clone()
     }
 
     async fn task(&self, id: &str) -> Value {
@@ -158,6 +177,52 @@ async fn the_cli_schedules_tasks_through_the_api() {
 }
 
 #[tokio::test]
+async fn the_cli_manages_schedules_pauses_task_names_and_reads_the_figures() {
+    let deployment = Deployment::start().await;
+    let cli = |args: &[&str]| {
+        let mut command = autoflow(&deployment.database, deployment.data.path());
+        command.args(args);
+        command.env("AUTOFLOW_URL", format!("http://{}", deployment.address)).env("AUTOFLOW_TOKEN", &deployment.token);
+        let output = command.output().unwrap();
+        let (stdout, stderr) = (String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+        (output.status.success(), format!("{stdout}{stderr}"))
+    };
+    let (ok, created) = cli(&[
+        "schedules",
+        "create",
+        "weekdays",
+        "--task",
+        "echo",
+        "--cron",
+        "0 9 * * 1-5",
+        "--timezone",
+        "Europe/Paris",
+    ]);
+    assert!(ok && created.contains("weekdays") && created.contains("Europe/Paris"), "{created}");
+    let (ok, refused) = cli(&["schedules", "create", "broken", "--task", "echo", "--cron", "every day"]);
+    assert!(!ok && refused.contains("400") && refused.contains("cron"), "{refused}");
+    let (_, paused) = cli(&["schedules", "pause", "weekdays"]);
+    assert!(paused.contains("paused"), "{paused}");
+    let (_, listed) = cli(&["schedules", "list"]);
+    assert!(listed.contains("weekdays") && listed.contains("paused"), "{listed}");
+    let (ok, _) = cli(&["schedules", "delete", "weekdays"]);
+    assert!(ok);
+    let (_, listed) = cli(&["schedules", "list"]);
+    assert!(!listed.contains("weekdays"), "{listed}");
+
+    let (ok, paused) = cli(&["tasks", "pause", "echo"]);
+    assert!(ok, "{paused}");
+    let (_, scheduled) = cli(&["tasks", "schedule", "echo"]);
+    assert!(scheduled.contains("is pending"), "{scheduled}");
+    let (ok, stats) = cli(&["tasks", "stats"]);
+    assert!(ok, "{stats}");
+    let echo = stats.lines().find(|line| line.starts_with("echo")).unwrap_or_else(|| panic!("{stats}"));
+    assert_eq!(echo.split_whitespace().nth(1), Some("1"), "one echo pending: {stats}");
+    let (ok, _) = cli(&["tasks", "resume", "echo"]);
+    assert!(ok);
+}
+
+#[tokio::test]
 async fn a_worker_process_stops_a_disabled_users_tasks_although_it_had_cached_the_user() {
     let deployment = Deployment::start().await;
     let worker = deployment.worker(&["--concurrency", "1"]);
@@ -191,4 +256,58 @@ async fn a_worker_process_stops_a_disabled_users_tasks_although_it_had_cached_th
     .await;
     assert!(dead.last_error.unwrap_or_default().contains("is disabled"));
     kill(worker);
+}
+
+#[tokio::test]
+async fn a_schedule_ticks_once_per_tick_across_processes_even_when_one_is_killed() {
+    use reqwest::Method;
+    let deployment = Deployment::start().await;
+    let mut first = deployment.worker(&["--concurrency", "2"]);
+    let second = deployment.worker(&["--concurrency", "2"]);
+    let body = json!({ "name": "every-second", "task": "echo", "everyMs": 1000 });
+    deployment.send(Method::POST, "/api/schedules", Some(body)).await;
+    eventually(Duration::from_secs(20), "three ticks", || async {
+        (deployment.runs_of("every-second").await.len() >= 3).then_some(())
+    })
+    .await;
+    first.kill().unwrap(); // SIGKILL mid-way: its ticker may be anywhere in a firing
+    first.wait().unwrap();
+    let before = deployment.runs_of("every-second").await.len();
+    eventually(Duration::from_secs(20), "three more ticks", || async {
+        (deployment.runs_of("every-second").await.len() >= before + 3).then_some(())
+    })
+    .await;
+    deployment.send(Method::POST, "/api/schedules/every-second/pause", None).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    kill(second);
+
+    let mut ticks: Vec<chrono::DateTime<chrono::Utc>> = deployment
+        .runs_of("every-second")
+        .await
+        .iter()
+        .map(|run| run["runAt"].as_str().unwrap().parse().unwrap())
+        .collect();
+    ticks.sort();
+    assert!(ticks.len() >= 6, "{ticks:?}");
+    for pair in ticks.windows(2) {
+        assert_eq!((pair[1] - pair[0]).num_milliseconds(), 1000, "one run per tick, none missing: {ticks:?}");
+    }
+}
+
+#[tokio::test]
+async fn a_paused_task_name_stays_paused_for_every_process_across_restarts() {
+    use reqwest::Method;
+    let deployment = Deployment::start().await;
+    deployment.send(Method::PUT, "/api/tasks/paused/sleep", None).await;
+    let id = deployment.schedule(json!({ "name": "sleep", "payload": { "ms": 1 } })).await;
+    let worker = deployment.worker(&["--concurrency", "2", "--task-poll-interval-ms", "100"]);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(deployment.task(&id).await["status"], "pending", "a worker started after the pause does not claim it");
+    kill(worker);
+    let restarted = deployment.worker(&["--concurrency", "2", "--task-poll-interval-ms", "100"]);
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    assert_eq!(deployment.task(&id).await["status"], "pending", "nor does one restarted");
+    deployment.send(Method::DELETE, "/api/tasks/paused/sleep", None).await;
+    deployment.completed(&id).await;
+    kill(restarted);
 }

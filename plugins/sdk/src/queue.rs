@@ -18,6 +18,10 @@ pub struct Options {
     pub max_attempts: Option<u32>,
     /// Defaults to the id of the request scheduling it.
     pub correlation_id: Option<String>,
+    /// While a task of this name with this key waits or runs, `enqueue` returns its id instead of
+    /// adding another (e.g. `format!("sync-user:{id}")`). Without one, a task the manifest
+    /// declares `unique = true` is keyed by its payload.
+    pub unique_key: Option<String>,
 }
 
 /// Schedules task `name` with `payload` and returns the task's id. The handling plugin validates
@@ -76,6 +80,7 @@ fn request<P: Serialize>(name: &str, payload: &P, options: Options) -> Result<wi
         delay_ms: options.delay.map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
         max_attempts: options.max_attempts,
         correlation_id: options.correlation_id,
+        unique_key: options.unique_key,
     };
     Ok(wit::TaskRequest { name: name.to_owned(), payload, options })
 }

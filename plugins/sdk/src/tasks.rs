@@ -16,6 +16,25 @@ use crate::bindings::autoflow::platform::types as wit_types;
 use crate::bindings::exports::autoflow::platform::task_handler as wit;
 use crate::{Error, Result};
 
+/// Reports how far the running task got: `percent` done (0-100) and/or a small JSON `detail`
+/// (at most 4 KiB), shown on the task's record (`progress`) while it runs. Reports are sampled: one
+/// within 100 ms of the last one written is dropped. Fails outside a run (in a validator), and
+/// with `conflict` once the attempt lost the task (cancelled): stop working then.
+///
+/// ```ignore
+/// for (done, row) in rows.iter().enumerate() {
+///     import(row)?;
+///     tasks::progress(Some((done * 100 / rows.len()) as u8), Some(&json!({ "rows": done })))?;
+/// }
+/// ```
+pub fn progress<D: Serialize>(percent: Option<u8>, detail: Option<&D>) -> Result<()> {
+    let detail = detail
+        .map(serde_json::to_string)
+        .transpose()
+        .map_err(|e| Error::internal(format!("cannot encode the progress detail: {e}")))?;
+    Ok(crate::bindings::autoflow::platform::progress::report(percent, detail.as_deref())?)
+}
+
 /// One run of a task.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Task {

@@ -1,6 +1,8 @@
 //! Task handlers for the host's task tests: `echo` (returns its payload; `{"reject": true}` is
 //! refused when scheduled), `flaky` (retry until attempt `succeedOn`), `fail`, `trap` (panics),
-//! `spin` (never returns) and `sleep` (`{"ms"}`).
+//! `spin` (never returns), `sleep` (`{"ms"}`), `dedupe` (an `echo` declared unique by payload)
+//! `loop` (`spin` with retries, to be cancelled) and `progress` (reports half done, then sleeps
+//! `{"ms"}`).
 
 use std::time::Duration;
 
@@ -57,6 +59,12 @@ fn sleep(task: &Task, payload: Sleep) -> core::result::Result<Value, TaskError> 
     Ok(json!({ "slept": payload.ms, "task": task.id }))
 }
 
+fn progress(task: &Task, payload: Sleep) -> core::result::Result<Value, TaskError> {
+    let reported = autoflow_sdk::tasks::progress(Some(50), Some(&json!({ "step": "half" })));
+    reported.map_err(|error| TaskError::fail(format!("cannot report progress: {error:?}")))?;
+    sleep(task, payload)
+}
+
 /// Accepts any payload that decodes.
 fn accept<P>(_: &P) -> Result<()> {
     Ok(())
@@ -70,4 +78,7 @@ autoflow_sdk::task!(
         .task("trap", accept, trap)
         .task("spin", accept, spin)
         .task("sleep", accept, sleep)
+        .task("dedupe", accept, echo)
+        .task("loop", accept, spin)
+        .task("progress", accept, progress)
 );

@@ -1,0 +1,43 @@
+-- What teams steer tasks with: unique tasks, pausing a task name, progress, and schedules.
+
+-- A task scheduled with a unique key is the only one of its name with that key waiting or
+-- running: scheduling another returns it. The index makes that hold across every host.
+ALTER TABLE tasks ADD COLUMN unique_key TEXT;
+CREATE UNIQUE INDEX tasks_unique ON tasks (name, unique_key)
+    WHERE unique_key IS NOT NULL AND status IN ('pending', 'retrying', 'active');
+-- The schedule whose tick made the task, if one did.
+ALTER TABLE tasks ADD COLUMN schedule_name TEXT;
+CREATE INDEX tasks_by_schedule ON tasks (schedule_name, id) WHERE schedule_name IS NOT NULL;
+-- What a running task last said of its progress (a JSON value).
+ALTER TABLE tasks ADD COLUMN progress TEXT;
+
+-- Per task name controls shared by every host: a paused name is not claimed.
+CREATE TABLE task_names (
+    name       TEXT PRIMARY KEY,
+    paused     INTEGER NOT NULL DEFAULT 0,
+    updated_at TEXT NOT NULL,
+    updated_by TEXT
+);
+
+-- Repeatable tasks: each tick schedules one task. A host fires a due schedule by locking its row,
+-- storing the tick's task and moving `next_run_at` on, in one transaction, so each tick runs once
+-- whichever hosts are up. `plugin` is the plugin whose manifest declares it (NULL: made through
+-- the API).
+CREATE TABLE schedules (
+    name         TEXT PRIMARY KEY,
+    plugin       TEXT,
+    task         TEXT NOT NULL,
+    cron         TEXT,
+    timezone     TEXT,
+    every_ms     INTEGER,
+    payload      TEXT NOT NULL,
+    missed       TEXT NOT NULL,
+    paused       INTEGER NOT NULL DEFAULT 0,
+    next_run_at  TEXT NOT NULL,
+    last_run_at  TEXT,
+    last_task_id TEXT,
+    created_by   TEXT,
+    created_at   TEXT NOT NULL,
+    updated_at   TEXT NOT NULL
+);
+CREATE INDEX schedules_due ON schedules (next_run_at) WHERE NOT paused;
