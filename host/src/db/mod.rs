@@ -17,6 +17,7 @@ mod records;
 mod revocations;
 mod schedules;
 mod serving;
+mod task_limits;
 mod tasks;
 mod users;
 
@@ -34,6 +35,7 @@ pub use plugins::PluginRecord;
 pub use records::{CollectionRef, RecordRow};
 pub use schedules::{Firing, ScheduleRow};
 pub use serving::{ClaimError, ServingClaim, Sharing};
+pub use task_limits::{LimitedClaim, NameLimits};
 pub use tasks::{AttemptRow, Cancel, Finish, Outcome, PausedName, TaskFilter, TaskRow, TaskStats, TaskStatus};
 pub use users::{UserChanges, UserRow};
 

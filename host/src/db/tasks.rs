@@ -209,15 +209,26 @@ const HOLDING_KEY: &str = concat!(
     " FROM tasks WHERE name = $1 AND unique_key = $2 AND status IN ('pending', 'retrying', 'active')"
 );
 
+/// The task names a plain claim leaves alone: paused ones, and limited ones (claimed under their
+/// limits by [`Database::claim_limited_tasks`]).
+macro_rules! held_names {
+    () => {
+        "SELECT name FROM task_names WHERE paused OR concurrency_limit IS NOT NULL OR rate_limit IS NOT NULL"
+    };
+}
+
 /// Claims up to `$4` tasks for worker `$1` until `$3`: first those whose worker's lease ran out by
-/// `$2`, then the most urgent due ones, of names not paused; each claim starts an attempt row. One statement, so a
-/// record is never active without its attempt, and rows another fetcher is claiming are skipped.
+/// `$2`, then the most urgent due ones, of names not held ([`held_names`]); each claim starts an
+/// attempt row. One statement, so a record is never active without its attempt, and rows another
+/// fetcher is claiming are skipped.
 const CLAIM_POSTGRES: &str = concat!(
-    "WITH paused AS (SELECT name FROM task_names WHERE paused), \
+    "WITH held AS (",
+    held_names!(),
+    "), \
      expired AS (SELECT id FROM tasks WHERE status = 'active' AND lease_until < $2 \
-       AND name NOT IN (SELECT name FROM paused) ORDER BY lease_until LIMIT $4 FOR UPDATE SKIP LOCKED), \
+       AND name NOT IN (SELECT name FROM held) ORDER BY lease_until LIMIT $4 FOR UPDATE SKIP LOCKED), \
      due AS (SELECT id FROM tasks WHERE status IN ('pending', 'retrying') AND run_at <= $2 \
-       AND name NOT IN (SELECT name FROM paused) ORDER BY priority, run_at, id LIMIT $4 FOR UPDATE SKIP LOCKED), \
+       AND name NOT IN (SELECT name FROM held) ORDER BY priority, run_at, id LIMIT $4 FOR UPDATE SKIP LOCKED), \
      picked AS (SELECT id FROM expired UNION ALL SELECT id FROM due LIMIT $4), \
      claimed AS (UPDATE tasks SET status = 'active', attempts = tasks.attempts + 1, worker_id = $1, \
        lease_until = $3, updated_at = $2, progress = NULL FROM picked WHERE tasks.id = picked.id RETURNING tasks.*), \
@@ -232,15 +243,66 @@ const CLAIM_POSTGRES: &str = concat!(
 const CLAIM_SQLITE: &str = concat!(
     "UPDATE tasks SET status = 'active', attempts = attempts + 1, worker_id = $1, lease_until = $3, updated_at = $2, \
      progress = NULL WHERE id IN (SELECT id FROM (SELECT id FROM tasks WHERE status = 'active' AND lease_until < $2 \
-         AND name NOT IN (SELECT name FROM task_names WHERE paused) ORDER BY lease_until LIMIT $4) \
+         AND name NOT IN (",
+    held_names!(),
+    ") ORDER BY lease_until LIMIT $4) \
        UNION ALL SELECT id FROM (SELECT id FROM tasks WHERE status IN ('pending', 'retrying') AND run_at <= $2 \
-         AND name NOT IN (SELECT name FROM task_names WHERE paused) ORDER BY priority, run_at, id LIMIT $4) \
+         AND name NOT IN (",
+    held_names!(),
+    ") ORDER BY priority, run_at, id LIMIT $4) \
        LIMIT $4) \
      RETURNING ",
     columns!()
 );
+/// A claim of up to `$4` tasks of name `$5` picked by `$pick`, for worker `$1` until `$3` at `$2`,
+/// with their attempt rows (PostgreSQL).
+macro_rules! claim_name_postgres {
+    ($pick:expr) => {
+        concat!(
+            "WITH picked AS (",
+            $pick,
+            " FOR UPDATE SKIP LOCKED), \
+             claimed AS (UPDATE tasks SET status = 'active', attempts = tasks.attempts + 1, worker_id = $1, \
+               lease_until = $3, updated_at = $2, progress = NULL FROM picked WHERE tasks.id = picked.id \
+               RETURNING tasks.*), \
+             started AS (INSERT INTO task_attempts (task_id, attempt, worker_id, started_at) \
+               SELECT id, attempts, $1, $2 FROM claimed) \
+             SELECT ",
+            columns!(),
+            " FROM claimed"
+        )
+    };
+}
+/// The same on SQLite, whose attempt rows follow ([`START_ATTEMPTS_SQLITE`]).
+macro_rules! claim_name_sqlite {
+    ($pick:expr) => {
+        concat!(
+            "UPDATE tasks SET status = 'active', attempts = attempts + 1, worker_id = $1, lease_until = $3, \
+             updated_at = $2, progress = NULL WHERE id IN (",
+            $pick,
+            ") RETURNING ",
+            columns!()
+        )
+    };
+}
+macro_rules! expired_of_name {
+    () => {
+        "SELECT id FROM tasks WHERE name = $5 AND status = 'active' AND lease_until < $2 ORDER BY lease_until LIMIT $4"
+    };
+}
+macro_rules! due_of_name {
+    () => {
+        "SELECT id FROM tasks WHERE name = $5 AND status IN ('pending', 'retrying') AND run_at <= $2 \
+         ORDER BY priority, run_at, id LIMIT $4"
+    };
+}
+/// Claims of one limited name's tasks: those whose lease ran out, and due ones.
+pub(super) const CLAIM_EXPIRED_OF_NAME_POSTGRES: &str = claim_name_postgres!(expired_of_name!());
+pub(super) const CLAIM_DUE_OF_NAME_POSTGRES: &str = claim_name_postgres!(due_of_name!());
+pub(super) const CLAIM_EXPIRED_OF_NAME_SQLITE: &str = claim_name_sqlite!(expired_of_name!());
+pub(super) const CLAIM_DUE_OF_NAME_SQLITE: &str = claim_name_sqlite!(due_of_name!());
 /// Starts an attempt row for each task whose id is in JSON array `$1`, claimed at `$2`.
-const START_ATTEMPTS_SQLITE: &str = "INSERT INTO task_attempts (task_id, attempt, worker_id, started_at) \
+pub(super) const START_ATTEMPTS_SQLITE: &str = "INSERT INTO task_attempts (task_id, attempt, worker_id, started_at) \
      SELECT id, attempts, worker_id, $2 FROM tasks WHERE id IN (SELECT value FROM json_each($1))";
 
 /// Records a batch of outcomes given as one array per field, each only if its worker still holds
@@ -427,7 +489,7 @@ struct SqliteOutcome<'a> {
     at: String,
 }
 
-fn json_array<T: serde::Serialize>(rows: impl Iterator<Item = T>) -> String {
+pub(super) fn json_array<T: serde::Serialize>(rows: impl Iterator<Item = T>) -> String {
     serde_json::to_string(&rows.collect::<Vec<_>>()).expect("task rows serialize")
 }
 

@@ -7,8 +7,8 @@ use serde::Deserialize;
 
 use crate::spec::{
     Access, Backoff, Capabilities, DEFAULT_MAX_ATTEMPTS, MAX_ATTEMPTS, Manifest, ManifestLimits, Missed, PluginKind,
-    PluginName, Priority, RouteSpec, ScheduleSpec, TaskSpec, Timing, TimingField, config_reference, is_schedule_name,
-    is_task_name,
+    PluginName, Priority, RateLimit, RouteSpec, ScheduleSpec, TaskSpec, Timing, TimingField, config_reference,
+    is_schedule_name, is_task_name,
 };
 
 /// The file name of a plugin's manifest inside its directory.
@@ -98,6 +98,9 @@ struct RawTask {
     timeout_ms: Option<u64>,
     #[serde(default)]
     unique: bool,
+    concurrency: Option<u32>,
+    rate_limit: Option<u32>,
+    rate_interval_ms: Option<u64>,
 }
 
 impl RawTask {
@@ -123,6 +126,22 @@ impl RawTask {
         if self.timeout_ms == Some(0) {
             return Err(format!("task {}: timeout-ms must be greater than zero", self.name));
         }
+        if self.concurrency == Some(0) {
+            return Err(format!("task {}: concurrency must be at least 1", self.name));
+        }
+        let rate = match (self.rate_limit, self.rate_interval_ms) {
+            (None, None) => None,
+            (Some(starts), Some(ms)) if starts > 0 && ms > 0 => {
+                Some(RateLimit { starts, per: Duration::from_millis(ms) })
+            }
+            _ => {
+                return Err(format!(
+                    "task {}: rate-limit and rate-interval-ms go together, both above 0 (at most rate-limit starts \
+                     per rate-interval-ms)",
+                    self.name
+                ));
+            }
+        };
         Ok(TaskSpec {
             name: self.name,
             priority: self.priority,
@@ -130,6 +149,8 @@ impl RawTask {
             backoff,
             timeout: self.timeout_ms.map(Duration::from_millis),
             unique: self.unique,
+            concurrency: self.concurrency,
+            rate,
         })
     }
 }
@@ -441,6 +462,12 @@ mod tests {
         assert_eq!((spec.name.as_str(), spec.priority, spec.max_attempts), ("send-email", Priority::High, 5));
         assert_eq!(spec.backoff.base, Duration::from_millis(10));
 
+        let limited =
+            "[[tasks]]\nname = \"x\"\nconcurrency = 2\nrate-limit = 10\nrate-interval-ms = 1000\nunique = true\n";
+        let limited = &Manifest::parse(&format!("{base}{limited}")).unwrap().tasks[0];
+        assert_eq!((limited.concurrency, limited.unique), (Some(2), true));
+        assert_eq!(limited.rate, Some(RateLimit { starts: 10, per: Duration::from_secs(1) }));
+
         let plain = Manifest::parse(&format!("{base}[[tasks]]\nname = \"x\"\n")).unwrap();
         assert_eq!((plain.tasks[0].priority, plain.tasks[0].max_attempts), (Priority::Normal, DEFAULT_MAX_ATTEMPTS));
         for (text, expected) in [
@@ -449,6 +476,9 @@ mod tests {
             (format!("{base}[[tasks]]\nname = \"Bad\"\n"), "task name `Bad`"),
             (format!("{base}[[tasks]]\nname = \"x\"\nmax-attempts = 0\n"), "max-attempts"),
             (format!("{base}[[tasks]]\nname = \"x\"\npriority = \"urgent\"\n"), "urgent"),
+            (format!("{base}[[tasks]]\nname = \"x\"\nconcurrency = 0\n"), "concurrency must be at least 1"),
+            (format!("{base}[[tasks]]\nname = \"x\"\nrate-limit = 5\n"), "rate-limit and rate-interval-ms go together"),
+            (format!("{base}[[tasks]]\nname = \"x\"\nrate-limit = 0\nrate-interval-ms = 10\n"), "both above 0"),
             (format!("{base}{task}[[routes]]\nmethod = \"GET\"\npath = \"/x\"\n"), "no [[routes]]"),
             (format!("{VALID}\n{task}"), "only a task plugin"),
             (format!("{VALID}\n[capabilities]\nqueue = [\"Nope\"]"), "`Nope` is not a task name"),

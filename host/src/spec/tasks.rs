@@ -97,6 +97,24 @@ pub struct TaskSpec {
     /// At most one task of this name with the same payload waits or runs at a time: scheduling
     /// another returns the one there is.
     pub unique: bool,
+    /// At most this many of the task run at once, across every host.
+    pub concurrency: Option<u32>,
+    /// At most `starts` of the task start per `per`, across every host.
+    pub rate: Option<RateLimit>,
+}
+
+/// A limit on how often a task starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateLimit {
+    pub starts: u32,
+    pub per: Duration,
+}
+
+impl TaskSpec {
+    /// Whether its starts are limited (so claims of it go through its limits).
+    pub fn is_limited(&self) -> bool {
+        self.concurrency.is_some() || self.rate.is_some()
+    }
 }
 
 /// Attempts a task gets unless its manifest says otherwise.

@@ -60,6 +60,8 @@ async fn write(db: Database, wakeup: Wakeup, mut receiver: mpsc::Receiver<Ended>
         let (outcomes, spans): (Vec<_>, Vec<_>) = batch.drain(..).map(|ended| (ended.outcome, ended.span)).unzip();
         match write_batch(&db, &outcomes).await {
             Some(recorded) => {
+                // Finished tasks free places of limited names: the fetcher looks again.
+                wakeup.notify_local();
                 for ((outcome, span), recorded) in outcomes.iter().zip(&spans).zip(recorded) {
                     report(outcome, recorded, span, &wakeup);
                 }

@@ -92,6 +92,11 @@ impl Wakeup {
         }
     }
 
+    /// Wakes this process's fetcher only.
+    pub fn notify_local(&self) {
+        self.local.notify_one();
+    }
+
     /// Wakes this process's fetcher at `due` (a delayed task, a retry after its backoff).
     pub fn notify_at(&self, due: DateTime<Utc>) {
         let Ok(delay) = (due - Utc::now()).to_std() else { return self.local.notify_one() };

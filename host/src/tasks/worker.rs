@@ -17,8 +17,8 @@ use super::completer::Completer;
 use crate::capabilities::HostRuntime;
 use crate::config::WorkerSettings;
 use crate::contract::{Attempt, CallContext, Principal, Task, TaskError};
-use crate::db::{Database, Finish, Outcome, TaskRow};
-use crate::plugins::LivePlugins;
+use crate::db::{Database, Finish, NameLimits, Outcome, TaskRow};
+use crate::plugins::{LivePlugins, Registry};
 use crate::runtime::CapabilitySet;
 use crate::services::identity::{Identity, IdentityError};
 use crate::tasks::Wakeup;
@@ -100,6 +100,8 @@ async fn fetch(context: Arc<Context>, mut stop: watch::Receiver<bool>) {
     // Until a run knows its task's own timeout, the lease covers the longest any task may run.
     let lease = context.runtime.limits().task_timeout + context.settings.lease_margin;
     let lease = chrono::Duration::from_std(lease).unwrap_or(chrono::Duration::MAX);
+    // The registry whose tasks' limits were last stored: stored again before claiming after a reload.
+    let mut declared: Option<Arc<Registry>> = None;
     while !*stop.borrow() {
         while running.try_join_next().is_some() {}
         let first = tokio::select! {
@@ -108,19 +110,13 @@ async fn fetch(context: Arc<Context>, mut stop: watch::Receiver<bool>) {
         };
         let mut free = vec![first];
         free.extend(std::iter::from_fn(|| slots.clone().try_acquire_owned().ok()));
-        let now = Utc::now();
         let wanted = free.len();
-        match context.db.claim_tasks(&context.worker, now, now + lease, wanted).await {
-            Ok(tasks) => {
-                let claimed = tasks.len();
-                for (task, slot) in tasks.into_iter().zip(free) {
-                    running.spawn(run(context.clone(), task, slot));
-                }
-                if claimed == wanted {
-                    continue;
-                }
-            }
-            Err(error) => tracing::warn!(worker = context.worker, %error, "cannot claim tasks: the database failed"),
+        let (tasks, full) = claim(&context, &mut declared, lease, wanted).await;
+        for (task, slot) in tasks.into_iter().zip(free) {
+            running.spawn(run(context.clone(), task, slot));
+        }
+        if full {
+            continue;
         }
         tokio::select! {
             _ = context.wakeup.notified() => {}
@@ -129,6 +125,74 @@ async fn fetch(context: Arc<Context>, mut stop: watch::Receiver<bool>) {
         }
     }
     while running.join_next().await.is_some() {}
+}
+
+/// Claims up to `wanted` tasks: the limited names' within their limits, then any others; and
+/// whether as many were due as asked for. First stores the tasks' limits when the plugins changed
+/// since `declared`.
+async fn claim(
+    context: &Context,
+    declared: &mut Option<Arc<Registry>>,
+    lease: chrono::Duration,
+    wanted: usize,
+) -> (Vec<TaskRow>, bool) {
+    let registry = context.plugins.registry();
+    if !declared.as_ref().is_some_and(|seen| Arc::ptr_eq(seen, &registry)) {
+        match context.db.declare_task_limits(&declared_limits(&registry)).await {
+            Ok(()) => *declared = Some(registry.clone()),
+            Err(error) => tracing::warn!(%error, "cannot store the tasks' limits; trying again"),
+        }
+    }
+    let now = Utc::now();
+    let mut tasks = Vec::new();
+    if has_limits(&registry) {
+        match context.db.claim_limited_tasks(&context.worker, lease, wanted).await {
+            Ok(claim) => {
+                if let Some(reopens) = claim.reopens_at {
+                    context.wakeup.notify_at(reopens);
+                }
+                tasks = claim.tasks;
+            }
+            Err(error) => {
+                tracing::warn!(worker = context.worker, %error, "cannot claim limited tasks: the database failed")
+            }
+        }
+    }
+    let rest = wanted - tasks.len();
+    if rest == 0 {
+        return (tasks, true);
+    }
+    match context.db.claim_tasks(&context.worker, now, now + lease, rest).await {
+        Ok(more) => {
+            let full = more.len() == rest;
+            tasks.extend(more);
+            (tasks, full)
+        }
+        Err(error) => {
+            tracing::warn!(worker = context.worker, %error, "cannot claim tasks: the database failed");
+            (tasks, false)
+        }
+    }
+}
+
+/// The limits the loaded tasks declare.
+fn declared_limits(registry: &Registry) -> Vec<NameLimits> {
+    registry
+        .plugins()
+        .iter()
+        .flat_map(|plugin| &plugin.manifest.tasks)
+        .filter(|spec| spec.is_limited())
+        .map(|spec| NameLimits {
+            name: spec.name.clone(),
+            concurrency: spec.concurrency,
+            rate: spec.rate.map(|rate| (rate.starts, u64::try_from(rate.per.as_millis()).unwrap_or(u64::MAX))),
+        })
+        .collect()
+}
+
+/// Whether any loaded task has limits.
+fn has_limits(registry: &Registry) -> bool {
+    registry.plugins().iter().flat_map(|plugin| &plugin.manifest.tasks).any(|spec| spec.is_limited())
 }
 
 /// Runs one claimed attempt in its slot and hands its outcome to the completer. A cancel stops

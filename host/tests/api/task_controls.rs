@@ -4,6 +4,7 @@
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
+use chrono::{DateTime, Utc};
 use reqwest::Method;
 use serde_json::{Value, json};
 
@@ -143,6 +144,78 @@ async fn cancelling_a_running_task_stops_its_instance_and_it_is_not_retried() {
     assert_eq!(record["history"][0]["outcome"], "cancelled", "{record}");
     let (status, _) = send(&app, Method::DELETE, &format!("/api/tasks/{id}"), &token, None).await;
     assert_eq!(status, 409, "a finished task cannot be cancelled again");
+}
+
+/// The attempts' `(started, finished)` of every task listed by `query`, all of which completed.
+async fn completed_attempts(
+    app: &TestApp,
+    token: &str,
+    query: &str,
+    count: usize,
+) -> Vec<(DateTime<Utc>, DateTime<Utc>)> {
+    let (_, page) = send(app, Method::GET, &format!("/api/tasks?{query}&limit=100"), token, None).await;
+    let items = page["items"].as_array().unwrap();
+    assert_eq!(items.len(), count, "{page}");
+    let mut attempts = Vec::new();
+    for item in items {
+        let task = status_becomes(app, token, item["id"].as_str().unwrap(), "completed", Duration::from_secs(60)).await;
+        for attempt in task["history"].as_array().unwrap() {
+            let time = |key: &str| attempt[key].as_str().unwrap().parse::<DateTime<Utc>>().unwrap();
+            attempts.push((time("startedAt"), time("finishedAt")));
+        }
+    }
+    attempts
+}
+
+/// The most attempts running at one instant.
+fn most_at_once(attempts: &[(DateTime<Utc>, DateTime<Utc>)]) -> usize {
+    attempts
+        .iter()
+        .map(|(start, _)| attempts.iter().filter(|(s, f)| s <= start && start < f).count())
+        .max()
+        .unwrap_or(0)
+}
+
+#[tokio::test]
+async fn a_concurrency_limit_is_never_exceeded_and_other_tasks_keep_flowing() {
+    let app = spawn_app_with(&["test-tasks"]).await;
+    let (_, token) = app.user_with_token("limits@example.com", &["write:tasks"]).await;
+    let task = |name: &str| json!({ "name": name, "payload": { "ms": 100 } });
+    let tasks: Vec<Value> = (0..30).flat_map(|_| [task("limited"), task("sleep")]).collect();
+    let (status, _) = send(&app, Method::POST, "/api/tasks/batch", &token, Some(json!({ "tasks": tasks }))).await;
+    assert_eq!(status, 201);
+
+    let limited = completed_attempts(&app, &token, "name=limited", 30).await;
+    let others = completed_attempts(&app, &token, "name=sleep", 30).await;
+    assert!(most_at_once(&limited) <= 2, "at most two at once: {}", most_at_once(&limited));
+    assert_eq!(limited.len(), 30, "a limited task waits, it never fails or retries");
+    let limited_done = limited.iter().map(|a| a.1).max().unwrap();
+    let others_done = others.iter().map(|a| a.1).max().unwrap();
+    assert!(
+        others_done + chrono::Duration::milliseconds(500) < limited_done,
+        "the others are not held to the limit: they finished at {others_done}, the limited ones at {limited_done}"
+    );
+    assert!(most_at_once(&others) > 2, "the others ran side by side: {}", most_at_once(&others));
+}
+
+#[tokio::test]
+async fn a_rate_limit_spreads_starts_over_windows() {
+    let app = spawn_app_with(&["test-tasks"]).await;
+    let (_, token) = app.user_with_token("limits@example.com", &["write:tasks"]).await;
+    let tasks: Vec<Value> = (0..12).map(|n| json!({ "name": "rated", "payload": { "n": n } })).collect();
+    let (status, _) = send(&app, Method::POST, "/api/tasks/batch", &token, Some(json!({ "tasks": tasks }))).await;
+    assert_eq!(status, 201);
+    let mut starts: Vec<DateTime<Utc>> =
+        completed_attempts(&app, &token, "name=rated", 12).await.into_iter().map(|(start, _)| start).collect();
+    starts.sort();
+    assert_eq!(starts.len(), 12, "each ran once");
+    // Five per second: the twelve take three windows, so the last starts two seconds after the first.
+    let spread = starts[11] - starts[0];
+    assert!(spread >= chrono::Duration::milliseconds(1900), "12 starts at 5/s spread over {spread}");
+    for (i, start) in starts.iter().enumerate() {
+        let within = starts.iter().filter(|s| *s >= start && **s < *start + chrono::Duration::seconds(1)).count();
+        assert!(within <= 10, "start {i}: {within} starts within a second (two windows at most)");
+    }
 }
 
 #[tokio::test]

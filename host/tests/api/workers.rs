@@ -311,3 +311,30 @@ async fn a_paused_task_name_stays_paused_for_every_process_across_restarts() {
     deployment.completed(&id).await;
     kill(restarted);
 }
+
+#[tokio::test]
+async fn a_concurrency_limit_holds_across_worker_processes() {
+    let deployment = Deployment::start().await;
+    // Three processes running one task each could run three at once: only the shared limit stops them.
+    let one = ["--concurrency", "1", "--task-poll-interval-ms", "50"];
+    let workers = [deployment.worker(&one), deployment.worker(&one), deployment.worker(&one)];
+    let mut ids = Vec::new();
+    for _ in 0..12 {
+        ids.push(deployment.schedule(json!({ "name": "limited", "payload": { "ms": 200 } })).await);
+    }
+    let (mut attempts, mut processes) = (Vec::new(), std::collections::BTreeSet::new());
+    for id in &ids {
+        let task = deployment.completed(id).await;
+        for attempt in task["history"].as_array().unwrap() {
+            let time = |key: &str| attempt[key].as_str().unwrap().parse::<chrono::DateTime<chrono::Utc>>().unwrap();
+            attempts.push((time("startedAt"), time("finishedAt")));
+            processes.insert(process_of(&attempt["workerId"]));
+        }
+    }
+    for worker in workers {
+        kill(worker);
+    }
+    let most = attempts.iter().map(|(start, _)| attempts.iter().filter(|(s, f)| s <= start && start < f).count()).max();
+    assert!(most <= Some(2), "at most two at once across processes: {most:?}");
+    assert!(processes.len() >= 2, "the tasks ran side by side in several processes: {processes:?}");
+}

@@ -1,8 +1,8 @@
 //! Task handlers for the host's task tests: `echo` (returns its payload; `{"reject": true}` is
 //! refused when scheduled), `flaky` (retry until attempt `succeedOn`), `fail`, `trap` (panics),
 //! `spin` (never returns), `sleep` (`{"ms"}`), `dedupe` (an `echo` declared unique by payload)
-//! `loop` (`spin` with retries, to be cancelled) and `progress` (reports half done, then sleeps
-//! `{"ms"}`).
+//! `loop` (`spin` with retries, to be cancelled), `progress` (reports half done, then sleeps
+//! `{"ms"}`), `limited` (`sleep`, two at a time) and `rated` (`echo`, five starts a second).
 
 use std::time::Duration;
 
@@ -81,4 +81,6 @@ autoflow_sdk::task!(
         .task("dedupe", accept, echo)
         .task("loop", accept, spin)
         .task("progress", accept, progress)
+        .task("limited", accept, sleep)
+        .task("rated", accept, echo)
 );
