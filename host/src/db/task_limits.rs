@@ -40,14 +40,23 @@ pub struct LimitedClaim {
     pub reopens_at: Option<DateTime<Utc>>,
 }
 
+/// The limited names not paused with tasks to claim at `$1` (due, or whose lease ran out).
 macro_rules! limited {
     () => {
         "SELECT name, concurrency_limit, rate_limit, rate_interval_ms, window_start, window_starts FROM task_names \
-         WHERE NOT paused AND (concurrency_limit IS NOT NULL OR rate_limit IS NOT NULL) ORDER BY name"
+         WHERE NOT paused AND (concurrency_limit IS NOT NULL OR rate_limit IS NOT NULL) \
+         AND (EXISTS (SELECT 1 FROM tasks WHERE tasks.name = task_names.name \
+             AND tasks.status IN ('pending', 'retrying') AND tasks.run_at <= $1) \
+           OR EXISTS (SELECT 1 FROM tasks WHERE tasks.name = task_names.name \
+             AND tasks.status = 'active' AND tasks.lease_until < $1)) \
+         ORDER BY name"
     };
 }
 const LIMITED_POSTGRES: &str = concat!(limited!(), " FOR UPDATE SKIP LOCKED");
 const LIMITED_SQLITE: &str = limited!();
+/// Whether any limited name has tasks to claim: read before taking any lock, so a queue whose
+/// limited names have nothing due pays one read per claim.
+const ANY_LIMITED: &str = concat!("SELECT EXISTS (", limited!(), ")");
 /// Tasks of name `$1` running (or whose worker may still be running them).
 const ACTIVE_OF_NAME: &str =
     "SELECT COUNT(*) FROM tasks WHERE name = $1 AND status = 'active' AND lease_until IS NOT NULL";
@@ -127,9 +136,15 @@ impl Database {
         lease: chrono::Duration,
         free: usize,
     ) -> Result<LimitedClaim, DbError> {
+        let (any, checked) = (ANY_LIMITED, Utc::now());
+        let any: bool = on_pool!(self, pool => sqlx::query_scalar(any).bind(checked).fetch_one(pool).await)?;
+        if !any {
+            return Ok(LimitedClaim::default());
+        }
         macro_rules! claim {
             ($transaction:expr, $limited:expr, $expired:expr, $due:expr) => {{
-                let names: Vec<LimitedName> = sqlx::query_as($limited).fetch_all(&mut *$transaction).await?;
+                let names: Vec<LimitedName> =
+                    sqlx::query_as($limited).bind(Utc::now()).fetch_all(&mut *$transaction).await?;
                 let started = Utc::now();
                 let mut claim = LimitedClaim::default();
                 for name in names {

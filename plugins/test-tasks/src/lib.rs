@@ -2,7 +2,8 @@
 //! refused when scheduled), `flaky` (retry until attempt `succeedOn`), `fail`, `trap` (panics),
 //! `spin` (never returns), `sleep` (`{"ms"}`), `dedupe` (an `echo` declared unique by payload)
 //! `loop` (`spin` with retries, to be cancelled), `progress` (reports half done, then sleeps
-//! `{"ms"}`), `limited` (`sleep`, two at a time) and `rated` (`echo`, five starts a second).
+//! `{"ms"}`), `limited` (`sleep`, two at a time), `rated` (`echo`, five starts a second) and
+//! `echo-limited` (`echo` under a rate limit it never reaches).
 
 use std::time::Duration;
 
@@ -83,4 +84,5 @@ autoflow_sdk::task!(
         .task("progress", accept, progress)
         .task("limited", accept, sleep)
         .task("rated", accept, echo)
+        .task("echo-limited", accept, echo)
 );
