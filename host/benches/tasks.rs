@@ -264,13 +264,13 @@ async fn bench_backend(backend: Backend) {
     );
     println!(
         "{:<64} {:>8.0} tasks/s   vs plain {:.2}",
-        "end to end, each task with a unique key",
+        "unique key per task: schedule → no-op run → completed",
         unique,
         unique / end_to_end
     );
     println!(
         "{:<64} {:>8.0} tasks/s   vs plain {:.2}",
-        "end to end, a rate-limited name (limit not reached)",
+        "rate-limited name (limit not reached): schedule → completed",
         limited,
         limited / end_to_end
     );

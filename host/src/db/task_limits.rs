@@ -40,23 +40,29 @@ pub struct LimitedClaim {
     pub reopens_at: Option<DateTime<Utc>>,
 }
 
-/// The limited names not paused with tasks to claim at `$1` (due, or whose lease ran out).
+/// The limited names not paused.
 macro_rules! limited {
     () => {
         "SELECT name, concurrency_limit, rate_limit, rate_interval_ms, window_start, window_starts FROM task_names \
-         WHERE NOT paused AND (concurrency_limit IS NOT NULL OR rate_limit IS NOT NULL) \
-         AND (EXISTS (SELECT 1 FROM tasks WHERE tasks.name = task_names.name \
-             AND tasks.status IN ('pending', 'retrying') AND tasks.run_at <= $1) \
-           OR EXISTS (SELECT 1 FROM tasks WHERE tasks.name = task_names.name \
-             AND tasks.status = 'active' AND tasks.lease_until < $1)) \
-         ORDER BY name"
+         WHERE NOT paused AND (concurrency_limit IS NOT NULL OR rate_limit IS NOT NULL)"
     };
 }
-const LIMITED_POSTGRES: &str = concat!(limited!(), " FOR UPDATE SKIP LOCKED");
-const LIMITED_SQLITE: &str = limited!();
-/// Whether any limited name has tasks to claim: read before taking any lock, so a queue whose
-/// limited names have nothing due pays one read per claim.
-const ANY_LIMITED: &str = concat!("SELECT EXISTS (", limited!(), ")");
+const LIMITED_POSTGRES: &str = concat!(limited!(), " ORDER BY name FOR UPDATE SKIP LOCKED");
+const LIMITED_SQLITE: &str = concat!(limited!(), " ORDER BY name");
+/// Whether any limited name has tasks to claim at `$1` (due, or whose lease ran out): read before
+/// taking any lock, so a queue whose limited names have nothing due pays one read per claim. Each
+/// test is an ordered `LIMIT 1` lookup, which walks the claim order's index: PostgreSQL plans an
+/// `EXISTS` as a scan of the whole table when it guesses many rows match (10 ms with 60,000
+/// finished tasks in the table; 0.04 ms this way). Locking the names with these tests in the same
+/// statement took 150 ms under load on PostgreSQL, so the lock is taken by a plain statement.
+const ANY_LIMITED: &str = concat!(
+    "SELECT EXISTS (",
+    limited!(),
+    " AND ((SELECT id FROM tasks WHERE tasks.name = task_names.name AND tasks.status IN ('pending', 'retrying') \
+         AND tasks.run_at <= $1 ORDER BY priority, run_at, id LIMIT 1) IS NOT NULL \
+       OR (SELECT id FROM tasks WHERE tasks.name = task_names.name AND tasks.status = 'active' \
+         AND tasks.lease_until < $1 ORDER BY lease_until LIMIT 1) IS NOT NULL))"
+);
 /// Tasks of name `$1` running (or whose worker may still be running them).
 const ACTIVE_OF_NAME: &str =
     "SELECT COUNT(*) FROM tasks WHERE name = $1 AND status = 'active' AND lease_until IS NOT NULL";
@@ -143,8 +149,7 @@ impl Database {
         }
         macro_rules! claim {
             ($transaction:expr, $limited:expr, $expired:expr, $due:expr) => {{
-                let names: Vec<LimitedName> =
-                    sqlx::query_as($limited).bind(Utc::now()).fetch_all(&mut *$transaction).await?;
+                let names: Vec<LimitedName> = sqlx::query_as($limited).fetch_all(&mut *$transaction).await?;
                 let started = Utc::now();
                 let mut claim = LimitedClaim::default();
                 for name in names {

@@ -264,7 +264,14 @@ async fn retry(
     let row = visible_task(&state, &caller, &id).await?;
     let registry = state.plugins.registry();
     let attempts = registry.task_handler(&row.name).map_or(1, |(_, spec)| spec.max_attempts);
-    match state.scheduler.retry_dead(&id, attempts).await.map_err(ApiError::DatabaseUnavailable)? {
+    let revived = state.scheduler.retry_dead(&id, attempts).await.map_err(|error| match error {
+        error if error.is_unique_violation() => ApiError::Conflict(format!(
+            "another task of this name holds its unique key `{}` and waits or runs; retry this one after it",
+            row.unique_key.as_deref().unwrap_or_default()
+        )),
+        error => ApiError::DatabaseUnavailable(error),
+    })?;
+    match revived {
         Some(revived) => Ok(Json(TaskView::new(revived, None))),
         None => Err(ApiError::Conflict(format!("only a dead task can be retried; this one is {}", row.status))),
     }

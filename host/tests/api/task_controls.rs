@@ -89,6 +89,23 @@ async fn a_task_declared_unique_is_keyed_by_its_payload_even_within_a_batch() {
 }
 
 #[tokio::test]
+async fn a_dead_task_whose_unique_key_was_taken_since_is_not_retried_beside_the_new_one() {
+    let app = spawn_app_with(&["test-tasks"]).await;
+    let (_, token) = app.user_with_token("unique@example.com", &["write:tasks"]).await;
+    let body = json!({ "name": "fail", "uniqueKey": "only-one" });
+    let (_, dead) = send(&app, Method::POST, "/api/tasks", &token, Some(body.clone())).await;
+    let dead_id = dead["id"].as_str().unwrap();
+    status_becomes(&app, &token, dead_id, "dead", Duration::from_secs(20)).await;
+    let (_, paused) = app.user_with_token("ops@example.com", &["admin"]).await;
+    send(&app, Method::PUT, "/api/tasks/paused/fail", &paused, None).await;
+    let (status, holder) = send(&app, Method::POST, "/api/tasks", &token, Some(body)).await;
+    assert_eq!(status, 201, "the dead task no longer holds the key: {holder}");
+    let (status, error) = send(&app, Method::POST, &format!("/api/tasks/{dead_id}/retry"), &token, None).await;
+    assert_eq!(status, 409, "{error}");
+    assert!(error["error"]["message"].as_str().unwrap().contains("only-one"), "{error}");
+}
+
+#[tokio::test]
 async fn a_paused_task_name_waits_while_others_run_and_resumes() {
     let app = spawn_app_with(&["test-tasks"]).await;
     let (_, admin) = app.user_with_token("ops@example.com", &["admin"]).await;
