@@ -63,6 +63,16 @@ impl Caller {
     pub fn has_any(&self, permissions: &[String]) -> bool {
         permissions.iter().any(|p| self.has(p))
     }
+
+    /// `403` unless the caller holds one of `permissions` or `admin`; the message says that
+    /// `what` needs them.
+    pub fn require(&self, permissions: &[&str], what: &str) -> Result<(), ApiError> {
+        if self.has(super::admin::ADMIN_PERMISSION) || permissions.iter().any(|p| self.has(p)) {
+            return Ok(());
+        }
+        let named: Vec<&str> = permissions.iter().copied().chain([super::admin::ADMIN_PERMISSION]).collect();
+        Err(ApiError::Forbidden(format!("{what} needs the `{}` permission", named.join("` or `"))))
+    }
 }
 
 impl Auth {

@@ -106,7 +106,7 @@ impl From<ScheduleRow> for ScheduleView {
 }
 
 async fn list(State(state): State<AppState>, caller: Caller) -> Result<Json<Value>, ApiError> {
-    require(&caller, &[READ_PERMISSION, WRITE_PERMISSION])?;
+    caller.require(&[READ_PERMISSION, WRITE_PERMISSION], "reading schedules")?;
     let rows = state.db.schedules().await.map_err(ApiError::DatabaseUnavailable)?;
     let items: Vec<ScheduleView> =
         rows.into_iter().filter(|row| may_see(&caller, row)).map(ScheduleView::from).collect();
@@ -118,7 +118,7 @@ async fn create(
     caller: Caller,
     body: Result<JsonBody<CreateRequest>, ApiError>,
 ) -> Result<impl IntoResponse, ApiError> {
-    require(&caller, &[WRITE_PERMISSION])?;
+    caller.require(&[WRITE_PERMISSION], "changing schedules")?;
     let JsonBody(request) = body?;
     let timing =
         Timing::parse(request.cron.as_deref(), request.timezone.as_deref(), request.every_ms).map_err(|error| {
@@ -148,7 +148,7 @@ async fn show(
     caller: Caller,
     Path(name): Path<String>,
 ) -> Result<Json<ScheduleView>, ApiError> {
-    require(&caller, &[READ_PERMISSION, WRITE_PERMISSION])?;
+    caller.require(&[READ_PERMISSION, WRITE_PERMISSION], "reading schedules")?;
     Ok(Json(visible(&state, &caller, &name).await?.into()))
 }
 
@@ -174,7 +174,7 @@ async fn set_paused(
     name: &str,
     paused: bool,
 ) -> Result<Json<ScheduleView>, ApiError> {
-    require(caller, &[WRITE_PERMISSION])?;
+    caller.require(&[WRITE_PERMISSION], "changing schedules")?;
     visible(state, caller, name).await?;
     Ok(Json(state.scheduler.set_schedule_paused(name, paused).await?.into()))
 }
@@ -184,7 +184,7 @@ async fn delete(
     caller: Caller,
     Path(name): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    require(&caller, &[WRITE_PERMISSION])?;
+    caller.require(&[WRITE_PERMISSION], "changing schedules")?;
     visible(&state, &caller, &name).await?;
     state.scheduler.delete_schedule(&name).await?;
     Ok(StatusCode::NO_CONTENT)
@@ -199,14 +199,4 @@ fn may_see(caller: &Caller, row: &ScheduleRow) -> bool {
 async fn visible(state: &AppState, caller: &Caller, name: &str) -> Result<ScheduleRow, ApiError> {
     let row = state.db.schedule(name).await.map_err(ApiError::DatabaseUnavailable)?;
     row.filter(|row| may_see(caller, row)).ok_or_else(|| ApiError::ResourceNotFound(format!("no schedule `{name}`")))
-}
-
-/// Refuses callers with none of `permissions` (or `admin`).
-fn require(caller: &Caller, permissions: &[&str]) -> Result<(), ApiError> {
-    let mut allowed: Vec<String> = permissions.iter().map(|p| (*p).to_owned()).collect();
-    allowed.push(ADMIN_PERMISSION.to_owned());
-    if caller.has_any(&allowed) {
-        return Ok(());
-    }
-    Err(ApiError::Forbidden(format!("this needs the `{}` permission", permissions.join("` or `"))))
 }

@@ -205,9 +205,7 @@ async fn schedule_batch(
 
 /// The call scheduling tasks for `caller`, if they may.
 fn scheduling_call(caller: &Caller) -> Result<CallContext, ApiError> {
-    if !caller.has_any(&[SCHEDULE_PERMISSION.to_owned(), ADMIN_PERMISSION.to_owned()]) {
-        return Err(ApiError::Forbidden(format!("scheduling tasks needs the `{SCHEDULE_PERMISSION}` permission")));
-    }
+    caller.require(&[SCHEDULE_PERMISSION], "scheduling tasks")?;
     Ok(CallContext::for_principal(caller.principal()))
 }
 
@@ -294,7 +292,7 @@ async fn cancel(
 }
 
 async fn stats(State(state): State<AppState>, caller: Caller) -> Result<Json<Value>, ApiError> {
-    require_admin(&caller, "task statistics")?;
+    caller.require(&[], "reading task statistics")?;
     let now = Utc::now();
     let stats = state.db.task_stats(now).await.map_err(ApiError::DatabaseUnavailable)?;
     let mut by_status: serde_json::Map<String, Value> =
@@ -322,7 +320,7 @@ async fn stats(State(state): State<AppState>, caller: Caller) -> Result<Json<Val
 }
 
 async fn paused(State(state): State<AppState>, caller: Caller) -> Result<Json<Value>, ApiError> {
-    require_admin(&caller, "pausing task names")?;
+    caller.require(&[], "pausing task names")?;
     let names = state.db.paused_task_names().await.map_err(ApiError::DatabaseUnavailable)?;
     let items: Vec<Value> = names
         .into_iter()
@@ -348,22 +346,13 @@ async fn resume(
 }
 
 async fn set_paused(state: &AppState, caller: &Caller, name: &str, paused: bool) -> Result<Json<Value>, ApiError> {
-    require_admin(caller, "pausing task names")?;
+    caller.require(&[], "pausing task names")?;
     if !is_task_name(name) {
         return Err(ApiError::invalid_field("name", "must be a task name: 1-64 characters of a-z, 0-9 and '-'".into()));
     }
     state.db.set_task_paused(name, paused, Some(&caller.user.id)).await.map_err(ApiError::DatabaseUnavailable)?;
     tracing::info!(task = name, paused, by = %caller.user.id, "task name {}", if paused { "paused" } else { "resumed" });
     Ok(Json(serde_json::json!({ "name": name, "paused": paused })))
-}
-
-/// Refuses callers without `admin`, saying what they tried.
-fn require_admin(caller: &Caller, what: &str) -> Result<(), ApiError> {
-    if caller.has(ADMIN_PERMISSION) {
-        Ok(())
-    } else {
-        Err(ApiError::Forbidden(format!("{what} needs the `{ADMIN_PERMISSION}` permission")))
-    }
 }
 
 /// Task `id` if the caller may see it (theirs, or any for `admin`); `404` otherwise, so other
