@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-pub use schedules::{MIN_INTERVAL, Missed, ScheduleSpec, Timing, TimingError, TimingField, is_schedule_name};
+pub use schedules::{Missed, ScheduleSpec, Timing, TimingField, is_schedule_name};
 pub use tasks::{Backoff, DEFAULT_MAX_ATTEMPTS, MAX_ATTEMPTS, Priority, RateLimit, TaskSpec, is_task_name};
 
 /// A plugin's validated manifest.

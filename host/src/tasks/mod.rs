@@ -13,6 +13,6 @@ mod wakeup;
 pub mod worker;
 
 pub use scheduler::{NewTask, ScheduleError, Scheduler, Stored};
-pub use schedules::{NewSchedule, timing_of};
+pub use schedules::NewSchedule;
 pub use wakeup::Wakeup;
 pub use worker::Workers;

@@ -302,7 +302,7 @@ fn plan(schedule: &ScheduleRow, now: DateTime<Utc>, registry: &Registry) -> Firi
 }
 
 /// The timing a stored schedule ticks at.
-pub fn timing_of(schedule: &ScheduleRow) -> Option<Timing> {
+fn timing_of(schedule: &ScheduleRow) -> Option<Timing> {
     let every = schedule.every_ms.and_then(|ms| u64::try_from(ms).ok());
     Timing::parse(schedule.cron.as_deref(), schedule.timezone.as_deref(), every).ok()
 }
