@@ -11,7 +11,8 @@ use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand}
 use secrecy::SecretString;
 
 use crate::config::{
-    AdminToken, AuthConfig, Config, KeySource, Limits, LoginLimit, TokenSettings, TrustedProxies, WorkerSettings,
+    AdminToken, AuthConfig, Config, KeySource, Limits, LoginLimit, ShutdownSettings, TokenSettings, TrustedProxies,
+    WorkerSettings,
 };
 
 /// Autoflow: serves HTTP routes and runs tasks from sandboxed wasm plugins.
@@ -363,6 +364,21 @@ pub struct ServeArgs {
     #[arg(long, env = "AUTOFLOW_TASK_POLL_INTERVAL_MS", default_value_t = 500)]
     pub task_poll_interval_ms: u64,
 
+    /// Also serve `/metrics` (unauthenticated) and the health endpoints on this address, for a
+    /// scraper on a private network; unset: `/metrics` is on the main listener, admin-only.
+    #[arg(long, env = "AUTOFLOW_METRICS_LISTEN")]
+    pub metrics_listen: Option<SocketAddr>,
+
+    /// On SIGTERM or Ctrl-C, how long connections are still accepted after readiness turns false
+    /// (`10s`, `500ms`; a bare number is seconds), so load balancers stop sending traffic first.
+    #[arg(long, env = "AUTOFLOW_SHUTDOWN_GRACE", default_value = "0s", value_parser = parse_duration)]
+    pub shutdown_grace: Duration,
+
+    /// Longest in-flight requests and running tasks get to finish once shutting down; tasks still
+    /// running then are handed back to the queue for another worker.
+    #[arg(long, env = "AUTOFLOW_SHUTDOWN_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
+    pub shutdown_timeout: Duration,
+
     /// Tasks this process runs at once (0: none, another process runs the tasks).
     #[arg(long, env = "AUTOFLOW_WORKERS", default_value_t = WorkerSettings::default().concurrency)]
     pub workers: usize,
@@ -529,7 +545,23 @@ impl From<ServeArgs> for Config {
                 poll_interval: Duration::from_millis(args.task_poll_interval_ms.max(1)),
                 retention: Duration::from_secs(args.task_retention_hours.saturating_mul(60 * 60)),
             },
+            metrics_listen: args.metrics_listen,
+            shutdown: ShutdownSettings { grace: args.shutdown_grace, timeout: args.shutdown_timeout },
         }
+    }
+}
+
+/// A duration written `500ms`, `10s` or `2m`; a bare number is seconds.
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let number: u64 = number.parse().map_err(|_| format!("`{text}` is not a duration such as 500ms, 10s or 2m"))?;
+    match unit.trim() {
+        "ms" => Ok(Duration::from_millis(number)),
+        "" | "s" => Ok(Duration::from_secs(number)),
+        "m" => Ok(Duration::from_secs(number.saturating_mul(60))),
+        other => Err(format!("unknown unit `{other}` in `{text}`: use ms, s or m")),
     }
 }
 
@@ -547,6 +579,21 @@ mod tests {
             Command::Serve(serve) => Ok(Config::from(*serve)),
             other => panic!("parsed as {other:?}"),
         }
+    }
+
+    #[test]
+    fn shutdown_durations_take_a_unit_or_mean_seconds() {
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("10s"), Ok(Duration::from_secs(10)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_duration("7"), Ok(Duration::from_secs(7)));
+        assert!(parse_duration("5h").unwrap_err().contains("unknown unit `h`"));
+        assert!(parse_duration("soon").is_err());
+        let config = serve_config("shutdown-grace = \"3s\"\n", &["--shutdown-timeout", "250ms"]).unwrap();
+        assert_eq!(
+            config.shutdown,
+            ShutdownSettings { grace: Duration::from_secs(3), timeout: Duration::from_millis(250) }
+        );
     }
 
     #[test]

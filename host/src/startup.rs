@@ -12,10 +12,10 @@ use tokio::net::TcpListener;
 use crate::capabilities::http::InternalRoutes;
 use crate::capabilities::queue::TaskScheduler;
 use crate::capabilities::{HostRuntime, HostServices};
-use crate::config::{Config, KeySource};
+use crate::config::{Config, KeySource, ShutdownSettings};
 use crate::db::{ClaimError, Database, DbError, ServingClaim, Sharing};
 use crate::http::{self, AppState, SharedState};
-use crate::http::{Auth, ConnectionLimits};
+use crate::http::{Auth, ConnectionLimits, Draining};
 use crate::plugins::fanout::Fanout;
 use crate::plugins::{InstallError, LivePlugins, LoadErrors, Loader, PluginWatcher, sync_dir_from_db};
 use crate::services::cache::Cache;
@@ -28,6 +28,7 @@ use crate::services::redis_connection::RedisConnection;
 use crate::services::revocations::Revocations;
 use crate::services::tokens::Tokens;
 use crate::tasks::{Scheduler, Wakeup, Workers};
+use crate::telemetry::metrics::Metrics;
 
 /// Why the host could not start.
 #[derive(Debug, thiserror::Error)]
@@ -55,8 +56,9 @@ pub enum StartupError {
 }
 
 /// Everything a host process runs besides its HTTP listener: the database, the services, the
-/// loaded plugins (watched and kept in sync with the other hosts), the task scheduler and this
-/// process's task workers. `autoflow serve` adds a listener; `autoflow worker` runs it alone.
+/// loaded plugins (watched and kept in sync with the other hosts), the task scheduler, this
+/// process's task workers and, with `--metrics-listen`, the operations listener. `autoflow serve`
+/// adds a listener; `autoflow worker` runs it alone.
 pub struct Host {
     state: AppState,
     /// What plugins' internal requests and `queue.enqueue` reach; plugins hold only weak links.
@@ -65,6 +67,15 @@ pub struct Host {
     workers: Option<Workers>,
     watcher: Option<PluginWatcher>,
     background: Vec<tokio::task::JoinHandle<()>>,
+    ops: Option<OpsListener>,
+    shutdown: ShutdownSettings,
+}
+
+/// `/metrics` and the health endpoints on an address of their own, served until the host closes.
+struct OpsListener {
+    addr: SocketAddr,
+    stop: tokio::sync::oneshot::Sender<()>,
+    serving: tokio::task::JoinHandle<io::Result<()>>,
 }
 
 impl Host {
@@ -86,7 +97,8 @@ impl Host {
             redis.clone().map(Cache::redis).unwrap_or_else(Cache::memory).with_namespace(&config.cache_namespace);
         let (auth, services) = build_services(&config, db.clone(), cache.clone()).await?;
         let cache_dir = config.data_dir.join("cache").join("components");
-        let runtime = HostRuntime::new(&config.limits, Some(&cache_dir)).map_err(StartupError::Runtime)?;
+        let runtime =
+            HostRuntime::new(&config.limits, Some(&cache_dir), Metrics::new()).map_err(StartupError::Runtime)?;
         sync_dir_from_db(&db, &config.plugins_dir).await?;
         let loader = Loader { runtime: runtime.clone(), services };
         let plugins = Arc::new(LivePlugins::load(loader, &config.plugins_dir, db.clone()).await?);
@@ -120,37 +132,96 @@ impl Host {
             auth,
             fanout,
             scheduler: scheduler.clone(),
+            draining: Draining::default(),
         });
         let internal: Arc<dyn InternalRoutes> = Arc::new(state.clone());
         let scheduler: Arc<dyn TaskScheduler> = Arc::new(scheduler);
         let services = state.plugins.services();
         services.internal.connect(&internal);
         services.scheduler.connect(&scheduler);
-        Ok(Self { state, links: (internal, scheduler), workers, watcher, background })
+        let mut host = Self {
+            state,
+            links: (internal, scheduler),
+            workers,
+            watcher,
+            background,
+            ops: None,
+            shutdown: config.shutdown,
+        };
+        if let Some(addr) = config.metrics_listen {
+            match OpsListener::start(addr, &host.state).await {
+                Ok(ops) => host.ops = Some(ops),
+                Err(error) => {
+                    host.close().await;
+                    return Err(error);
+                }
+            }
+        }
+        Ok(host)
     }
 
-    /// Lets running tasks finish, then stops everything and closes the database.
-    pub async fn shutdown(self) {
-        if let Some(workers) = self.workers {
-            workers.shutdown().await;
+    /// The address `/metrics` and the health endpoints are served on with `--metrics-listen`.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.ops.as_ref().map(|ops| ops.addr)
+    }
+
+    /// Drains and stops: readiness turns false, the workers stop claiming and their running tasks
+    /// get the shutdown timeout to finish (then are handed back), and everything is closed.
+    pub async fn shutdown(mut self) {
+        self.state.draining.start();
+        self.stop_workers().await;
+        self.close().await;
+    }
+
+    /// Stops claiming tasks; running ones get the shutdown timeout, then are handed back.
+    async fn stop_workers(&mut self) {
+        if let Some(workers) = self.workers.take() {
+            workers.shutdown(self.shutdown.timeout).await;
         }
+    }
+
+    /// Stops everything else and closes the database.
+    async fn close(self) {
         drop(self.links);
         drop(self.watcher);
         for task in self.background {
             task.abort();
         }
+        if let Some(ops) = self.ops {
+            let _ = ops.stop.send(());
+            let _ = ops.serving.await;
+        }
         self.state.db.close().await;
     }
 
-    /// Runs until `shutdown` completes (e.g. SIGTERM), working on tasks only.
+    /// Runs until `shutdown` completes (e.g. SIGTERM), working on tasks only; then drains.
     pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()>) {
         tracing::info!(
             database = %self.state.db.backend(),
             workers = self.workers.as_ref().map_or(0, Workers::len),
+            metrics = ?self.metrics_addr(),
             "working on tasks"
         );
         shutdown.await;
+        tracing::info!(timeout = ?self.shutdown.timeout, "shutting down: no more claims; running tasks may finish");
         self.shutdown().await;
+    }
+}
+
+impl OpsListener {
+    async fn start(addr: SocketAddr, state: &AppState) -> Result<Self, StartupError> {
+        let listener = TcpListener::bind(addr).await.map_err(|source| StartupError::Bind { addr, source })?;
+        let addr = listener.local_addr().map_err(|source| StartupError::Bind { addr, source })?;
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let limits = &state.limits;
+        let connections = ConnectionLimits { max_connections: 64, request_head_timeout: limits.request_head_timeout };
+        let router = http::ops_router(state.clone());
+        let closed = async move {
+            let _ = stopped.await;
+        };
+        let serving = tokio::spawn(http::serve(listener, router, connections, closed, limits.request_timeout));
+        tracing::info!(address = %addr, "serving /metrics and health");
+        Ok(Self { addr, stop, serving })
     }
 }
 
@@ -218,15 +289,47 @@ impl Application {
         &self.host.state.scheduler
     }
 
-    /// Serves until `shutdown` completes, then lets in-flight requests and tasks finish.
+    /// The address `/metrics` and the health endpoints are served on with `--metrics-listen`.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.host.metrics_addr()
+    }
+
+    /// Serves until `shutdown` completes, then drains: readiness turns false at once, connections
+    /// are still accepted for the grace period, then the listener closes and in-flight requests
+    /// finish (for at most the shutdown timeout). Meanwhile the workers stop claiming and their
+    /// running tasks finish or, after the timeout, are handed back to the queue.
     pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) -> io::Result<()> {
-        let limits = &self.host.state.limits;
+        let Self { listener, mut host, _serving: serving, .. } = self;
+        let limits = &host.state.limits;
         let connections = ConnectionLimits {
             max_connections: limits.max_connections,
             request_head_timeout: limits.request_head_timeout,
         };
-        let result = http::serve(self.listener, http::router(self.host.state.clone()), connections, shutdown).await;
-        self.host.shutdown().await;
+        let (signal, signalled) = tokio::sync::watch::channel(false);
+        tokio::spawn(async move {
+            shutdown.await;
+            let _ = signal.send(true);
+        });
+        let settings = host.shutdown;
+        let draining = host.state.draining.clone();
+        let mut http_signal = signalled.clone();
+        let close_listener = async move {
+            let _ = http_signal.wait_for(|signalled| *signalled).await;
+            draining.start();
+            tracing::info!(grace = ?settings.grace, timeout = ?settings.timeout, "shutting down: not ready any more");
+            tokio::time::sleep(settings.grace).await;
+            tracing::info!("closing the listener; finishing in-flight requests");
+        };
+        let router = http::router(host.state.clone());
+        let serving_http = http::serve(listener, router, connections, close_listener, settings.timeout);
+        let mut task_signal = signalled;
+        let stopping_workers = async {
+            let _ = task_signal.wait_for(|signalled| *signalled).await;
+            host.stop_workers().await;
+        };
+        let (result, ()) = tokio::join!(serving_http, stopping_workers);
+        host.close().await;
+        drop(serving);
         result
     }
 }
@@ -308,5 +411,5 @@ pub async fn shutdown_signal() {
         () = ctrl_c => {}
         () = terminate => {}
     }
-    tracing::info!("shutting down; finishing in-flight requests");
+    tracing::info!("shutdown signal received");
 }

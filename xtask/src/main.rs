@@ -7,6 +7,7 @@ mod plugins;
 #[allow(dead_code, reason = "the build tool publishes but never unpublishes")]
 #[path = "../../host/src/plugins/publish.rs"]
 mod publish;
+mod python;
 
 use std::path::PathBuf;
 use std::process::{Command, ExitCode};
@@ -109,6 +110,7 @@ fn test() -> Result<()> {
         bail!("CI=true needs both DATABASE_URL and REDIS_URL: the production-backend suite must run, not be skipped");
     }
     plugins::build_all(&root, false)?;
+    let python = python::test_python(&root)?;
 
     eprintln!("xtask: running the SDK's unit tests");
     let mut sdk = cargo();
@@ -118,7 +120,7 @@ fn test() -> Result<()> {
     eprintln!("xtask: running every test on the embedded backend (SQLite, no Redis)");
     let mut embedded = cargo();
     embedded.current_dir(&root).args(["test", "--workspace"]).env_remove("DATABASE_URL").env_remove("REDIS_URL");
-    embedded.env("AUTOFLOW_TEST_PASS", "embedded");
+    embedded.env("AUTOFLOW_TEST_PASS", "embedded").env("AUTOFLOW_TEST_PYTHON", &python);
     status(&mut embedded, "tests on the embedded backend")?;
 
     if database.is_none() {
@@ -128,12 +130,14 @@ fn test() -> Result<()> {
     eprintln!("xtask: running the host's behavioural suite on DATABASE_URL (PostgreSQL), with REDIS_URL if set");
     let mut postgres = cargo();
     postgres.current_dir(&root).args(["test", "--package", "autoflow-host", "--test", "api"]);
-    postgres.env("AUTOFLOW_TEST_PASS", "production");
+    postgres.env("AUTOFLOW_TEST_PASS", "production").env("AUTOFLOW_TEST_PYTHON", &python);
     status(&mut postgres, "tests on PostgreSQL")
 }
 
 fn lint() -> Result<()> {
     let root = repo_root();
+    // Clippy in the plugins workspace checks wasm code: a fresh machine needs the target first.
+    plugins::ensure_wasm_target()?;
     for workspace in [root.clone(), root.join("plugins")] {
         let name = workspace.display().to_string();
         status(cargo().current_dir(&workspace).args(["fmt", "--all", "--check"]), &format!("cargo fmt in {name}"))?;

@@ -87,7 +87,8 @@ pub fn watch(root: &Path, release: bool) -> Result<()> {
     Ok(())
 }
 
-fn ensure_wasm_target() -> Result<()> {
+/// Adds the wasm32-wasip2 standard library through rustup when it is missing (a fresh machine).
+pub fn ensure_wasm_target() -> Result<()> {
     let installed = Command::new("rustup").args(["target", "list", "--installed"]).output();
     match installed {
         Ok(out) if String::from_utf8_lossy(&out.stdout).lines().any(|l| l.trim() == TARGET) => Ok(()),

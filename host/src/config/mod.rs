@@ -84,6 +84,27 @@ pub struct Config {
     pub plugin_overrides: BTreeMap<String, String>,
     /// The task workers this process runs (`concurrency` 0: none; another process runs them).
     pub workers: WorkerSettings,
+    /// Where `/metrics` and the health endpoints are also served, unauthenticated; `None`: only
+    /// on the main listener, where `/metrics` is admin-only.
+    pub metrics_listen: Option<SocketAddr>,
+    pub shutdown: ShutdownSettings,
+}
+
+/// How the process stops on SIGTERM or Ctrl-C.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ShutdownSettings {
+    /// How long connections are still accepted once readiness has turned false, so load
+    /// balancers stop sending traffic before the listener closes.
+    pub grace: Duration,
+    /// Longest in-flight requests and running tasks get to finish once the listener closes; tasks
+    /// still running then are handed back to the queue.
+    pub timeout: Duration,
+}
+
+impl Default for ShutdownSettings {
+    fn default() -> Self {
+        Self { grace: Duration::ZERO, timeout: Duration::from_secs(30) }
+    }
 }
 
 /// Token settings from the host's config.
@@ -231,6 +252,8 @@ impl Config {
             retired_encryption_keys: Vec::new(),
             plugin_overrides: BTreeMap::new(),
             workers: WorkerSettings::default(),
+            metrics_listen: None,
+            shutdown: ShutdownSettings::default(),
         }
     }
 

@@ -64,6 +64,14 @@ impl DbError {
     }
 }
 
+/// A connection pool's figures at one moment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolStatus {
+    pub open: u32,
+    pub idle: u32,
+    pub max: u32,
+}
+
 /// Which database engine is behind a [`Database`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
@@ -166,6 +174,15 @@ impl Database {
             Database::Postgres(_) => Backend::Postgres,
             Database::Sqlite(_) => Backend::Sqlite,
         }
+    }
+
+    /// The connection pool now: connections open, those idle among them, and the most it opens.
+    pub fn pool_status(&self) -> PoolStatus {
+        on_pool!(self, pool => PoolStatus {
+            open: pool.size(),
+            idle: u32::try_from(pool.num_idle()).unwrap_or(u32::MAX),
+            max: pool.options().get_max_connections(),
+        })
     }
 
     /// Applies every pending migration of this backend's dialect.

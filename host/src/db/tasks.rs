@@ -387,6 +387,14 @@ const SET_PAUSED: &str = "INSERT INTO task_names (name, paused, updated_at, upda
 const PAUSED: &str = "SELECT name, updated_at AS paused_at, updated_by AS paused_by FROM task_names \
      WHERE paused ORDER BY name";
 const COUNT_BY_NAME: &str = "SELECT name, status, COUNT(*) FROM tasks GROUP BY name, status ORDER BY name, status";
+/// Ends the open attempt rows of the tasks worker `$1` holds, at `$2`, as handed back.
+const RELEASE_ATTEMPTS: &str = "UPDATE task_attempts SET finished_at = $2, outcome = 'released', \
+     error = 'the worker stopped before the attempt finished; the task was handed back to the queue' \
+     WHERE finished_at IS NULL AND (task_id, attempt) IN \
+       (SELECT id, attempts FROM tasks WHERE worker_id = $1 AND status = 'active')";
+/// Makes the tasks worker `$1` holds due again at `$2`; the attempt they used is given back.
+const RELEASE_TASKS: &str = "UPDATE tasks SET status = 'pending', run_at = $2, lease_until = NULL, worker_id = NULL, \
+     max_attempts = max_attempts + 1, progress = NULL, updated_at = $2 WHERE worker_id = $1 AND status = 'active'";
 /// Per priority: the earliest due time of the waiting tasks due by `$1`, and how many there are.
 const OLDEST_DUE: &str = "SELECT priority, MIN(run_at), COUNT(*) FROM tasks \
      WHERE status IN ('pending', 'retrying') AND run_at <= $1 GROUP BY priority ORDER BY priority";
@@ -772,6 +780,21 @@ impl Database {
         }
     }
 
+    /// Hands the tasks `worker` still runs back to the queue, due now, without spending an attempt
+    /// on them: their attempt rows end `released`, and any worker may claim them at once (a
+    /// process stopping before its tasks finished). Returns how many were handed back.
+    pub async fn release_tasks(&self, worker: &str) -> Result<u64, DbError> {
+        let (attempts, tasks) = (RELEASE_ATTEMPTS, RELEASE_TASKS);
+        let now = Utc::now();
+        on_pool!(self, pool => {
+            let mut transaction = pool.begin().await?;
+            sqlx::query(attempts).bind(worker).bind(now).execute(&mut *transaction).await?;
+            let released = sqlx::query(tasks).bind(worker).bind(now).execute(&mut *transaction).await?;
+            transaction.commit().await?;
+            Ok(released.rows_affected())
+        })
+    }
+
     /// Records `progress` (a JSON value, as text) on task `id` while `worker` runs its attempt
     /// `attempt`; `false` once the attempt no longer holds the task (finished, cancelled, taken over).
     pub async fn report_progress(&self, id: &str, worker: &str, attempt: i32, progress: &str) -> Result<bool, DbError> {
@@ -813,12 +836,17 @@ impl Database {
 
     /// Counts of tasks by name and status, and the oldest due waiting task per priority.
     pub async fn task_stats(&self, now: DateTime<Utc>) -> Result<TaskStats, DbError> {
-        let (counts, waiting) = (COUNT_BY_NAME, OLDEST_DUE);
+        let counts = COUNT_BY_NAME;
         let counts: Vec<(String, TaskStatus, i64)> =
             on_pool!(self, pool => sqlx::query_as(counts).fetch_all(pool).await)?;
-        let oldest_due: Vec<(i16, DateTime<Utc>, i64)> =
-            on_pool!(self, pool => sqlx::query_as(waiting).bind(now).fetch_all(pool).await)?;
-        Ok(TaskStats { counts, oldest_due })
+        Ok(TaskStats { counts, oldest_due: self.oldest_due(now).await? })
+    }
+
+    /// Per priority rank with tasks due by `now`: the earliest due time of those waiting, and
+    /// their count (read from the index over waiting tasks, so cheap however long the history).
+    pub async fn oldest_due(&self, now: DateTime<Utc>) -> Result<Vec<(i16, DateTime<Utc>, i64)>, DbError> {
+        let sql = OLDEST_DUE;
+        Ok(on_pool!(self, pool => sqlx::query_as(sql).bind(now).fetch_all(pool).await)?)
     }
 
     /// Makes dead task `id` pending again with `attempts` more attempts; `None` if it is not dead.

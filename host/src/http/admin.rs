@@ -41,7 +41,11 @@ pub fn router(state: AppState) -> Router<AppState> {
 }
 
 /// Admits users with the `admin` permission, and the static admin token if one is configured.
-async fn require_admin(State(state): State<AppState>, request: Request, next: Next) -> Result<Response, ApiError> {
+pub(super) async fn require_admin(
+    State(state): State<AppState>,
+    request: Request,
+    next: Next,
+) -> Result<Response, ApiError> {
     if let Some(expected) = &state.admin_token {
         // Only a presented token is compared: a missing one never stands in as an empty value.
         let presented = request

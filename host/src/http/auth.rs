@@ -27,6 +27,7 @@ use super::authn::{Auth, Caller, SESSION_COOKIE};
 use super::json::JsonBody;
 use super::{ApiError, AppState};
 use crate::services::identity::User;
+use crate::telemetry::metrics::LoginOutcome;
 
 /// `GET /.well-known/jwks.json`.
 pub async fn jwks(State(state): State<AppState>) -> impl IntoResponse {
@@ -56,14 +57,34 @@ pub async fn login(
     headers: HeaderMap,
     body: Result<JsonBody<LoginRequest>, ApiError>,
 ) -> Result<Response, ApiError> {
+    let result = attempt_login(&state, peer, &headers, body).await;
+    let outcome = match &result {
+        Ok(_) => Some(LoginOutcome::Success),
+        Err(ApiError::Unauthorized(_)) => Some(LoginOutcome::Failure),
+        Err(ApiError::TooManyRequests { .. }) => Some(LoginOutcome::RateLimited),
+        // Malformed requests and backend faults say nothing about credentials.
+        Err(_) => None,
+    };
+    if let Some(outcome) = outcome {
+        state.runtime.metrics().login(outcome);
+    }
+    result
+}
+
+async fn attempt_login(
+    state: &AppState,
+    peer: SocketAddr,
+    headers: &HeaderMap,
+    body: Result<JsonBody<LoginRequest>, ApiError>,
+) -> Result<Response, ApiError> {
     let JsonBody(request) = body?;
     let auth = &state.auth;
-    let client = auth.config.trusted_proxies.client_address(peer.ip(), &headers);
+    let client = auth.config.trusted_proxies.client_address(peer.ip(), headers);
     let limit = auth.config.login_limit;
     let account = hex::encode(Sha256::digest(request.email.trim().to_lowercase()));
     // Counted before the password is checked, so guessing costs the guesser, not the host. An
     // account's attempts count per client, so a stranger cannot lock its owner out.
-    let device = trusted_device(auth, &headers, &account);
+    let device = trusted_device(auth, headers, &account);
     let own_counter = match &device {
         Some(device) => format!("auth/login/device/{device}"),
         None => format!("auth/login/account/{account}/address/{client}"),

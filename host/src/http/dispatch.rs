@@ -14,6 +14,7 @@ use tracing::Instrument;
 use super::AppState;
 use super::authn::{Caller, SESSION_COOKIE, authorize_principal};
 use super::error::ApiError;
+use super::metrics::PluginRoute;
 use crate::capabilities::http::InternalRoutes;
 use crate::contract::{self, CallContext};
 use crate::plugins::routes::{RouteMatch, RouteTarget};
@@ -36,8 +37,9 @@ const HOST_OWNED_HEADERS: &[&str] = &[
     "upgrade",
 ];
 
-/// Fallback handler: every request no host-native route matched.
-pub async fn dispatch(State(state): State<AppState>, request: Request) -> Result<Response, ApiError> {
+/// Fallback handler: every request no host-native route matched. A response from a plugin route
+/// (an error included) carries that route for the request metrics.
+pub async fn dispatch(State(state): State<AppState>, request: Request) -> Response {
     let request_id = request
         .extensions()
         .get::<RequestId>()
@@ -49,15 +51,26 @@ pub async fn dispatch(State(state): State<AppState>, request: Request) -> Result
     // This snapshot keeps the plugin's current build alive until the request is done, even if a
     // reload swaps in another build meanwhile.
     let registry = state.plugins.registry();
-    let (target, params) = match_route(&registry, &parts)?;
-    let caller = state.auth.authorize(&target.access, &parts.headers).await?;
-    // A body trickled in slower than a plugin may run is cut off, like a trickled head.
-    let timeout = state.limits.request_timeout;
-    let body = tokio::time::timeout(timeout, read_body(&parts.headers, body, state.limits.max_body_bytes))
-        .await
-        .map_err(|_| ApiError::BodyTimeout { timeout })??;
-    let call = CallContext { principal: caller.as_ref().map(Caller::principal), request_id, depth: 0, attempt: None };
-    call_plugin(&state, registry.plugin(target.plugin), target, params, &parts, body, call).await
+    let (target, params) = match match_route(&registry, &parts) {
+        Ok(matched) => matched,
+        Err(error) => return error.into_response(),
+    };
+    let plugin = registry.plugin(target.plugin);
+    let route = PluginRoute { plugin: plugin.manifest.name.to_string(), route: target.pattern.clone() };
+    let served = async {
+        let caller = state.auth.authorize(&target.access, &parts.headers).await?;
+        // A body trickled in slower than a plugin may run is cut off, like a trickled head.
+        let timeout = state.limits.request_timeout;
+        let body = tokio::time::timeout(timeout, read_body(&parts.headers, body, state.limits.max_body_bytes))
+            .await
+            .map_err(|_| ApiError::BodyTimeout { timeout })??;
+        let principal = caller.as_ref().map(Caller::principal);
+        let call = CallContext { principal, request_id, depth: 0, attempt: None };
+        call_plugin(&state, plugin, target, params, &parts, body, call).await
+    };
+    let mut response = served.await.unwrap_or_else(IntoResponse::into_response);
+    response.extensions_mut().insert(route);
+    response
 }
 
 /// Serves a request a plugin made to `{plugin}.autoflow.internal`: that plugin's routes under the
@@ -138,7 +151,7 @@ async fn call_plugin(
     let Some(pre) = plugin.feature() else {
         return Err(ApiError::NotFound { method: request.method, path: request.path });
     };
-    match state.runtime.handle(pre, &plugin.limits, grants, &request).instrument(span).await {
+    match state.runtime.handle(pre, &plugin.limits, &plugin.meters, grants, &request).instrument(span).await {
         Ok(Ok(response)) => into_http_response(&name, response, state.limits.max_response_bytes),
         Ok(Err(error)) => Err(ApiError::Plugin { plugin: name, error }),
         Err(CallError::Timeout(timeout)) => Err(ApiError::PluginTimeout { plugin: name, timeout }),

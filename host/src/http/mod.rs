@@ -8,6 +8,7 @@ mod dispatch;
 mod error;
 mod health;
 mod json;
+mod metrics;
 mod origin;
 mod schedules;
 mod server;
@@ -25,6 +26,7 @@ use tower_http::trace::TraceLayer;
 
 pub use authn::{Auth, Caller, SESSION_COOKIE};
 pub use error::ApiError;
+pub use health::Draining;
 pub use server::{ConnectionLimits, serve};
 
 use crate::capabilities::HostRuntime;
@@ -66,6 +68,8 @@ pub struct SharedState {
     pub fanout: Option<Fanout>,
     /// Schedules background tasks.
     pub scheduler: Scheduler,
+    /// Set once the process starts shutting down: readiness turns false.
+    pub draining: Draining,
 }
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -77,8 +81,12 @@ pub fn router(state: AppState) -> Router {
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuidV7))
         .layer(TraceLayer::new_for_http().make_span_with(request_span))
         .layer(PropagateRequestIdLayer::new(REQUEST_ID));
+    let admin_only = axum::middleware::from_fn_with_state(state.clone(), admin::require_admin);
     Router::new()
         .route("/health", get(health::health).fallback(method_not_allowed(&["GET"])))
+        .route("/health/live", get(health::live).fallback(method_not_allowed(&["GET"])))
+        .route("/health/ready", get(health::ready).fallback(method_not_allowed(&["GET"])))
+        .route("/metrics", get(metrics::scrape).fallback(method_not_allowed(&["GET"])).route_layer(admin_only))
         .route("/.well-known/jwks.json", get(auth::jwks).fallback(method_not_allowed(&["GET"])))
         .route("/auth/login", post(auth::login).fallback(method_not_allowed(&["POST"])))
         .route("/auth/logout", post(auth::logout).fallback(method_not_allowed(&["POST"])))
@@ -90,8 +98,23 @@ pub fn router(state: AppState) -> Router {
         // One body limit for every route; `/admin` raises it for uploads.
         .layer(DefaultBodyLimit::max(state.limits.max_body_bytes))
         .layer(axum::middleware::from_fn_with_state(state.clone(), origin::refuse_cross_origin_cookie_writes))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), metrics::count_request))
         .with_state(state)
         .layer(middleware)
+}
+
+/// The operations router for `--metrics-listen`: `/metrics` without authentication (the address
+/// is meant for a private network) and the health endpoints; nothing else.
+pub fn ops_router(state: AppState) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics::scrape))
+        .route("/health", get(health::health))
+        .route("/health/live", get(health::live))
+        .route("/health/ready", get(health::ready))
+        .fallback(|method: Method, uri: Uri| async move {
+            ApiError::NotFound { method: method.to_string(), path: uri.path().to_owned() }
+        })
+        .with_state(state)
 }
 
 fn request_span(request: &Request) -> tracing::Span {

@@ -32,13 +32,15 @@ pub struct ConnectionLimits {
     pub request_head_timeout: Duration,
 }
 
-/// Serves `router` on `listener` under `limits` until `shutdown` completes, then waits for the
-/// connections in flight to finish their requests.
+/// Serves `router` on `listener` under `limits` until `shutdown` completes, then closes the
+/// listener and waits up to `drain_timeout` for the connections in flight to finish their requests
+/// (idle kept-alive connections close at once).
 pub async fn serve(
     listener: TcpListener,
     router: Router,
     limits: ConnectionLimits,
     shutdown: impl Future<Output = ()>,
+    drain_timeout: Duration,
 ) -> io::Result<()> {
     let mut builder = Builder::new(TokioExecutor::new());
     builder.http1().timer(TokioTimer::new()).header_read_timeout(limits.request_head_timeout);
@@ -82,6 +84,8 @@ pub async fn serve(
         });
     }
     drop(listener);
-    graceful.shutdown().await;
+    if tokio::time::timeout(drain_timeout, graceful.shutdown()).await.is_err() {
+        tracing::warn!(timeout = ?drain_timeout, "requests still in flight at the end of the shutdown timeout");
+    }
     Ok(())
 }

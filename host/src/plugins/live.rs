@@ -17,6 +17,7 @@ use super::loader::{LoadErrors, LoadedPlugin, Loader, load_dir, load_one};
 use super::registry::Registry;
 use crate::capabilities::HostServices;
 use crate::db::{Database, PluginRecord};
+use crate::telemetry::metrics::{Metrics, ReloadResult};
 
 /// Why the latest reload of a plugin did not take effect.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -80,6 +81,11 @@ impl LivePlugins {
         &self.loader
     }
 
+    /// The host's metrics.
+    pub fn metrics(&self) -> &Metrics {
+        self.loader.runtime.metrics()
+    }
+
     /// The services plugin capabilities are built on.
     pub fn services(&self) -> &HostServices {
         &self.loader.services
@@ -129,14 +135,24 @@ impl LivePlugins {
                     self.record(plugin).await;
                 }
                 tracing::info!(?outcome, "plugin reloaded");
+                let counted = match outcome {
+                    ReloadOutcome::Unloaded => ReloadResult::Unloaded,
+                    _ => ReloadResult::Loaded,
+                };
+                self.metrics().reload(name, counted);
                 Ok(outcome)
             }
             Ok(None) => {
                 self.clear_failure(name);
-                Ok(if serving.is_some() { ReloadOutcome::Unchanged } else { ReloadOutcome::Absent })
+                if serving.is_none() {
+                    return Ok(ReloadOutcome::Absent);
+                }
+                self.metrics().reload(name, ReloadResult::Unchanged);
+                Ok(ReloadOutcome::Unchanged)
             }
             Err(errors) => {
                 tracing::warn!(error = %errors, "reload failed; the previous build keeps serving");
+                self.metrics().reload(name, ReloadResult::Failed);
                 let failure = ReloadFailure { message: errors.to_string(), at: Utc::now() };
                 self.failures.lock().expect("failures lock").insert(name.to_owned(), failure);
                 Err(errors)

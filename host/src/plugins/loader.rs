@@ -19,6 +19,7 @@ use crate::capabilities::{Grants, HostRuntime, HostServices, Instance, Ungranted
 use crate::contract::{FeaturePre, TaskPre};
 use crate::runtime::{ArtifactSource, PluginPre};
 use crate::spec::{Manifest, PluginLimits};
+use crate::telemetry::metrics::{InUse, PluginMeters, Refusal};
 
 /// What plugins are loaded with: the runtime that compiles and links them and the services their
 /// grants are built on. Cheap to clone.
@@ -45,6 +46,14 @@ pub struct LoadedPlugin {
     pub slots: Arc<Semaphore>,
     /// The capabilities its manifest grants.
     pub grants: Grants,
+    /// Where its calls are counted.
+    pub meters: PluginMeters,
+}
+
+/// One of a plugin's instance slots, held while its instance lives, and counted as in use.
+pub struct Slot<'a> {
+    _permit: tokio::sync::SemaphorePermit<'a>,
+    _in_use: InUse,
 }
 
 /// All of a plugin's instance slots stayed taken for as long as a call may wait.
@@ -56,12 +65,20 @@ pub struct PluginBusy {
 impl LoadedPlugin {
     /// One of its instance slots, waiting at most `wait`: every call into the plugin (a request,
     /// a task's validation, a task run) holds one while its instance lives.
-    pub async fn slot(&self, wait: std::time::Duration) -> Result<tokio::sync::SemaphorePermit<'_>, PluginBusy> {
-        tokio::time::timeout(wait, self.slots.acquire())
-            .await
-            .ok()
-            .and_then(Result::ok)
-            .ok_or(PluginBusy { limit: self.limits.max_concurrency })
+    pub async fn slot(&self, wait: std::time::Duration) -> Result<Slot<'_>, PluginBusy> {
+        match tokio::time::timeout(wait, self.slots.acquire()).await {
+            Ok(Ok(permit)) => Ok(Slot { _permit: permit, _in_use: self.meters.in_use() }),
+            _ => {
+                self.meters.refused(Refusal::Busy);
+                Err(PluginBusy { limit: self.limits.max_concurrency })
+            }
+        }
+    }
+
+    /// One of its instance slots, waiting as long as it takes (task runs, which hold a worker).
+    pub async fn wait_for_slot(&self) -> Slot<'_> {
+        let permit = self.slots.acquire().await.expect("a plugin's slots are never closed");
+        Slot { _permit: permit, _in_use: self.meters.in_use() }
     }
 
     /// Its `handler` export, if it is a feature plugin.
@@ -238,5 +255,17 @@ pub async fn prepare(
     );
     let dir = manifest_path.parent().map(Path::to_owned).unwrap_or_default();
     let slots = Arc::new(Semaphore::new(limits.max_concurrency as usize));
-    Ok(LoadedPlugin { manifest, dir, content_hash, loaded_at: Utc::now(), artifact, pre, limits, slots, grants })
+    let meters = loader.runtime.metrics().plugin(manifest.name.as_str());
+    Ok(LoadedPlugin {
+        manifest,
+        dir,
+        content_hash,
+        loaded_at: Utc::now(),
+        artifact,
+        pre,
+        limits,
+        slots,
+        grants,
+        meters,
+    })
 }

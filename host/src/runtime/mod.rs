@@ -24,6 +24,7 @@ pub use state::InstanceState;
 use crate::config::Limits;
 use crate::contract::{CallContext, FeaturePre, PluginError, Request, Response, Task, TaskError, TaskPre};
 use crate::spec::{PluginKind, PluginLimits};
+use crate::telemetry::metrics::{CallKind, Metrics, PluginMeters, Refusal};
 
 /// What one plugin may use, as the runtime sees it: a set of capability units that add their
 /// functions to the linker once and are bound to each call. The host's capabilities implement it.
@@ -77,6 +78,7 @@ struct RuntimeInner<G: CapabilitySet> {
     allocator: AllocatorKind,
     cache: Option<ArtifactCache>,
     limits: Limits,
+    metrics: Metrics,
     ticker_stop: Arc<AtomicBool>,
 }
 
@@ -89,8 +91,8 @@ impl<G: CapabilitySet> Drop for RuntimeInner<G> {
 impl<G: CapabilitySet> Runtime<G> {
     /// Creates the engine (pooling allocator if the machine allows it), links WASI and the
     /// capabilities of `G` and starts the epoch ticker. With `cache_dir`, compiled components are
-    /// kept there.
-    pub fn new(limits: &Limits, cache_dir: Option<&std::path::Path>) -> wasmtime::Result<Self> {
+    /// kept there. Plugin calls are counted in `metrics`.
+    pub fn new(limits: &Limits, cache_dir: Option<&std::path::Path>, metrics: Metrics) -> wasmtime::Result<Self> {
         let (engine, allocator) = engine::build(limits)?;
         let cache = cache_dir.map(|dir| ArtifactCache::open(dir, &engine)).transpose()?;
         let mut linker = Linker::new(&engine);
@@ -99,7 +101,15 @@ impl<G: CapabilitySet> Runtime<G> {
         let ticker_stop = Arc::new(AtomicBool::new(false));
         spawn_epoch_ticker(engine.clone(), ticker_stop.clone());
         Ok(Self {
-            inner: Arc::new(RuntimeInner { engine, linker, allocator, cache, limits: limits.clone(), ticker_stop }),
+            inner: Arc::new(RuntimeInner {
+                engine,
+                linker,
+                allocator,
+                cache,
+                limits: limits.clone(),
+                metrics,
+                ticker_stop,
+            }),
         })
     }
 
@@ -110,6 +120,11 @@ impl<G: CapabilitySet> Runtime<G> {
     /// The host's limits: defaults and ceilings for every plugin.
     pub fn limits(&self) -> &Limits {
         &self.inner.limits
+    }
+
+    /// The host's metrics.
+    pub fn metrics(&self) -> &Metrics {
+        &self.inner.metrics
     }
 
     /// Which instance allocator the engine ended up with.
@@ -148,10 +163,11 @@ impl<G: CapabilitySet> Runtime<G> {
         &self,
         pre: &FeaturePre<InstanceState<G>>,
         limits: &PluginLimits,
+        meters: &PluginMeters,
         grants: G,
         request: &Request,
     ) -> Result<Result<Response, PluginError>, CallError> {
-        let mut sandbox = self.sandbox(limits, grants);
+        let mut sandbox = self.sandbox(limits, meters, CallKind::Request, grants);
         let instance = pre.instantiate_async(&mut sandbox.store).await;
         let feature = sandbox.instantiated(instance)?;
         let call = feature.autoflow_platform_handler().call_handle(&mut sandbox.store, request);
@@ -166,10 +182,11 @@ impl<G: CapabilitySet> Runtime<G> {
         &self,
         pre: &TaskPre<InstanceState<G>>,
         limits: &PluginLimits,
+        meters: &PluginMeters,
         grants: G,
         payloads: &[(&str, &str)],
     ) -> Result<Result<(), (usize, PluginError)>, CallError> {
-        let mut sandbox = self.sandbox(limits, grants);
+        let mut sandbox = self.sandbox(limits, meters, CallKind::Validate, grants);
         let instance = pre.instantiate_async(&mut sandbox.store).await;
         let plugin = sandbox.instantiated(instance)?;
         let store = &mut sandbox.store;
@@ -193,10 +210,11 @@ impl<G: CapabilitySet> Runtime<G> {
         &self,
         pre: &TaskPre<InstanceState<G>>,
         limits: &PluginLimits,
+        meters: &PluginMeters,
         grants: G,
         task: &Task,
     ) -> Result<Result<String, TaskError>, CallError> {
-        let mut sandbox = self.sandbox(limits, grants);
+        let mut sandbox = self.sandbox(limits, meters, CallKind::Task, grants);
         let instance = pre.instantiate_async(&mut sandbox.store).await;
         let plugin = sandbox.instantiated(instance)?;
         let call = plugin.autoflow_platform_task_handler().call_run(&mut sandbox.store, task);
@@ -204,8 +222,15 @@ impl<G: CapabilitySet> Runtime<G> {
         sandbox.finish(outcome)
     }
 
-    /// A fresh store for one call: its bound grants, memory capped and the deadline set.
-    fn sandbox(&self, limits: &PluginLimits, grants: G) -> Sandbox<G> {
+    /// A fresh store for one call of `kind`: its bound grants, memory capped and the deadline
+    /// set; the call is counted in `meters`.
+    fn sandbox<'m>(
+        &self,
+        limits: &PluginLimits,
+        meters: &'m PluginMeters,
+        kind: CallKind,
+        grants: G,
+    ) -> Sandbox<'m, G> {
         let timeout = limits.timeout;
         let state = InstanceState::new(tracing::Span::current(), limits.memory_bytes, grants);
         let mut store = Store::new(&self.inner.engine, state);
@@ -221,7 +246,7 @@ impl<G: CapabilitySet> Runtime<G> {
                 Ok(UpdateDeadline::YieldCustom(1, Box::pin(tokio::task::yield_now())))
             }
         });
-        Sandbox { store, timeout, memory_limit: limits.memory_bytes }
+        Sandbox { store, timeout, memory_limit: limits.memory_bytes, meters, kind, started: Instant::now() }
     }
 }
 
@@ -231,14 +256,17 @@ pub enum PluginPre<G: CapabilitySet> {
     Task(TaskPre<InstanceState<G>>),
 }
 
-/// The store of one call with what its failures are judged by.
-struct Sandbox<G: CapabilitySet> {
+/// The store of one call with what its failures are judged by and where it is counted.
+struct Sandbox<'m, G: CapabilitySet> {
     store: Store<InstanceState<G>>,
     timeout: Duration,
     memory_limit: usize,
+    meters: &'m PluginMeters,
+    kind: CallKind,
+    started: Instant,
 }
 
-impl<G: CapabilitySet> Sandbox<G> {
+impl<G: CapabilitySet> Sandbox<'_, G> {
     /// Why a call failed: its deadline, its memory limit, or a trap.
     fn classify(&self, error: wasmtime::Error) -> CallError {
         match error.downcast_ref::<Trap>() {
@@ -250,16 +278,38 @@ impl<G: CapabilitySet> Sandbox<G> {
 
     /// The instance, or why it could not be made.
     fn instantiated<T>(&self, result: wasmtime::Result<T>) -> Result<T, CallError> {
-        result.map_err(|error| match self.classify(error) {
+        let result = result.map_err(|error| match self.classify(error) {
             CallError::Trap(e) => CallError::Instantiate(e),
             other => other,
-        })
+        });
+        match &result {
+            Ok(_) => self.meters.instantiated(self.kind),
+            Err(error) => self.count(error),
+        }
+        result
     }
 
     /// The call's answer. The epoch deadline stops running wasm; the host-side timeout that
     /// produced `outcome` also stops a plugin waiting on the host (outbound I/O, database calls).
     fn finish<T>(&self, outcome: Result<wasmtime::Result<T>, tokio::time::error::Elapsed>) -> Result<T, CallError> {
-        outcome.map_err(|_| CallError::Timeout(self.timeout))?.map_err(|error| self.classify(error))
+        let result = match outcome {
+            Ok(answer) => answer.map_err(|error| self.classify(error)),
+            Err(_) => Err(CallError::Timeout(self.timeout)),
+        };
+        self.meters.called(self.kind, self.started.elapsed());
+        if let Err(error) = &result {
+            self.count(error);
+        }
+        result
+    }
+
+    fn count(&self, error: &CallError) {
+        self.meters.refused(match error {
+            CallError::MemoryExceeded(_) => Refusal::MemoryLimit,
+            CallError::Timeout(_) => Refusal::Timeout,
+            CallError::Trap(_) => Refusal::Trap,
+            CallError::Instantiate(_) => Refusal::Instantiate,
+        });
     }
 }
 

@@ -153,6 +153,17 @@ impl Cache {
         self.degrade_on_error("publish", &channel, result);
     }
 
+    /// Whether Redis answers a `PING` (within [`REDIS_TIMEOUT`](super::redis_connection::REDIS_TIMEOUT));
+    /// `None` for the in-process cache, which has nothing to reach.
+    pub async fn ping(&self) -> Option<Result<(), redis::RedisError>> {
+        let Backend::Redis(redis) = &*self.backend else { return None };
+        let result = match redis.get().await {
+            Ok(mut connection) => timed(redis::cmd("PING").query_async::<()>(&mut connection)).await,
+            Err(error) => Err(error),
+        };
+        Some(result)
+    }
+
     /// How many operations degraded (a miss or a skipped write) because Redis was unreachable.
     pub fn degraded_operations(&self) -> u64 {
         self.degraded.load(Ordering::Relaxed)

@@ -17,6 +17,7 @@ use crate::db::{Cancel, Database, DbError, TaskRow, TaskStatus};
 use crate::plugins::LivePlugins;
 use crate::runtime::{CallError, CapabilitySet};
 use crate::spec::{MAX_ATTEMPTS, Priority, TaskSpec};
+use crate::telemetry::metrics::Metrics;
 
 /// Largest payload, in bytes of JSON.
 pub const MAX_PAYLOAD_BYTES: usize = 64 * 1024;
@@ -195,7 +196,12 @@ impl Scheduler {
                 .map_err(|busy| ScheduleError::Busy { plugin: name.clone(), limit: busy.limit })?;
             let payloads: Vec<(&str, &str)> =
                 indexes.iter().map(|&i| (tasks[i].name.as_str(), tasks[i].payload.as_str())).collect();
-            match self.runtime.validate_tasks(pre, &plugin.limits, grants, &payloads).instrument(span).await {
+            match self
+                .runtime
+                .validate_tasks(pre, &plugin.limits, &plugin.meters, grants, &payloads)
+                .instrument(span)
+                .await
+            {
                 Ok(Ok(())) => {}
                 Ok(Err((refused, error))) => {
                     let index = indexes[refused];
@@ -226,7 +232,10 @@ impl Scheduler {
         let ids: Vec<String> = rows.iter().map(|row| row.id.clone()).collect();
         let records = self.db.insert_tasks(rows).await?;
         self.hand_out(records.iter().map(|row| row.run_at));
-        Ok(records.into_iter().zip(ids).map(|(row, id)| Stored { created: row.id == id, row }).collect())
+        let stored: Vec<Stored> =
+            records.into_iter().zip(ids).map(|(row, id)| Stored { created: row.id == id, row }).collect();
+        count_scheduled(self.runtime.metrics(), stored.iter().filter(|s| s.created).map(|s| s.row.name.as_str()));
+        Ok(stored)
     }
 
     /// Makes dead task `id` pending again with `attempts` more attempts; `None` if it is not dead.
@@ -273,6 +282,18 @@ impl Scheduler {
         if let Some(due) = later {
             self.wakeup.notify_at(due);
         }
+    }
+}
+
+/// Counts the tasks `names` as scheduled, one metrics update per run of equal names.
+pub(super) fn count_scheduled<'a>(metrics: &Metrics, names: impl Iterator<Item = &'a str>) {
+    let mut names = names.peekable();
+    while let Some(name) = names.next() {
+        let mut count = 1;
+        while names.next_if_eq(&name).is_some() {
+            count += 1;
+        }
+        metrics.tasks_scheduled(name, count);
     }
 }
 

@@ -20,6 +20,7 @@ use crate::contract::CallContext;
 use crate::db::{Database, DbError, Firing, ScheduleRow, TaskRow};
 use crate::plugins::{LivePlugins, Registry};
 use crate::spec::{Missed, Timing, is_schedule_name};
+use crate::telemetry::metrics::Metrics;
 
 /// The longest a ticker sleeps before looking again (a schedule made by another host, a clock
 /// change).
@@ -163,7 +164,7 @@ async fn tick(db: Database, plugins: Arc<LivePlugins>, wakeup: Wakeup, changes: 
         // Only a schedule found due is fired, so an idle ticker costs one read per poll.
         let now = Utc::now();
         let wait = match db.next_schedule_due().await {
-            Ok(Some(due)) if due <= now => match fire(&db, &registry, &wakeup).await {
+            Ok(Some(due)) if due <= now => match fire(&db, &registry, &wakeup, plugins.metrics()).await {
                 Ok(true) => continue,
                 // Another host may be firing it: look again shortly.
                 Ok(false) => Duration::from_millis(10),
@@ -187,7 +188,7 @@ async fn tick(db: Database, plugins: Arc<LivePlugins>, wakeup: Wakeup, changes: 
 }
 
 /// Fires the schedules due now; whether a full batch was fired (more may be due).
-async fn fire(db: &Database, registry: &Registry, wakeup: &Wakeup) -> Result<bool, DbError> {
+async fn fire(db: &Database, registry: &Registry, wakeup: &Wakeup, metrics: &Metrics) -> Result<bool, DbError> {
     let now = Utc::now();
     let fired = db.fire_due_schedules(now, FIRE_BATCH, |schedule| plan(schedule, now, registry)).await?;
     if fired.iter().any(|(_, tasks)| !tasks.is_empty()) {
@@ -197,6 +198,7 @@ async fn fire(db: &Database, registry: &Registry, wakeup: &Wakeup) -> Result<boo
         for task in tasks {
             tracing::info!(schedule = %schedule.name, task = %task.name, task_id = %task.id, "schedule ticked");
         }
+        super::scheduler::count_scheduled(metrics, tasks.iter().map(|task| task.name.as_str()));
     }
     Ok(fired.len() == FIRE_BATCH as usize)
 }

@@ -7,6 +7,7 @@
 //! finished tasks once they are older than the retention period.
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use chrono::Utc;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
@@ -22,6 +23,7 @@ use crate::plugins::{LivePlugins, Registry};
 use crate::runtime::CapabilitySet;
 use crate::services::identity::{Identity, IdentityError};
 use crate::tasks::Wakeup;
+use crate::telemetry::metrics::{Metrics, TaskEnd};
 
 /// Largest result kept on a record, in bytes.
 const MAX_RESULT_BYTES: usize = 64 * 1024;
@@ -43,11 +45,19 @@ struct Context {
     worker: String,
 }
 
-/// A running pool of workers; [`Workers::shutdown`] lets in-flight tasks finish.
+/// A running pool of workers; [`Workers::shutdown`] lets in-flight tasks finish, or hands them
+/// back to the queue once the shutdown timeout is over.
 pub struct Workers {
     concurrency: usize,
     stop: watch::Sender<bool>,
-    handles: Vec<JoinHandle<()>>,
+    /// Set when the shutdown timeout is over: the runs still going are dropped.
+    abandon: watch::Sender<bool>,
+    fetcher: JoinHandle<()>,
+    /// The outcome writer, the retention sweep and the running checks.
+    others: Vec<JoinHandle<()>>,
+    db: Database,
+    wakeup: Wakeup,
+    worker: String,
 }
 
 impl Workers {
@@ -62,15 +72,26 @@ impl Workers {
         settings: WorkerSettings,
     ) -> Self {
         let (stop, stopped) = watch::channel(false);
+        let (abandon, abandoned) = watch::channel(false);
         let (completer, writer) = Completer::spawn(db.clone(), wakeup.clone());
         let process = uuid::Uuid::new_v4().simple().to_string();
         let worker = format!("{}-{}", std::process::id(), &process[..8]);
+        let (db_handle, wakeup_handle, worker_name) = (db.clone(), wakeup.clone(), worker.clone());
         let context = Arc::new(Context { db, plugins, runtime, identity, settings, wakeup, completer, worker });
         let retention = tokio::spawn(retain(context.clone(), stopped.clone()));
         let checks = tokio::spawn(check_running(context.clone(), stopped.clone()));
         // The writer ends once the fetcher and every run have dropped their completers.
-        let fetcher = tokio::spawn(fetch(context, stopped));
-        Self { concurrency: settings.concurrency, stop, handles: vec![fetcher, writer, retention, checks] }
+        let fetcher = tokio::spawn(fetch(context, stopped, abandoned));
+        Self {
+            concurrency: settings.concurrency,
+            stop,
+            abandon,
+            fetcher,
+            others: vec![writer, retention, checks],
+            db: db_handle,
+            wakeup: wakeup_handle,
+            worker: worker_name,
+        }
     }
 
     /// How many tasks this process runs at once.
@@ -83,18 +104,36 @@ impl Workers {
         self.concurrency == 0
     }
 
-    /// Stops claiming tasks, waits for the ones running to finish and their outcomes to be written.
-    pub async fn shutdown(self) {
+    /// Stops claiming tasks and waits up to `timeout` for the ones running to finish; those still
+    /// running then are stopped and handed back to the queue, due at once and without spending an
+    /// attempt, so another worker takes them without waiting for their leases to run out. Returns
+    /// once every outcome is written.
+    pub async fn shutdown(mut self, timeout: std::time::Duration) {
         let _ = self.stop.send(true);
-        for handle in self.handles {
+        if tokio::time::timeout(timeout, &mut self.fetcher).await.is_err() {
+            tracing::warn!(?timeout, "tasks still running at the end of the shutdown timeout; handing them back");
+            let _ = self.abandon.send(true);
+            let _ = self.fetcher.await;
+        }
+        for handle in self.others {
             let _ = handle.await;
+        }
+        match self.db.release_tasks(&self.worker).await {
+            Ok(0) => {}
+            Ok(released) => {
+                tracing::info!(released, "running tasks handed back to the queue");
+                self.wakeup.notify();
+            }
+            Err(error) => {
+                tracing::warn!(%error, "cannot hand the running tasks back; they run again when their leases end")
+            }
         }
     }
 }
 
 /// The fetcher: waits for a free slot, claims as many due tasks as there are free slots, starts
 /// them; when fewer were due than asked for, waits for a wake-up or the poll interval.
-async fn fetch(context: Arc<Context>, mut stop: watch::Receiver<bool>) {
+async fn fetch(context: Arc<Context>, mut stop: watch::Receiver<bool>, mut abandon: watch::Receiver<bool>) {
     let slots = Arc::new(Semaphore::new(context.settings.concurrency));
     let mut running = JoinSet::new();
     // Until a run knows its task's own timeout, the lease covers the longest any task may run.
@@ -124,6 +163,15 @@ async fn fetch(context: Arc<Context>, mut stop: watch::Receiver<bool>) {
             _ = stop.changed() => {}
         }
     }
+    loop {
+        tokio::select! {
+            next = running.join_next() => if next.is_none() { return },
+            _ = abandon.wait_for(|abandoned| *abandoned) => break,
+        }
+    }
+    // The runs still going are dropped: their instances stop at the next epoch tick, and the
+    // shutdown hands their tasks back.
+    running.abort_all();
     while running.join_next().await.is_some() {}
 }
 
@@ -201,17 +249,53 @@ fn has_limits(registry: &Registry) -> bool {
 async fn run(context: Arc<Context>, task: TaskRow, _slot: OwnedSemaphorePermit) {
     let span = tracing::info_span!("task", task = %task.name, task_id = %task.id, attempt = task.attempts);
     let running = context.wakeup.running(&task.id);
+    let meter = RunMeter::start(context.runtime.metrics(), &task.name);
     let finish = tokio::select! {
         finish = attempt(&context, &task).instrument(span.clone()) => finish,
         () = running.cancelled() => {
             span.in_scope(|| tracing::info!("task cancelled while running; its instance was stopped"));
+            meter.end(TaskEnd::Cancelled);
             return;
         }
     };
     drop(running);
+    meter.end(match finish {
+        Finish::Completed { .. } => TaskEnd::Completed,
+        Finish::Retrying { .. } => TaskEnd::Retrying,
+        Finish::Dead { .. } => TaskEnd::Dead,
+    });
     let outcome =
         Outcome { id: task.id, worker: context.worker.clone(), attempt: task.attempts, finish, at: Utc::now() };
     context.completer.record(outcome, span).await;
+}
+
+/// One attempt counted from its start to its end; an attempt dropped before it ended (a shutdown
+/// that handed it back) is counted `released`.
+struct RunMeter<'a> {
+    metrics: &'a Metrics,
+    task: &'a str,
+    started: Instant,
+    ended: bool,
+}
+
+impl<'a> RunMeter<'a> {
+    fn start(metrics: &'a Metrics, task: &'a str) -> Self {
+        metrics.task_started(task);
+        Self { metrics, task, started: Instant::now(), ended: false }
+    }
+
+    fn end(mut self, end: TaskEnd) {
+        self.ended = true;
+        self.metrics.task_finished(self.task, end, self.started.elapsed());
+    }
+}
+
+impl Drop for RunMeter<'_> {
+    fn drop(&mut self) {
+        if !self.ended {
+            self.metrics.task_finished(self.task, TaskEnd::Released, self.started.elapsed());
+        }
+    }
 }
 
 /// Every [`RUNNING_CHECK`], stops the runs of this process whose tasks are no longer its own to
@@ -288,7 +372,7 @@ async fn attempt(context: &Context, task: &TaskRow) -> Finish {
         None => None,
     };
     // Like a request, a task waits for one of its plugin's instance slots.
-    let _slot = plugin.slots.acquire().await;
+    let _slot = plugin.wait_for_slot().await;
     let grants = plugin.grants.for_call(CallContext {
         principal,
         request_id: task.correlation_id.clone().unwrap_or_else(|| task.id.clone()),
@@ -304,7 +388,7 @@ async fn attempt(context: &Context, task: &TaskRow) -> Finish {
         scheduled_by: task.user_id.clone(),
     };
     let span = tracing::info_span!("plugin", plugin = %plugin.manifest.name, request_id = %task.id);
-    match context.runtime.run_task(pre, &limits, grants, &input).instrument(span).await {
+    match context.runtime.run_task(pre, &limits, &plugin.meters, grants, &input).instrument(span).await {
         Ok(Ok(output)) if output.len() > MAX_RESULT_BYTES => {
             Finish::Dead { error: format!("the task's output of {} bytes exceeds {MAX_RESULT_BYTES}", output.len()) }
         }

@@ -62,6 +62,51 @@ async fn serve_answers_from_the_plugin_and_stops_cleanly_on_sigterm() {
     assert!(exit.success(), "autoflow serve should exit 0 after SIGTERM, got {exit}");
 }
 
+/// Sends SIGTERM to `process`.
+pub(crate) fn terminate(process: &Process) {
+    Command::new("kill").args(["-TERM", &process.id().to_string()]).status().unwrap();
+}
+
+#[tokio::test]
+async fn on_sigterm_readiness_turns_false_at_once_and_a_slow_request_finishes() {
+    let (database, data, plugins) =
+        (TestDatabase::create().await, tempfile::TempDir::new().unwrap(), PluginsDir::with(&["hello", "test-trap"]));
+    let mut command = autoflow(&database, data.path());
+    command.args(["serve", "--listen", "127.0.0.1:0", "--shutdown-grace", "1s", "--plugins"]).arg(plugins.path());
+    let (mut child, address) = start_serving(command);
+    let client = reqwest::Client::new();
+    assert_eq!(client.get(format!("http://{address}/health/ready")).send().await.unwrap().status(), 200);
+
+    let slow = tokio::spawn({
+        let (client, url) = (client.clone(), format!("http://{address}/api/trap/slow?ms=1500"));
+        async move {
+            let response = client.get(url).send().await.unwrap();
+            (response.status(), response.text().await.unwrap())
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    terminate(&child);
+    let ready = eventually(Duration::from_secs(2), "readiness to turn false", || async {
+        let response = client.get(format!("http://{address}/health/ready")).send().await.ok()?;
+        (response.status() == 503).then_some(response)
+    })
+    .await;
+    let body: serde_json::Value = ready.json().await.unwrap();
+    assert_eq!(body["checks"]["draining"]["status"], "draining", "{body}");
+    assert_eq!(
+        client.get(format!("http://{address}/api/hello/drain")).send().await.unwrap().status(),
+        200,
+        "requests are still served during the grace period"
+    );
+
+    let (status, text) = slow.await.unwrap();
+    assert_eq!((status.as_u16(), text.as_str()), (200, "slow done"), "the request in flight finished");
+    let exit = tokio::task::spawn_blocking(move || child.wait().unwrap()).await.unwrap();
+    assert!(exit.success(), "autoflow serve exits 0 after draining, got {exit}");
+    let refused = reqwest::Client::new().get(format!("http://{address}/health/live")).send().await;
+    assert!(refused.is_err(), "no new connections once it stopped");
+}
+
 #[tokio::test]
 async fn serve_with_a_broken_plugin_exits_non_zero_naming_the_file() {
     let (database, data, plugins) =

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use autoflow_host::config::{AdminToken, AuthConfig, Config, KeySource, Limits, WorkerSettings};
+use autoflow_host::config::{AdminToken, AuthConfig, Config, KeySource, Limits, ShutdownSettings, WorkerSettings};
 use autoflow_host::db::Database;
 use autoflow_host::http::Auth;
 use autoflow_host::plugins::LivePlugins;
@@ -50,6 +50,19 @@ fn skip_or_fail<T>(service: &str) -> Option<T> {
     );
     eprintln!("skipped: needs {service} (runs in the PostgreSQL + Redis pass)");
     None
+}
+
+/// The Python with the tests' tools (`xtask/test-requirements.txt`), which `cargo xtask test`
+/// installs and names in `AUTOFLOW_TEST_PYTHON`. Without it a test says it skipped, but under
+/// `CI=true` it fails.
+pub fn needs_python() -> Option<std::path::PathBuf> {
+    let python = std::env::var_os("AUTOFLOW_TEST_PYTHON").filter(|path| !path.is_empty());
+    if python.is_none() {
+        let ci = std::env::var("CI").is_ok_and(|ci| !ci.is_empty() && ci != "false" && ci != "0");
+        assert!(!ci, "AUTOFLOW_TEST_PYTHON is not set: under CI=true run the tests through `cargo xtask test`");
+        eprintln!("skipped: needs AUTOFLOW_TEST_PYTHON (run the tests through `cargo xtask test`)");
+    }
+    python.map(Into::into)
 }
 
 fn postgres_url() -> Option<String> {
@@ -253,6 +266,8 @@ pub fn test_config(plugins_dir: &Path, data_dir: &Path, database: &TestDatabase)
         retired_encryption_keys: Vec::new(),
         plugin_overrides: Default::default(),
         workers: WorkerSettings { poll_interval: Duration::from_millis(100), ..WorkerSettings::default() },
+        metrics_listen: None,
+        shutdown: ShutdownSettings::default(),
     }
 }
 
@@ -297,6 +312,8 @@ pub struct TestApp {
     pub plugins: PluginsDir,
     /// The host's own identity and token services (same database and cache).
     pub auth: Auth,
+    /// The `--metrics-listen` address, if the test configured one.
+    pub metrics: Option<String>,
     _data: TempDir,
     _database: TestDatabase,
 }
@@ -404,8 +421,10 @@ pub async fn try_spawn(
     let db = app.database().clone();
     let live = app.plugins().clone();
     let auth = app.auth().clone();
+    let metrics = app.metrics_addr().map(|addr| addr.to_string());
     tokio::spawn(app.run_until_stopped(std::future::pending()));
-    Ok(TestApp { address, client: reqwest::Client::new(), db, live, plugins, auth, _data: data, _database: database })
+    let client = reqwest::Client::new();
+    Ok(TestApp { address, client, db, live, plugins, auth, metrics, _data: data, _database: database })
 }
 
 /// A host serving the given built plugins with default limits.

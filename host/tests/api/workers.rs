@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::cli::{Process, autoflow, create_user, kill, start_serving};
+use crate::cli::{Process, autoflow, create_user, kill, start_serving, terminate};
 use crate::helpers::{PluginsDir, TestDatabase, eventually};
 
 /// A deployment of processes on one database: `serve` without workers for the API, plus workers.
@@ -147,6 +147,68 @@ async fn a_task_whose_worker_is_killed_is_finished_by_another_once_its_lease_end
     assert_ne!(process_of(&history[0]["workerId"]), process_of(&history[1]["workerId"]));
     assert_eq!(process_of(&claimed["workerId"]), process_of(&history[0]["workerId"]));
     assert_eq!(done["attempts"], 2, "completed exactly once, on the second attempt");
+}
+
+/// The task `id` once it is running.
+async fn running(deployment: &Deployment, id: &str) -> Value {
+    eventually(Duration::from_secs(20), "a worker to claim the task", || async {
+        let task = deployment.task(id).await;
+        (task["status"] == "active").then_some(task)
+    })
+    .await
+}
+
+/// Waits for `process` to exit on its own (after SIGTERM); its status and how long it took.
+async fn exit_of(mut process: Process) -> (std::process::ExitStatus, Duration) {
+    let started = std::time::Instant::now();
+    let status = tokio::task::spawn_blocking(move || process.wait().unwrap()).await.unwrap();
+    (status, started.elapsed())
+}
+
+#[tokio::test]
+async fn a_worker_stopped_by_sigterm_finishes_its_running_task_before_it_exits() {
+    let deployment = Deployment::start().await;
+    let worker = deployment.worker(&["--concurrency", "1"]);
+    let id = deployment.schedule(json!({ "name": "sleep", "payload": { "ms": 1000 } })).await;
+    running(&deployment, &id).await;
+
+    terminate(&worker);
+    let (status, _) = exit_of(worker).await;
+
+    assert!(status.success(), "the worker exits 0 after draining, got {status}");
+    let task = deployment.task(&id).await;
+    assert_eq!(task["status"], "completed", "finished before the process exited: {task}");
+    assert_eq!(task["attempts"], 1);
+}
+
+#[tokio::test]
+async fn a_task_running_past_the_shutdown_timeout_is_handed_to_another_worker_at_once() {
+    let deployment = Deployment::start().await;
+    // Leases last the default task timeout (5 min) plus margin: only a hand-back explains a quick rescue.
+    let stopping = deployment.worker(&["--concurrency", "1", "--shutdown-timeout", "300ms"]);
+    let id = deployment.schedule(json!({ "name": "sleep", "payload": { "ms": 2500 } })).await;
+    let claimed = running(&deployment, &id).await;
+
+    terminate(&stopping);
+    let (status, took) = exit_of(stopping).await;
+    assert!(status.success(), "the worker exits 0 after handing the task back, got {status}");
+    assert!(took < Duration::from_secs(5), "it waited {took:?}, not the task's 2.5 s");
+    let handed_back = deployment.task(&id).await;
+    assert_eq!(handed_back["status"], "pending", "due again at once: {handed_back}");
+
+    let rescuer = deployment.worker(&["--concurrency", "1"]);
+    let started = std::time::Instant::now();
+    let done = deployment.completed(&id).await;
+    kill(rescuer);
+
+    assert!(started.elapsed() < Duration::from_secs(20), "taken over without waiting for the lease");
+    let history = done["history"].as_array().unwrap();
+    assert_eq!(history.len(), 2, "{done}");
+    assert_eq!(history[0]["outcome"], "released", "{done}");
+    assert_eq!(process_of(&history[0]["workerId"]), process_of(&claimed["workerId"]));
+    assert_eq!(history[1]["outcome"], "completed");
+    let given_back = claimed["maxAttempts"].as_u64().map(|max| max + 1);
+    assert_eq!(done["maxAttempts"].as_u64(), given_back, "the handed-back attempt was not spent: {done}");
 }
 
 #[tokio::test]

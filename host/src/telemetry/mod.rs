@@ -1,4 +1,6 @@
-//! One place that sets up `tracing` for the process.
+//! Telemetry: one place that sets up `tracing` for the process, and the host's [`metrics`].
+
+pub mod metrics;
 
 use std::io::IsTerminal;
 
