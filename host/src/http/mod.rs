@@ -9,6 +9,7 @@ mod error;
 mod health;
 mod json;
 mod metrics;
+mod openapi;
 mod origin;
 mod schedules;
 mod server;
@@ -87,6 +88,10 @@ pub fn router(state: AppState) -> Router {
         .route("/health/live", get(health::live).fallback(method_not_allowed(&["GET"])))
         .route("/health/ready", get(health::ready).fallback(method_not_allowed(&["GET"])))
         .route("/metrics", get(metrics::scrape).fallback(method_not_allowed(&["GET"])).route_layer(admin_only))
+        .route("/openapi.json", get(openapi::document).fallback(method_not_allowed(&["GET"])))
+        .route("/openapi", get(openapi::page).fallback(method_not_allowed(&["GET"])))
+        .route("/openapi/page.js", get(openapi::script))
+        .route("/openapi/page.css", get(openapi::style))
         .route("/.well-known/jwks.json", get(auth::jwks).fallback(method_not_allowed(&["GET"])))
         .route("/auth/login", post(auth::login).fallback(method_not_allowed(&["POST"])))
         .route("/auth/logout", post(auth::logout).fallback(method_not_allowed(&["POST"])))

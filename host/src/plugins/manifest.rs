@@ -17,8 +17,17 @@ pub const MANIFEST_FILE: &str = "plugin.toml";
 pub const COMPONENT_FILE: &str = "plugin.wasm";
 
 /// Path prefixes the host serves itself; no plugin route may start with one.
-pub const RESERVED_PREFIXES: &[&str] =
-    &["/health", "/admin", "/auth", "/.well-known", "/metrics", "/api/tasks", "/api/schedules"];
+pub const RESERVED_PREFIXES: &[&str] = &[
+    "/health",
+    "/admin",
+    "/auth",
+    "/.well-known",
+    "/metrics",
+    "/openapi",
+    "/openapi.json",
+    "/api/tasks",
+    "/api/schedules",
+];
 
 /// Methods a route may declare.
 const METHODS: &[&str] = &["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"];

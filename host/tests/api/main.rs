@@ -18,6 +18,7 @@ mod internal_requests;
 mod limits;
 mod logs;
 mod notes;
+mod openapi;
 mod operations;
 mod outbound;
 mod plugin_cache;
