@@ -64,6 +64,7 @@ fn new_row(id: String, now: chrono::DateTime<Utc>) -> TaskRow {
         unique_key: None,
         schedule_name: None,
         progress: None,
+        trace_parent: None,
     }
 }
 

@@ -369,6 +369,11 @@ pub struct ServeArgs {
     #[arg(long, env = "AUTOFLOW_METRICS_LISTEN")]
     pub metrics_listen: Option<SocketAddr>,
 
+    /// Export traces to this OpenTelemetry collector (OTLP over HTTP, JSON encoding; its base
+    /// URL: spans go to `/v1/traces` under it); unset: no traces leave the process.
+    #[arg(long, env = "OTEL_EXPORTER_OTLP_ENDPOINT")]
+    pub otlp_endpoint: Option<String>,
+
     /// On SIGTERM or Ctrl-C, how long connections are still accepted after readiness turns false
     /// (`10s`, `500ms`; a bare number is seconds), so load balancers stop sending traffic first.
     #[arg(long, env = "AUTOFLOW_SHUTDOWN_GRACE", default_value = "0s", value_parser = parse_duration)]

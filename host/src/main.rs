@@ -12,14 +12,21 @@ use autoflow_host::{telemetry, user_commands};
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse_layered();
-    telemetry::init();
-    match run(cli.command).await {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(error) => {
-            tracing::error!("{error:#}");
-            ExitCode::FAILURE
-        }
+    let otlp_endpoint = match &cli.command {
+        Command::Serve(args) => args.otlp_endpoint.clone(),
+        Command::Worker(args) => args.serve.otlp_endpoint.clone(),
+        _ => None,
+    };
+    let exporter = telemetry::init(otlp_endpoint.as_deref());
+    let result = run(cli.command).await;
+    if let Err(error) = &result {
+        tracing::error!("{error:#}");
     }
+    if let Some(exporter) = exporter {
+        // The SDK's exporter blocks while it sends the last spans.
+        let _ = tokio::task::spawn_blocking(move || exporter.shutdown()).await;
+    }
+    if result.is_ok() { ExitCode::SUCCESS } else { ExitCode::FAILURE }
 }
 
 async fn run(command: Command) -> anyhow::Result<()> {

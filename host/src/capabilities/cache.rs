@@ -73,11 +73,13 @@ impl Bound<'_, PluginCache> {
 }
 
 impl wit::Host for Bound<'_, PluginCache> {
+    #[tracing::instrument(name = "cache.get", skip_all)]
     async fn get(&mut self, scope: wit::Scope, key: String) -> Result<Option<Vec<u8>>, PluginError> {
         let (cache, key) = self.cache_key(scope, &key)?;
         Ok(cache.cache.get(&key).await)
     }
 
+    #[tracing::instrument(name = "cache.set", skip_all)]
     async fn set(
         &mut self,
         scope: wit::Scope,
@@ -100,12 +102,14 @@ impl wit::Host for Bound<'_, PluginCache> {
             .map_err(|spent| PluginError::invalid(spent.to_string()))
     }
 
+    #[tracing::instrument(name = "cache.delete", skip_all)]
     async fn delete(&mut self, scope: wit::Scope, key: String) -> Result<(), PluginError> {
         let (cache, key) = self.cache_key(scope, &key)?;
         cache.cache.delete_within(&cache.quota, &key).await;
         Ok(())
     }
 
+    #[tracing::instrument(name = "cache.increment", skip_all)]
     async fn increment(
         &mut self,
         scope: wit::Scope,

@@ -64,21 +64,25 @@ impl Unit for PluginCrypto {
 }
 
 impl wit::Host for Bound<'_, PluginCrypto> {
+    #[tracing::instrument(name = "crypto.seal", skip_all)]
     async fn seal(&mut self, plaintext: Vec<u8>, context: String) -> Result<Vec<u8>, PluginError> {
         let crypto = self.granted()?;
         Ok(crypto.crypto.seal(&plaintext, &crypto.context(&context))?)
     }
 
+    #[tracing::instrument(name = "crypto.open", skip_all)]
     async fn open(&mut self, sealed: Vec<u8>, context: String) -> Result<Vec<u8>, PluginError> {
         let crypto = self.granted()?;
         Ok(crypto.crypto.open(&sealed, &crypto.context(&context))?)
     }
 
+    #[tracing::instrument(name = "crypto.rsa_encrypt", skip_all)]
     async fn rsa_encrypt(&mut self, plaintext: Vec<u8>) -> Result<Vec<u8>, PluginError> {
         let crypto = self.granted()?;
         Ok(crypto.crypto.rsa_encrypt(&plaintext, rsa_label(&crypto.plugin).as_bytes())?)
     }
 
+    #[tracing::instrument(name = "crypto.rsa_decrypt", skip_all)]
     async fn rsa_decrypt(&mut self, ciphertext: Vec<u8>) -> Result<Vec<u8>, PluginError> {
         let crypto = self.granted()?;
         Ok(crypto.crypto.rsa_decrypt(&ciphertext, rsa_label(&crypto.plugin).as_bytes())?)
@@ -92,6 +96,7 @@ impl wit::Host for Bound<'_, PluginCrypto> {
         self.grant.map(|c| rsa_label(&c.plugin)).unwrap_or_default()
     }
 
+    #[tracing::instrument(name = "crypto.hash_password", skip_all)]
     async fn hash_password(&mut self, password: String) -> Result<String, PluginError> {
         if password.is_empty() {
             return Err(PluginError::invalid("the password is empty"));
@@ -100,6 +105,7 @@ impl wit::Host for Bound<'_, PluginCrypto> {
         crypto.passwords.hash(&SecretString::from(password)).await.map_err(|e| PluginError::Internal(e.to_string()))
     }
 
+    #[tracing::instrument(name = "crypto.verify_password", skip_all)]
     async fn verify_password(&mut self, password: String, hash: String) -> Result<bool, PluginError> {
         let crypto = self.granted()?;
         Ok(crypto.passwords.verify(&SecretString::from(password), Some(hash)).await)

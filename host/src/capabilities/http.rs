@@ -14,12 +14,14 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
+use tracing::Instrument;
 use wasmtime::component::Linker;
 use wasmtime_wasi_http::{Error, RequestOptions, WasiBody, WasiHttpHooks};
 
 use super::{Instance, LoadContext, Unit};
 use crate::contract::CallContext;
 use crate::spec::config_reference;
+use crate::telemetry::traces;
 
 /// Longest an outbound connection may take to open.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -193,7 +195,7 @@ type SendFuture = Box<
 impl WasiHttpHooks for OutboundHttp {
     fn send_request(
         &mut self,
-        request: http::Request<WasiBody>,
+        mut request: http::Request<WasiBody>,
         options: Option<RequestOptions>,
         _guest_io: Box<dyn Future<Output = Result<(), Error>> + Send>,
     ) -> SendFuture {
@@ -218,10 +220,24 @@ impl WasiHttpHooks for OutboundHttp {
             first_byte_timeout: Some(requested.first_byte_timeout.map_or(self.timeout, |t| t.min(self.timeout))),
             between_bytes_timeout: Some(requested.between_bytes_timeout.map_or(self.timeout, |t| t.min(self.timeout))),
         };
-        Box::new(async move {
-            let (response, io) = wasmtime_wasi_http::default_send_request(request, Some(options)).await?;
-            Ok((response.map(BodyExt::boxed_unsync), Box::new(io) as Box<dyn Future<Output = _> + Send>))
-        })
+        let span = tracing::info_span!(
+            "http.outbound",
+            method = %request.method(),
+            host = written,
+            status = tracing::field::Empty,
+            otel.name = %format!("{} {written}", request.method()),
+            otel.kind = "client",
+        );
+        span.in_scope(|| traces::inject_into(request.headers_mut()));
+        let recorded = span.clone();
+        Box::new(
+            async move {
+                let (response, io) = wasmtime_wasi_http::default_send_request(request, Some(options)).await?;
+                recorded.record("status", response.status().as_u16());
+                Ok((response.map(BodyExt::boxed_unsync), Box::new(io) as Box<dyn Future<Output = _> + Send>))
+            }
+            .instrument(span),
+        )
     }
 }
 

@@ -34,6 +34,7 @@ impl Bound<'_, PluginIdentity> {
 }
 
 impl wit::Host for Bound<'_, PluginIdentity> {
+    #[tracing::instrument(name = "identity.create_user", skip_all)]
     async fn create_user(&mut self, user: wit::NewUser) -> Result<wit::User, PluginError> {
         let new = NewUser {
             email: user.email,
@@ -44,15 +45,18 @@ impl wit::Host for Bound<'_, PluginIdentity> {
         Ok(to_wit(self.identity()?.create(new).await?))
     }
 
+    #[tracing::instrument(name = "identity.get_user", skip_all)]
     async fn get_user(&mut self, id: String) -> Result<wit::User, PluginError> {
         Ok(to_wit(self.identity()?.get(&id).await?))
     }
 
+    #[tracing::instrument(name = "identity.list_users", skip_all)]
     async fn list_users(&mut self, limit: u32, cursor: Option<String>) -> Result<wit::UserPage, PluginError> {
         let page = self.identity()?.list(limit, cursor.as_deref()).await?;
         Ok(wit::UserPage { items: page.items.into_iter().map(to_wit).collect(), next_cursor: page.next_cursor })
     }
 
+    #[tracing::instrument(name = "identity.update_user", skip_all)]
     async fn update_user(&mut self, id: String, patch: wit::UserPatch) -> Result<wit::User, PluginError> {
         let patch = UserPatch {
             email: patch.email,
@@ -64,14 +68,17 @@ impl wit::Host for Bound<'_, PluginIdentity> {
         Ok(to_wit(self.identity()?.update(&id, patch).await?))
     }
 
+    #[tracing::instrument(name = "identity.delete_user", skip_all)]
     async fn delete_user(&mut self, id: String) -> Result<(), PluginError> {
         Ok(self.identity()?.delete(&id).await?)
     }
 
+    #[tracing::instrument(name = "identity.set_password", skip_all)]
     async fn set_password(&mut self, id: String, password: String) -> Result<(), PluginError> {
         Ok(self.identity()?.set_password(&id, SecretString::from(password)).await?)
     }
 
+    #[tracing::instrument(name = "identity.verify_credentials", skip_all)]
     async fn verify_credentials(&mut self, email: String, password: String) -> Result<wit::User, PluginError> {
         Ok(to_wit(self.identity()?.verify_credentials(&email, &SecretString::from(password)).await?))
     }

@@ -54,6 +54,7 @@ impl Unit for PluginQueue {
 }
 
 impl wit::Host for Bound<'_, PluginQueue> {
+    #[tracing::instrument(name = "queue.enqueue", skip_all, fields(task = %name))]
     async fn enqueue(
         &mut self,
         name: String,
@@ -64,6 +65,7 @@ impl wit::Host for Bound<'_, PluginQueue> {
         scheduler.schedule_for_plugin(TaskRequest { name, payload, options }, self.call.clone()).await
     }
 
+    #[tracing::instrument(name = "queue.enqueue_many", skip_all)]
     async fn enqueue_many(&mut self, tasks: Vec<TaskRequest>) -> Result<Vec<String>, PluginError> {
         let scheduler = self.scheduler_for(tasks.iter().map(|task| task.name.as_str()))?;
         scheduler.schedule_many_for_plugin(tasks, self.call.clone()).await

@@ -63,11 +63,13 @@ impl Bound<'_, PluginRecords> {
 }
 
 impl wit::Host for Bound<'_, PluginRecords> {
+    #[tracing::instrument(name = "records.get", skip_all, fields(collection = %collection))]
     async fn get(&mut self, collection: String, id: String) -> Result<Option<wit::Document>, PluginError> {
         let (records, at) = self.collection(&collection)?;
         Ok(records.get(at, &id).await?.map(to_wit))
     }
 
+    #[tracing::instrument(name = "records.list_documents", skip_all, fields(collection = %collection))]
     async fn list_documents(
         &mut self,
         collection: String,
@@ -79,6 +81,7 @@ impl wit::Host for Bound<'_, PluginRecords> {
         Ok(wit::Page { items: page.items.into_iter().map(to_wit).collect(), next_cursor: page.next_cursor })
     }
 
+    #[tracing::instrument(name = "records.create", skip_all, fields(collection = %collection))]
     async fn create(
         &mut self,
         collection: String,
@@ -89,6 +92,7 @@ impl wit::Host for Bound<'_, PluginRecords> {
         Ok(to_wit(records.create(at, id.as_deref(), &data).await?))
     }
 
+    #[tracing::instrument(name = "records.update", skip_all, fields(collection = %collection))]
     async fn update(
         &mut self,
         collection: String,
@@ -100,6 +104,7 @@ impl wit::Host for Bound<'_, PluginRecords> {
         Ok(to_wit(records.update(at, &id, &patch, expected_version).await?))
     }
 
+    #[tracing::instrument(name = "records.delete", skip_all, fields(collection = %collection))]
     async fn delete(&mut self, collection: String, id: String) -> Result<(), PluginError> {
         let (records, at) = self.collection(&collection)?;
         Ok(records.delete(at, &id).await?)

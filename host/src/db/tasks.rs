@@ -37,6 +37,8 @@ pub struct TaskRow {
     pub schedule_name: Option<String>,
     /// What the running (or last) attempt reported of its progress: a JSON value, as text.
     pub progress: Option<String>,
+    /// The trace context (`traceparent`) of what scheduled the task, when traces are exported.
+    pub trace_parent: Option<String>,
 }
 
 /// One attempt of a task.
@@ -167,7 +169,7 @@ macro_rules! columns {
     () => {
         "id, name, payload, priority, status, attempts, max_attempts, run_at, lease_until, worker_id, \
          correlation_id, user_id, result, last_error, created_at, updated_at, finished_at, unique_key, \
-         schedule_name, progress"
+         schedule_name, progress, trace_parent"
     };
 }
 
@@ -186,7 +188,7 @@ const INSERT_POSTGRES: &str = concat!(
     columns!(),
     ") SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::int2[], $5::text[], $6::int4[], $7::int4[], \
      $8::timestamptz[], $9::timestamptz[], $10::text[], $11::text[], $12::text[], $13::text[], $14::text[], \
-     $15::timestamptz[], $16::timestamptz[], $17::timestamptz[], $18::text[], $19::text[], $20::text[])"
+     $15::timestamptz[], $16::timestamptz[], $17::timestamptz[], $18::text[], $19::text[], $20::text[], $21::text[])"
 );
 /// Stores a batch of tasks given as a JSON array of rows.
 const INSERT_SQLITE: &str = concat!(
@@ -196,7 +198,7 @@ const INSERT_SQLITE: &str = concat!(
      value->>'attempts', value->>'max_attempts', value->>'run_at', value->>'lease_until', value->>'worker_id', \
      value->>'correlation_id', value->>'user_id', value->>'result', value->>'last_error', value->>'created_at', \
      value->>'updated_at', value->>'finished_at', value->>'unique_key', value->>'schedule_name', \
-     value->>'progress' FROM json_each($1)"
+     value->>'progress', value->>'trace_parent' FROM json_each($1)"
 );
 /// What follows an insert whose batch holds unique keys: a task whose key is held already is not
 /// stored, and the ids of those stored come back. (SQLite needs the `WHERE` to parse the clause.)
@@ -482,6 +484,7 @@ struct SqliteTask<'a> {
     unique_key: Option<&'a str>,
     schedule_name: Option<&'a str>,
     progress: Option<&'a str>,
+    trace_parent: Option<&'a str>,
 }
 
 /// An outcome as the SQLite finish statements read it.
@@ -531,7 +534,8 @@ pub(super) async fn insert_postgres<'c>(
         .bind(time(|r| r.finished_at))
         .bind(column(|r| r.unique_key.as_deref()))
         .bind(column(|r| r.schedule_name.as_deref()))
-        .bind(column(|r| r.progress.as_deref()));
+        .bind(column(|r| r.progress.as_deref()))
+        .bind(column(|r| r.trace_parent.as_deref()));
     Ok(query.fetch_all(executor).await?)
 }
 
@@ -562,6 +566,7 @@ pub(super) async fn insert_sqlite<'c>(
         unique_key: r.unique_key.as_deref(),
         schedule_name: r.schedule_name.as_deref(),
         progress: r.progress.as_deref(),
+        trace_parent: r.trace_parent.as_deref(),
     }));
     let sql = if unique { [INSERT_SQLITE, INSERT_UNIQUE_SQLITE].concat() } else { INSERT_SQLITE.into() };
     Ok(sqlx::query_scalar(sqlx::AssertSqlSafe(sql)).bind(rows).fetch_all(executor).await?)

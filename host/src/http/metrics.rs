@@ -24,8 +24,9 @@ pub struct PluginRoute {
     pub route: String,
 }
 
-/// Counts the request once its response is ready. Host routes count under their matched path
-/// with an empty `plugin`; requests no route matched count under `unmatched`.
+/// Counts the request once its response is ready, and names its route, plugin and status on the
+/// request's span. Host routes count under their matched path with an empty `plugin`; requests no
+/// route matched count under `unmatched`.
 pub async fn count_request(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let started = Instant::now();
     let method = method_label(request.method().as_str());
@@ -35,7 +36,14 @@ pub async fn count_request(State(state): State<AppState>, request: Request, next
         Some(target) => (target.plugin.clone(), target.route.clone()),
         None => (String::new(), host_route.unwrap_or_else(|| "unmatched".to_owned())),
     };
-    let labels = RequestLabels { plugin, route, method, status: response.status().as_u16() };
+    let status = response.status().as_u16();
+    let span = tracing::Span::current();
+    span.record("route", route.as_str());
+    span.record("status", status);
+    if !plugin.is_empty() {
+        span.record("plugin", plugin.as_str());
+    }
+    let labels = RequestLabels { plugin, route, method, status };
     state.plugins.metrics().http_request(&labels, started.elapsed());
     response
 }

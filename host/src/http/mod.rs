@@ -35,7 +35,9 @@ use crate::config::{AdminToken, Limits};
 use crate::db::Database;
 use crate::plugins::LivePlugins;
 use crate::plugins::fanout::Fanout;
+use crate::plugins::routes::RouteMatch;
 use crate::tasks::Scheduler;
+use crate::telemetry::traces;
 
 /// What every handler can reach: the [`SharedState`] behind one reference count, so the state
 /// each request extracts costs no more than an atomic increment.
@@ -80,7 +82,10 @@ pub fn router(state: AppState) -> Router {
     let middleware = ServiceBuilder::new()
         .layer(axum::middleware::map_request(drop_unsafe_request_id))
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuidV7))
-        .layer(TraceLayer::new_for_http().make_span_with(request_span))
+        .layer(TraceLayer::new_for_http().make_span_with({
+            let plugins = state.plugins.clone();
+            move |request: &Request| request_span(&plugins, request)
+        }))
         .layer(PropagateRequestIdLayer::new(REQUEST_ID));
     let admin_only = axum::middleware::from_fn_with_state(state.clone(), admin::require_admin);
     Router::new()
@@ -122,9 +127,34 @@ pub fn ops_router(state: AppState) -> Router {
         .with_state(state)
 }
 
-fn request_span(request: &Request) -> tracing::Span {
+/// The span of one request: it continues a client's trace (`traceparent`), and once routed names
+/// the plugin and route it reached and the status (see `metrics::count_request`). When spans are
+/// exported it is named `{method} {declared route}` for the collector.
+fn request_span(plugins: &LivePlugins, request: &Request) -> tracing::Span {
     let request_id = request.headers().get(REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or_default();
-    tracing::info_span!("request", method = %request.method(), path = %request.uri().path(), request_id = %request_id)
+    let (method, path) = (request.method(), request.uri().path());
+    let name = traces::exporting().then(|| {
+        let route = match plugins.registry().route(method.as_str(), path) {
+            RouteMatch::Found { target, .. } => Some(target.pattern.clone()),
+            _ => openapi::host_route(path).map(str::to_owned),
+        };
+        route.map_or_else(|| method.to_string(), |route| format!("{method} {route}"))
+    });
+    let span = tracing::info_span!(
+        "request",
+        %method,
+        %path,
+        request_id = %request_id,
+        trace_id = tracing::field::Empty,
+        plugin = tracing::field::Empty,
+        route = tracing::field::Empty,
+        status = tracing::field::Empty,
+        otel.name = name.as_deref().unwrap_or("request"),
+        otel.kind = "server",
+    );
+    traces::continue_from_headers(&span, request.headers());
+    traces::record_trace_id(&span);
+    span
 }
 
 /// A handler answering a JSON `405` that lists the `allowed` methods, for host-native routes.

@@ -4,6 +4,8 @@
 //! changes with every reload. `GET /openapi` renders it with a page and script embedded in the
 //! binary: nothing is fetched from anywhere else.
 
+use std::sync::OnceLock;
+
 use axum::Json;
 use axum::extract::State;
 use axum::http::header::{CACHE_CONTROL, CONTENT_SECURITY_POLICY, CONTENT_TYPE};
@@ -139,6 +141,20 @@ const HOST_OPERATIONS: &[HostOperation] = &[
     op("post", "/api/schedules/{name}/pause", "schedules", "Pause a schedule", Signed),
     op("post", "/api/schedules/{name}/resume", "schedules", "Resume a schedule from its next tick", Signed),
 ];
+
+/// The declared path of the host endpoint `path` reaches (`/api/tasks/{id}`), if it is one.
+pub fn host_route(path: &str) -> Option<&'static str> {
+    static ROUTES: OnceLock<matchit::Router<&'static str>> = OnceLock::new();
+    let routes = ROUTES.get_or_init(|| {
+        let mut routes = matchit::Router::new();
+        for operation in HOST_OPERATIONS {
+            // The same path under several methods is inserted once.
+            let _ = routes.insert(operation.path, operation.path);
+        }
+        routes
+    });
+    routes.at(path).ok().map(|found| *found.value)
+}
 
 /// The document for the plugins in `registry`.
 pub fn build(registry: &Registry) -> Value {

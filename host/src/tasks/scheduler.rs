@@ -18,6 +18,7 @@ use crate::plugins::LivePlugins;
 use crate::runtime::{CallError, CapabilitySet};
 use crate::spec::{MAX_ATTEMPTS, Priority, TaskSpec};
 use crate::telemetry::metrics::Metrics;
+use crate::telemetry::traces;
 
 /// Largest payload, in bytes of JSON.
 pub const MAX_PAYLOAD_BYTES: usize = 64 * 1024;
@@ -220,13 +221,16 @@ impl Scheduler {
         let now = Utc::now();
         let user = call.user_id().map(str::to_owned);
         let request = Some(call.request_id).filter(|id| !id.is_empty());
+        // The tasks' runs continue the trace of what scheduled them.
+        let trace_parent = traces::current_traceparent();
         let rows: Vec<TaskRow> = tasks
             .into_iter()
             .zip(&specs)
             .map(|(task, spec)| {
                 let delay = chrono::Duration::from_std(task.delay.unwrap_or_default()).unwrap_or_default();
                 let correlation_id = task.correlation_id.clone().or_else(|| request.clone());
-                new_row(task, spec, now + delay, correlation_id, user.clone())
+                let row = new_row(task, spec, now + delay, correlation_id, user.clone());
+                TaskRow { trace_parent: trace_parent.clone(), ..row }
             })
             .collect();
         let ids: Vec<String> = rows.iter().map(|row| row.id.clone()).collect();
@@ -328,6 +332,7 @@ pub fn new_row(
         unique_key,
         schedule_name: None,
         progress: None,
+        trace_parent: None,
     }
 }
 

@@ -24,6 +24,7 @@ use crate::runtime::CapabilitySet;
 use crate::services::identity::{Identity, IdentityError};
 use crate::tasks::Wakeup;
 use crate::telemetry::metrics::{Metrics, TaskEnd};
+use crate::telemetry::traces;
 
 /// Largest result kept on a record, in bytes.
 const MAX_RESULT_BYTES: usize = 64 * 1024;
@@ -247,7 +248,19 @@ fn has_limits(registry: &Registry) -> bool {
 /// the attempt where it is (its instance is dropped at the next epoch tick or host call); the
 /// record says `cancelled` already, so there is no outcome to write.
 async fn run(context: Arc<Context>, task: TaskRow, _slot: OwnedSemaphorePermit) {
-    let span = tracing::info_span!("task", task = %task.name, task_id = %task.id, attempt = task.attempts);
+    let span = tracing::info_span!(
+        "task",
+        task = %task.name,
+        task_id = %task.id,
+        attempt = task.attempts,
+        trace_id = tracing::field::Empty,
+        otel.name = %format!("task {}", task.name),
+        otel.kind = "consumer",
+    );
+    if let Some(traceparent) = &task.trace_parent {
+        traces::continue_from(&span, traceparent);
+    }
+    traces::record_trace_id(&span);
     let running = context.wakeup.running(&task.id);
     let meter = RunMeter::start(context.runtime.metrics(), &task.name);
     let finish = tokio::select! {

@@ -2,7 +2,7 @@
 
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, Command, Output, Stdio};
-use std::sync::mpsc;
+use std::sync::{Arc, Mutex, mpsc};
 use std::time::Duration;
 
 use secrecy::ExposeSecret;
@@ -23,19 +23,28 @@ pub(crate) fn autoflow(database: &TestDatabase, data: &std::path::Path) -> Comma
 }
 
 /// Starts `autoflow serve` and waits for the address it reports listening on.
-pub(crate) fn start_serving(mut command: Command) -> (Process, String) {
+pub(crate) fn start_serving(command: Command) -> (Process, String) {
+    let (child, address, _) = start_serving_logged(command);
+    (child, address)
+}
+
+/// [`start_serving`], keeping every line the process logs.
+pub(crate) fn start_serving_logged(mut command: Command) -> (Process, String, Arc<Mutex<Vec<String>>>) {
     let mut child = Process::new(command.stderr(Stdio::piped()).stdout(Stdio::null()).spawn().unwrap());
     let stderr = child.stderr.take().unwrap();
     let (tx, rx) = mpsc::channel();
+    let logged = Arc::new(Mutex::new(Vec::new()));
+    let lines = logged.clone();
     std::thread::spawn(move || {
         for line in BufReader::new(stderr).lines().map_while(Result::ok) {
             if let Some(address) = line.split("address=").nth(1) {
                 let _ = tx.send(address.split_whitespace().next().unwrap_or_default().to_owned());
             }
+            lines.lock().unwrap().push(line);
         }
     });
     let address = rx.recv_timeout(Duration::from_secs(60)).expect("autoflow serve did not report listening");
-    (child, address)
+    (child, address, logged)
 }
 
 pub(crate) fn stderr_of(output: &Output) -> String {

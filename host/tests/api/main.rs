@@ -33,6 +33,7 @@ mod startup;
 mod task_batches;
 mod task_controls;
 mod tasks;
+mod traces;
 mod uploads;
 mod upstream;
 mod users;

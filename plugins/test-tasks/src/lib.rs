@@ -2,8 +2,8 @@
 //! refused when scheduled), `flaky` (retry until attempt `succeedOn`), `fail`, `trap` (panics),
 //! `spin` (never returns), `sleep` (`{"ms"}`), `dedupe` (an `echo` declared unique by payload)
 //! `loop` (`spin` with retries, to be cancelled), `progress` (reports half done, then sleeps
-//! `{"ms"}`), `limited` (`sleep`, two at a time), `rated` (`echo`, five starts a second) and
-//! `echo-limited` (`echo` under a rate limit it never reaches).
+//! `{"ms"}`), `limited` (`sleep`, two at a time), `rated` (`echo`, five starts a second),
+//! `echo-limited` (`echo` under a rate limit it never reaches) and `fetch` (GETs `{"url"}`).
 
 use std::time::Duration;
 
@@ -66,6 +66,18 @@ fn progress(task: &Task, payload: Sleep) -> core::result::Result<Value, TaskErro
     sleep(task, payload)
 }
 
+#[derive(Deserialize)]
+struct Fetch {
+    url: String,
+}
+
+fn fetch(_: &Task, payload: Fetch) -> core::result::Result<Value, TaskError> {
+    let response = autoflow_sdk::http::get(&payload.url).map_err(|error| TaskError::fail(error.to_string()))?;
+    let status = response.status.to_string();
+    autoflow_sdk::log::event(autoflow_sdk::log::LogLevel::Info, "fetched", &[("status", &status)]);
+    Ok(json!({ "status": response.status }))
+}
+
 /// Accepts any payload that decodes.
 fn accept<P>(_: &P) -> Result<()> {
     Ok(())
@@ -85,4 +97,5 @@ autoflow_sdk::task!(
         .task("limited", accept, sleep)
         .task("rated", accept, echo)
         .task("echo-limited", accept, echo)
+        .task("fetch", accept, fetch)
 );
