@@ -4,7 +4,8 @@
 //! bare axum server whose handler reads the same setting and answers the same JSON with a fresh
 //! request id. Latency over one keep-alive connection, then throughput over `CONNECTIONS`; the
 //! client runs in the same process, so both sides pay for it alike. Needs the built plugins
-//! (`cargo xtask build-plugins`); run with `cargo bench -p autoflow-host --bench requests`.
+//! (`cargo xtask build-plugins`); run with `cargo bench -p autoflow-host --bench requests`
+//! (`AUTOFLOW_BENCH_TELEMETRY=logs|traces` to measure with logging or trace export on).
 
 mod common;
 
@@ -79,7 +80,25 @@ async fn throughput(url: &str) -> f64 {
     served.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64()
 }
 
+/// What telemetry the host runs with, from `AUTOFLOW_BENCH_TELEMETRY`: `none` (no subscriber,
+/// the default), `logs` (the host's log subscriber at `RUST_LOG`), or `traces` (logs, and every span
+/// exported over OTLP to a collector in this process that discards them). Metrics are always on.
+async fn telemetry() -> Option<autoflow_host::telemetry::traces::Exporter> {
+    match std::env::var("AUTOFLOW_BENCH_TELEMETRY").unwrap_or_default().as_str() {
+        "logs" => autoflow_host::telemetry::init(None),
+        "traces" => {
+            let sink = axum::Router::new().route("/v1/traces", axum::routing::post(|| async { Json(json!({})) }));
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let endpoint = format!("http://{}", listener.local_addr().unwrap());
+            tokio::spawn(async move { axum::serve(listener, sink).await.unwrap() });
+            autoflow_host::telemetry::init(Some(&endpoint))
+        }
+        _ => None,
+    }
+}
+
 async fn bench() {
+    let exporter = telemetry().await;
     let embedded = Backend { label: "SQLite + in-process cache", database_url: None, redis_url: None };
     let host = BenchHost::new(&embedded, &["hello"]);
     let app = Application::build(host.config.clone()).await.unwrap();
@@ -110,6 +129,9 @@ async fn bench() {
         wasm_rate / native_rate
     );
     server.abort();
+    if let Some(exporter) = exporter {
+        let _ = tokio::task::spawn_blocking(move || exporter.shutdown()).await;
+    }
 }
 
 fn main() {

@@ -131,7 +131,7 @@ async fn a_plugin_importing_a_capability_its_manifest_does_not_grant_is_refused_
     assert!(error.contains("autoflow:platform/records") && error.contains("[capabilities.records]"), "{error}");
 
     let plugins = PluginsDir::with(&["test-trap"]);
-    plugins.edit_manifest("test-trap", |text| text.replace("queue = [\"echo\"]", ""));
+    plugins.edit_manifest("test-trap", |text| text.replace("queue = [\"echo\", \"fetch\"]", ""));
     let error = startup_error(plugins).await;
     assert!(error.contains("autoflow:platform/queue") && error.contains("[capabilities] queue"), "{error}");
 }
