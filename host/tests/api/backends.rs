@@ -16,9 +16,7 @@ async fn with_the_database_cut_health_and_uploads_are_503_plugins_serve_and_it_r
         return;
     }
     let url = database.url.as_ref().map(|u| u.expose_secret().to_owned()).expect("a PostgreSQL test database");
-    let upstream = url.split('@').nth(1).and_then(|rest| rest.split('/').next()).unwrap().to_owned();
-    let proxy = FaultProxy::start(tokio::net::lookup_host(&upstream).await.unwrap().next().unwrap()).await;
-    let proxied = url.replacen(&upstream, &proxy.address.to_string(), 1);
+    let (proxy, proxied) = FaultProxy::for_postgres(&url).await;
     let app = try_spawn(PluginsDir::with(&["hello"]), |config| config.database_url = Some(proxied.into()))
         .await
         .unwrap_or_else(|(e, _)| panic!("{e}"));

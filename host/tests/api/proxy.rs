@@ -52,6 +52,15 @@ impl FaultProxy {
         (proxy, through)
     }
 
+    /// A proxy in front of the PostgreSQL at `url` (`postgres://user@host:port/…`), and the URL
+    /// that reaches the same database through it.
+    pub async fn for_postgres(url: &str) -> (Self, String) {
+        let upstream = url.split('@').nth(1).and_then(|rest| rest.split('/').next()).unwrap().to_owned();
+        let proxy = Self::start(tokio::net::lookup_host(&upstream).await.unwrap().next().unwrap()).await;
+        let through = url.replacen(&upstream, &proxy.address.to_string(), 1);
+        (proxy, through)
+    }
+
     /// The backend becomes unreachable: open connections are cut, new ones refused.
     pub async fn cut(&self) {
         self.up.store(false, Ordering::SeqCst);
