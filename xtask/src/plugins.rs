@@ -178,9 +178,68 @@ fn build_one(root: &Path, source: &PluginSource, release: bool) -> Result<PathBu
 
 /// Publishes the plugin's manifest and the built component together (an unchanged build is left as is).
 fn publish_build(dist: &Path, source: &PluginSource, artifact: &Path) -> Result<PathBuf> {
-    let manifest = fs::read(source.dir.join("plugin.toml"))?;
+    let manifest_path = source.dir.join("plugin.toml");
+    let text = fs::read_to_string(&manifest_path).with_context(|| format!("reading {}", manifest_path.display()))?;
+    let manifest = inline_schemas(&text, &manifest_path)?.into_bytes();
     let component = fs::read(artifact).with_context(|| format!("reading {}", artifact.display()))?;
     crate::publish::publish(dist, &source.name, &manifest, &component)
         .with_context(|| format!("publishing {} into {}", source.name, dist.display()))?;
     Ok(dist.join(&source.name))
+}
+
+/// The manifest at `manifest_path` (text `text`) with each route's `request-schema` and
+/// `response-schema` file (a path relative to the manifest) replaced by the file's JSON, so the
+/// published manifest carries its schemas wherever it goes (uploads, other hosts). Unchanged
+/// when no route names a file; a manifest that does not parse is left for the host to report.
+fn inline_schemas(text: &str, manifest_path: &Path) -> Result<String> {
+    let Ok(mut manifest) = toml::from_str::<toml::Table>(text) else { return Ok(text.to_owned()) };
+    let dir = manifest_path.parent().unwrap_or(Path::new("."));
+    let mut inlined = false;
+    let routes = manifest.get_mut("routes").and_then(toml::Value::as_array_mut).into_iter().flatten();
+    for route in routes.filter_map(toml::Value::as_table_mut) {
+        for key in ["request-schema", "response-schema"] {
+            let Some(reference) = route.get(key).and_then(toml::Value::as_str) else { continue };
+            if reference.trim_start().starts_with('{') {
+                continue;
+            }
+            let file = dir.join(reference);
+            let json = fs::read_to_string(&file).with_context(|| {
+                format!("{}: {key} names {}, which cannot be read", manifest_path.display(), file.display())
+            })?;
+            let schema: serde_json::Value = serde_json::from_str(&json).with_context(|| {
+                format!("{} ({key} of {}) is not valid JSON", file.display(), manifest_path.display())
+            })?;
+            route.insert(key.to_owned(), toml::Value::String(schema.to_string()));
+            inlined = true;
+        }
+    }
+    if !inlined {
+        return Ok(text.to_owned());
+    }
+    toml::to_string(&manifest).with_context(|| format!("writing {} with its schemas", manifest_path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn schema_files_are_inlined_as_json_and_missing_ones_named() {
+        let dir = tempfile::TempDir::new().unwrap();
+        std::fs::create_dir(dir.path().join("schemas")).unwrap();
+        std::fs::write(dir.path().join("schemas/new.json"), "{ \"type\": \"object\" }").unwrap();
+        let manifest = dir.path().join("plugin.toml");
+        let text =
+            "name = \"a\"\n[[routes]]\nmethod = \"POST\"\npath = \"/a\"\nrequest-schema = \"schemas/new.json\"\n";
+
+        let published: toml::Table = toml::from_str(&inline_schemas(text, &manifest).unwrap()).unwrap();
+        assert_eq!(published["routes"][0]["request-schema"].as_str(), Some(r#"{"type":"object"}"#));
+        assert_eq!(published["name"].as_str(), Some("a"));
+
+        let plain = "name = \"a\" # kept as written\n";
+        assert_eq!(inline_schemas(plain, &manifest).unwrap(), plain);
+        let missing = text.replace("new.json", "gone.json");
+        let error = format!("{:#}", inline_schemas(&missing, &manifest).unwrap_err());
+        assert!(error.contains("request-schema names") && error.contains("gone.json"), "{error}");
+    }
 }

@@ -244,7 +244,11 @@ fn host_operation(operation: &HostOperation) -> Value {
 fn plugin_operation(manifest: &Manifest, route: &RouteSpec) -> (String, Value) {
     let path = route.path.replace("{*", "{");
     let mut responses = Map::new();
-    responses.insert("2XX".into(), json!({ "description": format!("Answered by plugin '{}'", manifest.name) }));
+    let mut answered = json!({ "description": format!("Answered by plugin '{}'", manifest.name) });
+    if let Some(schema) = &route.response_schema {
+        answered["content"] = json!({ "application/json": { "schema": schema } });
+    }
+    responses.insert("2XX".into(), answered);
     let security = match &route.access {
         Access::Public => json!([]),
         Access::Authenticated | Access::AnyOf(_) => {
@@ -286,7 +290,9 @@ fn plugin_operation(manifest: &Manifest, route: &RouteSpec) -> (String, Value) {
     if !parameters.is_empty() {
         value["parameters"] = Value::Array(parameters);
     }
-    if !matches!(route.method.as_str(), "GET" | "HEAD" | "DELETE" | "OPTIONS") {
+    if let Some(schema) = &route.request_schema {
+        value["requestBody"] = json!({ "required": true, "content": { "application/json": { "schema": schema } } });
+    } else if !matches!(route.method.as_str(), "GET" | "HEAD" | "DELETE" | "OPTIONS") {
         value["requestBody"] = json!({ "content": { "application/json": { "schema": {} } } });
     }
     (path, value)

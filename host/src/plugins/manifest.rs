@@ -52,16 +52,37 @@ struct PermissionTable {
     write_permissions: Vec<String>,
 }
 
+/// A route's body schema: a JSON object given as JSON text. A file name is what a source
+/// manifest holds before `cargo xtask build-plugins` puts the file's JSON in its place.
+fn schema(route: &str, key: &str, text: &str) -> Result<serde_json::Value, String> {
+    if !text.trim_start().starts_with('{') {
+        return Err(format!(
+            "route {route}: {key} `{text}` names a file; `cargo xtask build-plugins` puts its JSON into the \
+             published manifest (or write the schema here as a JSON object)"
+        ));
+    }
+    match serde_json::from_str::<serde_json::Value>(text) {
+        Ok(schema @ serde_json::Value::Object(_)) => Ok(schema),
+        Ok(_) => Err(format!("route {route}: {key} must be a JSON object (a JSON Schema)")),
+        Err(error) => Err(format!("route {route}: {key} is not valid JSON: {error}")),
+    }
+}
+
 /// Methods that only read, guarded by read permissions.
 const READ_METHODS: &[&str] = &["GET", "HEAD", "OPTIONS"];
 
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
 struct RawRoute {
     method: String,
     path: String,
     #[serde(default)]
     access: Option<AccessLevel>,
+    /// A JSON Schema as JSON text (`cargo xtask build-plugins` puts a referenced file's here).
+    #[serde(default)]
+    request_schema: Option<String>,
+    #[serde(default)]
+    response_schema: Option<String>,
 }
 
 impl RawRoute {
@@ -90,7 +111,12 @@ impl RawRoute {
                 Access::AnyOf(list.clone())
             }
         };
-        Ok(RouteSpec { method, path: self.path, access })
+        let route = format!("{method} {}", self.path);
+        let request_schema =
+            self.request_schema.as_deref().map(|text| schema(&route, "request-schema", text)).transpose()?;
+        let response_schema =
+            self.response_schema.as_deref().map(|text| schema(&route, "response-schema", text)).transpose()?;
+        Ok(RouteSpec { method, path: self.path, access, request_schema, response_schema })
     }
 }
 
@@ -384,6 +410,21 @@ mod tests {
     fn rejects_unknown_fields() {
         let err = Manifest::parse(&format!("{VALID}\nflavour = \"x\"")).unwrap_err();
         assert!(err.contains("flavour"), "{err}");
+    }
+
+    #[test]
+    fn body_schemas_are_json_objects_written_inline() {
+        let base = "name = \"a\"\nversion = \"1\"\nkind = \"feature\"\n[[routes]]\nmethod = \"POST\"\npath = \"/a\"\n";
+        let inline = format!("{base}request-schema = '{{\"type\": \"object\"}}'\n");
+        let manifest = Manifest::parse(&inline).unwrap();
+        assert_eq!(manifest.routes[0].request_schema, Some(serde_json::json!({ "type": "object" })));
+        assert_eq!(manifest.routes[0].response_schema, None);
+
+        let file = Manifest::parse(&format!("{base}response-schema = \"schemas/a.json\"\n")).unwrap_err();
+        assert!(file.contains("POST /a: response-schema `schemas/a.json` names a file"), "{file}");
+        assert!(file.contains("cargo xtask build-plugins"), "{file}");
+        let broken = Manifest::parse(&format!("{base}request-schema = '{{oops'\n")).unwrap_err();
+        assert!(broken.contains("request-schema is not valid JSON"), "{broken}");
     }
 
     #[test]

@@ -139,6 +139,10 @@ pub struct RouteSpec {
     /// Path pattern with `{param}` segments (and optionally a trailing `{*rest}`).
     pub path: String,
     pub access: Access,
+    /// JSON Schema of the request body, for the API document.
+    pub request_schema: Option<serde_json::Value>,
+    /// JSON Schema of a successful response's body, for the API document.
+    pub response_schema: Option<serde_json::Value>,
 }
 
 /// The limits one plugin's calls run under: its manifest's, within the host's ceilings.

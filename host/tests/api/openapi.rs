@@ -47,7 +47,11 @@ async fn the_document_is_valid_openapi_and_follows_the_loaded_plugins() {
     assert_eq!(hello["responses"]["504"]["$ref"], "#/components/responses/PluginTimeout");
     let notes = &spec["paths"]["/api/notes"]["post"];
     assert!(notes["security"].as_array().is_some_and(|s| !s.is_empty()), "signed-in routes say so: {notes}");
-    assert!(notes["requestBody"].is_object());
+    let new_note = &notes["requestBody"]["content"]["application/json"]["schema"];
+    assert_eq!(new_note["title"], "NewNote", "the plugin's own request schema: {notes}");
+    assert_eq!(new_note["required"], serde_json::json!(["title"]));
+    let note = &spec["paths"]["/api/notes/{id}"]["get"]["responses"]["2XX"]["content"]["application/json"]["schema"];
+    assert_eq!(note["title"], "Note", "and its response schema");
     assert!(spec["paths"]["/api/tasks"]["post"]["requestBody"].is_object(), "the host's own endpoints are listed");
     assert!(spec["paths"].get("/api/trap/ok").is_none());
 
