@@ -24,7 +24,16 @@ pub fn init(otlp_endpoint: Option<&str>) -> Option<traces::Exporter> {
         (Some(tracing_subscriber::fmt::layer().with_ansi(ansi).with_writer(std::io::stderr)), None)
     };
     let (exporter, otel) = match otlp_endpoint.map(traces::exporter).transpose() {
-        Ok(Some((exporter, tracer))) => (Some(exporter), Some(tracing_opentelemetry::layer().with_tracer(tracer))),
+        Ok(Some((exporter, tracer))) => {
+            // Busy/idle times would read the clock at every poll of a plugin's future (it yields
+            // every epoch tick); source locations and thread names add attributes to every span.
+            let layer = tracing_opentelemetry::layer()
+                .with_tracer(tracer)
+                .with_tracked_inactivity(false)
+                .with_location(false)
+                .with_threads(false);
+            (Some(exporter), Some(layer))
+        }
         Ok(None) => (None, None),
         Err(error) => {
             eprintln!("autoflow: {error}; traces are not exported");
