@@ -110,6 +110,9 @@ pub async fn scrape(State(state): State<AppState>) -> Response {
     snapshot.counter("records_cache_misses", "Records reads the cache could not answer", records.cache_misses);
     snapshot.counter("records_database_reads", "Records reads that went to the database", records.database_reads);
     snapshot.counter("records_writes", "Records creates, updates and deletes", records.writes);
+    let (hits, misses) = services.cache.reads();
+    snapshot.counter("cache_hits", "Cache reads that found a value (plugins' and the host's own)", hits);
+    snapshot.counter("cache_misses", "Cache reads that found nothing (or Redis was unreachable)", misses);
     snapshot.counter(
         "cache_degraded_operations",
         "Cache operations that degraded (a miss or a skipped write) because Redis was unreachable",

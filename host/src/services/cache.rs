@@ -81,11 +81,19 @@ enum Backend {
     Redis(RedisConnection),
 }
 
+/// How [`Cache::get`] calls went.
+#[derive(Default)]
+struct ReadCounts {
+    hits: AtomicU64,
+    misses: AtomicU64,
+}
+
 /// A cache of byte values under string keys; cheap to clone.
 #[derive(Clone)]
 pub struct Cache {
     backend: Arc<Backend>,
     degraded: Arc<AtomicU64>,
+    reads: Arc<ReadCounts>,
     /// Prefix of every key in Redis (`{namespace}:{key}`), so deployments can share a server.
     namespace: Arc<str>,
 }
@@ -114,6 +122,7 @@ impl Cache {
         Self {
             backend: Arc::new(Backend::Memory { cache, usage }),
             degraded: Arc::default(),
+            reads: Arc::default(),
             namespace: DEFAULT_CACHE_NAMESPACE.into(),
         }
     }
@@ -123,6 +132,7 @@ impl Cache {
         Self {
             backend: Arc::new(Backend::Redis(connection)),
             degraded: Arc::default(),
+            reads: Arc::default(),
             namespace: DEFAULT_CACHE_NAMESPACE.into(),
         }
     }
@@ -199,13 +209,24 @@ impl Cache {
     /// The value under `key`; `None` when absent, expired or the cache is unreachable.
     pub async fn get(&self, key: &str) -> Option<Vec<u8>> {
         let key = &self.key(key);
-        match &*self.backend {
+        let value = match &*self.backend {
             Backend::Memory { cache, .. } => cache.get(key).await.map(|e| e.value.to_vec()),
-            Backend::Redis(redis) => {
-                let mut connection = self.connection(redis).await?;
-                self.degrade_on_error("get", key, timed(connection.get::<_, Option<Vec<u8>>>(key)).await).flatten()
-            }
-        }
+            Backend::Redis(redis) => match self.connection(redis).await {
+                Some(mut connection) => {
+                    let found = timed(connection.get::<_, Option<Vec<u8>>>(key)).await;
+                    self.degrade_on_error("get", key, found).flatten()
+                }
+                None => None,
+            },
+        };
+        let counter = if value.is_some() { &self.reads.hits } else { &self.reads.misses };
+        counter.fetch_add(1, Ordering::Relaxed);
+        value
+    }
+
+    /// Reads by [`Cache::get`] since start-up that found a value, and those that did not.
+    pub fn reads(&self) -> (u64, u64) {
+        (self.reads.hits.load(Ordering::Relaxed), self.reads.misses.load(Ordering::Relaxed))
     }
 
     /// Stores `value` under `key`, expiring after `ttl` if given.

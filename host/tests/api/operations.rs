@@ -308,3 +308,23 @@ async fn readiness_fails_while_the_database_is_cut_and_metrics_still_answer() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn cache_reads_are_counted_as_hits_and_misses() {
+    if needs_python().is_none() {
+        return;
+    }
+    let app = spawn_configured(&["test-cache"], |_| {}).await;
+    let url = |key: &str| app.url(&format!("/api/test-cache/shared/{key}"));
+    let before = Scrape::admin(&app).await;
+
+    assert_eq!(app.client.get(url("absent")).send().await.unwrap().status(), 404);
+    assert_eq!(app.client.put(url("present")).body("v").send().await.unwrap().status(), 204);
+    assert_eq!(app.client.get(url("present")).send().await.unwrap().status(), 200);
+    assert_eq!(app.client.get(url("present")).send().await.unwrap().status(), 200);
+
+    let after = Scrape::admin(&app).await;
+    let delta = |metric: &str| after.value(metric, &[]) - before.value(metric, &[]);
+    assert_eq!(delta("autoflow_cache_hits_total"), 2.0);
+    assert_eq!(delta("autoflow_cache_misses_total"), 1.0);
+}
