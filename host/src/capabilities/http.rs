@@ -20,7 +20,7 @@ use wasmtime_wasi_http::{Error, RequestOptions, WasiBody, WasiHttpHooks};
 
 use super::{Instance, LoadContext, Unit};
 use crate::contract::CallContext;
-use crate::spec::config_reference;
+use crate::spec::{Manifest, config_reference};
 use crate::telemetry::traces;
 
 /// Longest an outbound connection may take to open.
@@ -169,6 +169,33 @@ impl Unit for OutboundHttp {
     }
 }
 
+/// Refuses outbound hosts that could never match a request: every literal entry and every host
+/// a `{{ key }}` setting gives must be `host` or `host:port` (a URL is the usual slip; the message
+/// says what to write instead).
+pub fn check_outbound_hosts(manifest: &Manifest, settings: &BTreeMap<String, String>) -> Result<(), String> {
+    let plugin = manifest.name.as_str();
+    for entry in &manifest.capabilities.outbound_hosts {
+        let (hosts, from) = match config_reference(entry) {
+            Some(key) => {
+                let value = settings.get(key).map(String::as_str).unwrap_or_default();
+                let from = format!(" (from setting `{key}`, {})", super::config::override_variable(plugin, key));
+                (value.split(',').map(str::trim).filter(|host| !host.is_empty()).collect(), from)
+            }
+            None => (vec![entry.as_str()], String::new()),
+        };
+        if let Some(bad) = hosts.into_iter().find(|host| Authority::parse(host).is_none()) {
+            let hint = bad
+                .parse::<http::Uri>()
+                .ok()
+                .and_then(|uri| uri.authority().map(|authority| format!(": write `{authority}`")))
+                .filter(|_| bad.contains("://"))
+                .unwrap_or_default();
+            return Err(format!("outbound-hosts entry `{bad}`{from} is not `host` or `host:port`{hint}"));
+        }
+    }
+    Ok(())
+}
+
 /// The manifest's outbound hosts with each `{{ key }}` replaced by the comma-separated hosts of
 /// setting `key` (the operator's override, else the manifest's default).
 fn expand_hosts(entries: &[String], settings: &BTreeMap<String, String>) -> Vec<String> {
@@ -294,6 +321,30 @@ mod tests {
         let settings = BTreeMap::from([("hosts".to_owned(), " a.test:8080, ,b.test ".to_owned())]);
         let entries = ["secrets.autoflow.internal".to_owned(), "{{ hosts }}".to_owned(), "{{missing}}".to_owned()];
         assert_eq!(expand_hosts(&entries, &settings), ["secrets.autoflow.internal", "a.test:8080", "b.test"]);
+    }
+
+    #[test]
+    fn outbound_hosts_written_as_urls_are_refused_with_the_fix() {
+        let manifest = |hosts: &str| {
+            let text = format!(
+                "name = \"p\"\nversion = \"1\"\nkind = \"task\"\n[[tasks]]\nname = \"t\"\n\
+                 [capabilities]\noutbound-hosts = {hosts}\n[config]\nhosts = \"\"\n"
+            );
+            Manifest::parse(&text).unwrap()
+        };
+        let settings = |value: &str| BTreeMap::from([("hosts".to_owned(), value.to_owned())]);
+        let literal = manifest(r#"["http://127.0.0.1:8765/"]"#);
+        let error = check_outbound_hosts(&literal, &settings("")).unwrap_err();
+        assert_eq!(
+            error,
+            "outbound-hosts entry `http://127.0.0.1:8765/` is not `host` or `host:port`: write `127.0.0.1:8765`"
+        );
+        let templated = manifest(r#"["{{ hosts }}"]"#);
+        let error = check_outbound_hosts(&templated, &settings("a.test, https://b.test/x")).unwrap_err();
+        assert!(error.contains("`https://b.test/x` (from setting `hosts`, AUTOFLOW_PLUGIN_P__HOSTS)"), "{error}");
+        assert!(error.ends_with("write `b.test`"), "{error}");
+        assert!(check_outbound_hosts(&templated, &settings("a.test, b.test:8443")).is_ok());
+        assert!(check_outbound_hosts(&manifest(r#"["api.example.com", "[::1]:80"]"#), &settings("")).is_ok());
     }
 
     #[test]

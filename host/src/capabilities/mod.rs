@@ -145,11 +145,13 @@ pub struct Ungranted {
 }
 
 impl Grants {
-    /// The grants of a plugin with `manifest`, whose calls are bounded by `timeout`.
-    pub fn for_manifest(manifest: &Manifest, services: &HostServices, timeout: Duration) -> Self {
+    /// The grants of a plugin with `manifest`, whose calls are bounded by `timeout`; why not, when an
+    /// outbound host (as written, or as its setting gives it) could never match a request.
+    pub fn for_manifest(manifest: &Manifest, services: &HostServices, timeout: Duration) -> Result<Self, String> {
         let settings = config::resolve(manifest.name.as_str(), &manifest.config, &services.config_overrides);
+        http::check_outbound_hosts(manifest, &settings)?;
         let load = LoadContext { manifest, services, settings: &settings, timeout };
-        Self {
+        Ok(Self {
             call: CallContext::default(),
             outbound: OutboundHttp::grant(&load).unwrap_or_default(),
             identity: Unit::grant(&load),
@@ -159,7 +161,7 @@ impl Grants {
             queue: Unit::grant(&load),
             progress: Unit::grant(&load),
             settings,
-        }
+        })
     }
 
     /// The first of `imports` (interface names, possibly versioned) these grants do not cover.

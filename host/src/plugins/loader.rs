@@ -236,7 +236,8 @@ pub async fn prepare(
         .await
         .map_err(|e| LoadError::InvalidComponent { path: component_path.clone(), reason: e.to_string() })?
         .map_err(|e| LoadError::InvalidComponent { path: component_path.clone(), reason: format!("{e:#}") })?;
-    let grants = Grants::for_manifest(&manifest, &loader.services, limits.timeout);
+    let grants = Grants::for_manifest(&manifest, &loader.services, limits.timeout)
+        .map_err(|reason| LoadError::Manifest { path: manifest_path.to_owned(), reason })?;
     if let Err(Ungranted { interface, grant }) = grants.check(&runtime.imports(&component)) {
         return Err(LoadError::Ungranted { path: component_path, plugin: manifest.name.to_string(), interface, grant });
     }

@@ -85,3 +85,30 @@ async fn a_plugin_importing_outbound_http_without_the_grant_is_refused_at_load()
     assert!(error.contains("plugin 'test-trap' imports `wasi:http/outgoing-handler"), "{error}");
     assert!(error.contains("does not grant it") && error.contains("outbound-hosts"), "{error}");
 }
+
+#[tokio::test]
+async fn an_outbound_host_written_as_a_url_is_refused_at_load_naming_the_file_and_the_fix() {
+    let plugins = PluginsDir::with(&["test-trap"]);
+    plugins.edit_manifest("test-trap", |text| text.replace("[\"allowed.invalid\"]", "[\"http://127.0.0.1:8765/\"]"));
+
+    let error = startup_error(plugins).await;
+
+    assert!(error.contains("test-trap/plugin.toml"), "{error}");
+    assert!(error.contains("`http://127.0.0.1:8765/` is not `host` or `host:port`: write `127.0.0.1:8765`"), "{error}");
+}
+
+#[tokio::test]
+async fn an_operator_setting_that_gives_a_url_as_outbound_host_is_refused_at_load() {
+    let plugins = PluginsDir::with(&["test-tasks"]);
+    let refused = try_spawn(plugins, |config| {
+        config
+            .plugin_overrides
+            .insert("AUTOFLOW_PLUGIN_TEST_TASKS__FETCH_HOSTS".into(), "https://api.example.com".into());
+    })
+    .await;
+
+    let Err((error, _)) = refused else { panic!("the host started with an outbound host that never matches") };
+    let error = error.to_string();
+    assert!(error.contains("(from setting `fetch-hosts`, AUTOFLOW_PLUGIN_TEST_TASKS__FETCH_HOSTS)"), "{error}");
+    assert!(error.contains("write `api.example.com`"), "{error}");
+}
