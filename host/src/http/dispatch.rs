@@ -229,6 +229,24 @@ fn without_session_cookie(cookies: &str) -> Option<String> {
     (!kept.is_empty()).then(|| kept.join("; "))
 }
 
+/// Response headers that carry one value: a plugin sending one twice is answered `502`, naming it.
+const SINGLE_VALUE_HEADERS: &[&str] = &[
+    "access-control-allow-credentials",
+    "access-control-allow-origin",
+    "access-control-max-age",
+    "age",
+    "content-disposition",
+    "content-location",
+    "content-range",
+    "content-type",
+    "date",
+    "etag",
+    "expires",
+    "last-modified",
+    "location",
+    "retry-after",
+];
+
 /// Checks and converts a plugin's response; anything HTTP cannot carry is a `502`.
 fn into_http_response(plugin: &str, response: contract::Response, max_body: usize) -> Result<Response, ApiError> {
     let bad = |reason: String| ApiError::BadPluginResponse { plugin: plugin.to_owned(), reason };
@@ -254,6 +272,9 @@ fn into_http_response(plugin: &str, response: contract::Response, max_body: usiz
             .map_err(|_| bad(format!("header name {name:?} is not a valid HTTP header name")))?;
         let header_value = HeaderValue::from_str(&value)
             .map_err(|_| bad(format!("the value of header {name:?} is not a valid HTTP header value")))?;
+        if SINGLE_VALUE_HEADERS.contains(&header_name.as_str()) && http.headers().contains_key(&header_name) {
+            return Err(bad(format!("it sent header `{header_name}` twice, which carries one value")));
+        }
         if !HOST_OWNED_HEADERS.contains(&header_name.as_str()) {
             http.headers_mut().append(header_name, header_value);
         }

@@ -94,6 +94,30 @@ async fn a_malformed_header_from_a_plugin_is_a_502() {
 }
 
 #[tokio::test]
+async fn a_single_value_header_sent_twice_by_a_plugin_is_a_502_naming_it() {
+    let app = spawn().await;
+
+    let response = app.get("/api/trap/duplicate-header").await;
+
+    assert_eq!(response.status(), 502);
+    let error = error_of(response).await.1;
+    assert_eq!(error["code"], "bad_plugin_response");
+    assert!(error["message"].as_str().unwrap().contains("header `content-type` twice"), "{error}");
+}
+
+#[tokio::test]
+async fn a_header_set_again_by_the_sdk_replaces_the_first() {
+    let app = spawn().await;
+
+    let response = app.get("/api/trap/problem").await;
+
+    assert_eq!(response.status(), 400);
+    let types: Vec<_> =
+        response.headers().get_all("content-type").iter().map(|v| v.to_str().unwrap().to_owned()).collect();
+    assert_eq!(types, ["application/problem+json"], "one content-type, the one set last");
+}
+
+#[tokio::test]
 async fn an_internal_error_is_a_500_that_does_not_leak_the_plugins_message() {
     let app = spawn().await;
 

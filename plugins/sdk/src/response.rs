@@ -48,8 +48,19 @@ impl Response {
         Self { status, headers: Vec::new(), body }
     }
 
-    /// Adds a header.
+    /// Sets a header, replacing any of the same name (in any letter case): `content-type` set on
+    /// a JSON response stays one header.
     pub fn with_header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        let name = name.into();
+        self.headers.retain(|(existing, _)| !existing.eq_ignore_ascii_case(&name));
+        self.headers.push((name, value.into()));
+        self
+    }
+
+    /// Adds one more value of a header that may repeat (`set-cookie`, `vary`, `link`, …). The
+    /// host refuses a second value of a single-value header (`content-type`, `location`, `etag`,
+    /// …) with `502`.
+    pub fn add_header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
         self.headers.push((name.into(), value.into()));
         self
     }
@@ -64,5 +75,18 @@ impl Response {
 impl From<Response> for wit::Response {
     fn from(r: Response) -> Self {
         wit::Response { status: r.status, headers: r.headers, body: r.body }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn with_header_replaces_and_add_header_appends() {
+        let response = Response::text("x").with_header("Content-Type", "text/html").with_header("x-a", "1");
+        assert_eq!(response.headers, [("Content-Type".to_owned(), "text/html".to_owned()), ("x-a".into(), "1".into())]);
+        let cookies = Response::empty(204).add_header("set-cookie", "a=1").add_header("set-cookie", "b=2");
+        assert_eq!(cookies.headers.len(), 2);
     }
 }

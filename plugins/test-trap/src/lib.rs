@@ -65,6 +65,17 @@ fn slow(req: &Request) -> Result<Response> {
     Ok(Response::text("slow done"))
 }
 
+/// A JSON error whose `content-type` is set again: the SDK replaces the first.
+fn problem(_: &Request) -> Result<Response> {
+    let body = serde_json::json!({ "title": "refused" });
+    Ok(Response::json_with_status(400, &body)?.with_header("content-type", "application/problem+json"))
+}
+
+/// Answers with two `content-type` headers.
+fn duplicate_header(_: &Request) -> Result<Response> {
+    Ok(Response::text("x").add_header("content-type", "text/html"))
+}
+
 /// Answers `?bytes=` bytes (default 2 MiB).
 fn big_response(req: &Request) -> Result<Response> {
     let bytes: usize = req.query("bytes").and_then(|v| v.parse().ok()).unwrap_or(2 * 1024 * 1024);
@@ -135,5 +146,7 @@ autoflow_sdk::feature!(
         .get("/api/trap/big-response", big_response)
         .get("/api/trap/bad-status", bad_status)
         .get("/api/trap/bad-header", bad_header)
+        .get("/api/trap/duplicate-header", duplicate_header)
+        .get("/api/trap/problem", problem)
         .get("/api/trap/internal", internal)
 );
