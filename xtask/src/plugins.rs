@@ -33,8 +33,7 @@ pub fn build_all(root: &Path, release: bool) -> Result<()> {
         eprintln!("xtask: building plugin `{}` ({})", source.name, source.dir.display());
         match build_one(root, source, release) {
             Ok(artifact) => {
-                let dist =
-                    root.join("dist").join(if source.name.starts_with("test-") { "test-plugins" } else { "plugins" });
+                let dist = dist_of(root, &source.name);
                 let dir = publish_build(&dist, source, &artifact)?;
                 let size = fs::metadata(dir.join("plugin.wasm")).map(|m| m.len()).unwrap_or(0);
                 eprintln!("xtask: plugin `{}` → {} ({} KiB)", source.name, dir.display(), size / 1024);
@@ -46,11 +45,43 @@ pub fn build_all(root: &Path, release: bool) -> Result<()> {
             }
         }
     }
+    for dist in [root.join("dist/plugins"), root.join("dist/test-plugins")] {
+        let names: Vec<&str> =
+            sources.iter().map(|s| s.name.as_str()).filter(|name| dist_of(root, name) == dist).collect();
+        remove_stale(&dist, &names)?;
+    }
     if !failed.is_empty() {
         bail!("{} plugin(s) failed to build: {} (the compiler's messages are above)", failed.len(), failed.join(", "));
     }
     eprintln!("xtask: {published} plugin(s) built");
     Ok(())
+}
+
+/// Where plugin `name` is published: `dist/test-plugins` for test fixtures, else `dist/plugins`.
+fn dist_of(root: &Path, name: &str) -> PathBuf {
+    root.join("dist").join(if name.starts_with("test-") { "test-plugins" } else { "plugins" })
+}
+
+/// The list, inside a dist directory, of the plugins this tool published there.
+const PUBLISHED_LIST: &str = ".published-by-xtask";
+
+/// Removes from `dist` the plugins this tool published there before whose sources are gone
+/// (deleted or renamed), so a host loading `dist` never serves them beside their successor, and
+/// records `names` as published. Builds it did not publish (uploads a running host installed) stay.
+fn remove_stale(dist: &Path, names: &[&str]) -> Result<()> {
+    let list = dist.join(PUBLISHED_LIST);
+    let before = fs::read_to_string(&list).unwrap_or_default();
+    for stale in before.lines().map(str::trim).filter(|name| !name.is_empty() && !names.contains(name)) {
+        crate::publish::remove_plugin(dist, stale)
+            .with_context(|| format!("removing the stale build of `{stale}` from {}", dist.display()))?;
+        eprintln!("xtask: removed `{stale}` from {}: no plugin under plugins/ is named so any more", dist.display());
+    }
+    if names.is_empty() && !dist.exists() {
+        return Ok(());
+    }
+    fs::create_dir_all(dist)?;
+    let now: String = names.iter().map(|name| format!("{name}\n")).collect();
+    fs::write(&list, now).with_context(|| format!("writing {}", list.display()))
 }
 
 /// Builds every plugin now and again after each settled change to `plugins/` or `wit/`, until
@@ -222,6 +253,27 @@ fn inline_schemas(text: &str, manifest_path: &Path) -> Result<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn builds_whose_sources_are_gone_are_removed_and_uploads_stay() {
+        let dist = tempfile::TempDir::new().unwrap();
+        for name in ["bookmark", "notes", "uploaded"] {
+            crate::publish::publish(dist.path(), name, name.as_bytes(), b"component").unwrap();
+        }
+        remove_stale(dist.path(), &["bookmark", "notes"]).unwrap();
+
+        remove_stale(dist.path(), &["bookmarks", "notes"]).unwrap();
+
+        let left: Vec<String> = fs::read_dir(dist.path())
+            .unwrap()
+            .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|name| !name.starts_with(".published"))
+            .collect();
+        assert!(!left.iter().any(|name| name == "bookmark" || name.starts_with(".bookmark.")), "{left:?}");
+        assert!(left.iter().any(|name| name == "notes") && left.iter().any(|name| name == "uploaded"), "{left:?}");
+        let listed = fs::read_to_string(dist.path().join(PUBLISHED_LIST)).unwrap();
+        assert_eq!(listed, "bookmarks\nnotes\n");
+    }
 
     #[test]
     fn schema_files_are_inlined_as_json_and_missing_ones_named() {

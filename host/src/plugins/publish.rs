@@ -59,6 +59,14 @@ pub fn unpublish(plugins_dir: &Path, name: &str) -> io::Result<()> {
     if std::fs::read_link(&link).is_ok() { std::fs::remove_file(link) } else { std::fs::remove_dir_all(link) }
 }
 
+/// Removes plugin `name` and every build of it, for a build tool whose source of the plugin is
+/// gone (a host unpublishes instead, keeping builds a load may still be reading).
+pub fn remove_plugin(plugins_dir: &Path, name: &str) -> io::Result<()> {
+    unpublish(plugins_dir, name)?;
+    remove_old_builds(plugins_dir, name, "", None);
+    Ok(())
+}
+
 fn remove_old_builds(plugins_dir: &Path, name: &str, current: &str, previous: Option<&Path>) {
     let prefix = format!(".{name}.");
     let previous = previous.and_then(|p| p.file_name()).map(|n| n.to_string_lossy().into_owned());
