@@ -123,6 +123,12 @@ async fn listing_pages_in_id_order_with_a_bounded_limit() {
         );
     }
     assert_eq!(fails(&app, None, Method::GET, "settings?cursor=not%2Fone", "").await.0, 400);
+    let (status, code) = fails(&app, None, Method::GET, "settings?cursor=garbage", "").await;
+    assert_eq!(
+        (status, code.as_str()),
+        (400, "invalid"),
+        "a cursor this API did not make is refused, not an empty page"
+    );
 }
 
 #[tokio::test]

@@ -141,21 +141,24 @@ impl Records {
         Ok(entry.document)
     }
 
-    /// Up to `limit` documents in id order after `cursor` (the last id of the previous page).
+    /// Up to `limit` documents in id order after `cursor` (the previous page's `next_cursor`; a
+    /// cursor this API did not make is refused, not read as an empty page).
     #[tracing::instrument(skip(self), fields(plugin = at.plugin, collection = at.collection))]
     pub async fn list(&self, at: CollectionRef<'_>, limit: u32, cursor: Option<&str>) -> Result<Page, RecordsError> {
         if !(1..=MAX_PAGE).contains(&limit) {
             return Err(invalid("limit", format!("limit must be between 1 and {MAX_PAGE}, got {limit}")));
         }
-        if let Some(cursor) = cursor {
-            document::check_id("cursor", cursor)
-                .map_err(|_| invalid("cursor", "cursor is not one this API returned"))?;
-        }
+        let after = match cursor {
+            Some(cursor) => decode_cursor(cursor)
+                .filter(|id| document::check_id("cursor", id).is_ok())
+                .ok_or_else(|| invalid("cursor", "cursor is not one this API returned"))?,
+            None => String::new(),
+        };
         self.count(&self.counters.database_reads);
-        let rows = self.db.records_page(at, cursor.unwrap_or(""), limit + 1).await?;
+        let rows = self.db.records_page(at, &after, limit + 1).await?;
         let more = rows.len() > limit as usize;
         let items = rows.into_iter().take(limit as usize).map(Document::from_row).collect::<Result<Vec<_>, _>>()?;
-        let next_cursor = if more { items.last().map(|d| d.id.clone()) } else { None };
+        let next_cursor = if more { items.last().map(|d| encode_cursor(&d.id)) } else { None };
         Ok(Page { items, next_cursor })
     }
 
@@ -277,6 +280,22 @@ fn encode(entry: &CacheEntry) -> Vec<u8> {
     serde_json::to_vec(entry).expect("a cache entry is plain JSON")
 }
 
+/// What a cursor's text starts with once decoded, so a string this API did not make is told apart.
+const CURSOR_MARK: &str = "records:after:";
+
+/// The opaque cursor of the page after document `id`.
+fn encode_cursor(id: &str) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("{CURSOR_MARK}{id}"))
+}
+
+/// The document id a cursor from [`encode_cursor`] stands for.
+fn decode_cursor(cursor: &str) -> Option<String> {
+    use base64::Engine as _;
+    let text = String::from_utf8(base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(cursor).ok()?).ok()?;
+    text.strip_prefix(CURSOR_MARK).map(str::to_owned)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -287,5 +306,14 @@ mod tests {
         let user = CollectionRef { owner: "0190-user", ..shared };
         assert_eq!(cache_key(shared, "a"), "records/notes/tags/a");
         assert_eq!(cache_key(user, "a"), "records/notes/tags/0190-user/a");
+    }
+
+    #[test]
+    fn cursors_round_trip_and_strangers_are_refused() {
+        let cursor = encode_cursor("0190f1c2-7d1e-7000-8000-000000000000");
+        assert_eq!(decode_cursor(&cursor).as_deref(), Some("0190f1c2-7d1e-7000-8000-000000000000"));
+        for stranger in ["garbage", "0190f1c2-7d1e-7000-8000-000000000000", "", "%%%"] {
+            assert_eq!(decode_cursor(stranger), None, "{stranger}");
+        }
     }
 }
