@@ -52,7 +52,10 @@ pub enum CallError {
     /// The plugin ran past its deadline and was stopped.
     #[error("the plugin ran past its deadline of {0:?}")]
     Timeout(Duration),
-    /// The plugin trapped (a panic, an out-of-bounds access, `unreachable`, …).
+    /// The plugin panicked: its message (from its panic report), then the trap with its backtrace.
+    #[error("the plugin panicked: {message}\n{trap:#}")]
+    Panicked { message: String, trap: wasmtime::Error },
+    /// The plugin trapped (an out-of-bounds access, `unreachable`, …).
     #[error("the plugin trapped: {0:#}")]
     Trap(wasmtime::Error),
     /// A fresh instance could not be created (pool exhausted, start function failed, …).
@@ -272,7 +275,10 @@ impl<G: CapabilitySet> Sandbox<'_, G> {
         match error.downcast_ref::<Trap>() {
             Some(Trap::Interrupt) => CallError::Timeout(self.timeout),
             _ if self.store.data().limits.memory_exceeded => CallError::MemoryExceeded(self.memory_limit),
-            _ => CallError::Trap(error),
+            _ => match self.store.data().panic.take_message() {
+                Some(message) => CallError::Panicked { message, trap: error },
+                None => CallError::Trap(error),
+            },
         }
     }
 
@@ -307,7 +313,7 @@ impl<G: CapabilitySet> Sandbox<'_, G> {
         self.meters.refused(match error {
             CallError::MemoryExceeded(_) => Refusal::MemoryLimit,
             CallError::Timeout(_) => Refusal::Timeout,
-            CallError::Trap(_) => Refusal::Trap,
+            CallError::Trap(_) | CallError::Panicked { .. } => Refusal::Trap,
             CallError::Instantiate(_) => Refusal::Instantiate,
         });
     }

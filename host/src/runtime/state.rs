@@ -2,6 +2,8 @@
 //! stdout/stderr captured into tracing), resource table, resource limits and the capabilities it
 //! was granted, bound to its call.
 
+use std::sync::Arc;
+
 use tracing::Span;
 use wasmtime::ResourceLimiter;
 use wasmtime::component::ResourceTable;
@@ -9,7 +11,7 @@ use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 use super::CapabilitySet;
-use super::stdio::LogStream;
+use super::stdio::{LogStream, PanicReader};
 
 /// Per-instance host state; created fresh for every call.
 pub struct InstanceState<G> {
@@ -19,6 +21,8 @@ pub struct InstanceState<G> {
     /// What the plugin's manifest grants it, bound to this instance's call.
     pub grants: G,
     pub(super) limits: InstanceLimits,
+    /// Reads a panic the plugin reports on stderr.
+    pub(super) panic: Arc<PanicReader>,
 }
 
 /// Most elements any table of an instance may grow to.
@@ -47,9 +51,10 @@ impl<G: CapabilitySet> InstanceState<G> {
     /// A sandboxed WASI context whose stdout and stderr become log lines under `span`, with
     /// linear memory capped at `memory_bytes` and the capabilities in `grants`.
     pub fn new(span: Span, memory_bytes: usize, grants: G) -> Self {
+        let panic = PanicReader::new(span.clone());
         let wasi = WasiCtxBuilder::new()
             .stdout(LogStream::new(span.clone(), "stdout"))
-            .stderr(LogStream::new(span, "stderr"))
+            .stderr(LogStream::new(span, "stderr").with_panics(panic.clone()))
             .allow_tcp(false)
             .allow_udp(false)
             .allow_ip_name_lookup(false)
@@ -60,6 +65,7 @@ impl<G: CapabilitySet> InstanceState<G> {
             http: WasiHttpCtx::new(),
             grants,
             limits: InstanceLimits { memory_bytes, memory_exceeded: false },
+            panic,
         }
     }
 }

@@ -1,4 +1,5 @@
-//! Plugin logs and stdio land in tracing under a span naming the plugin and the request.
+//! Plugin logs and stdio land in tracing under a span naming the plugin and the request; a panic
+//! report is one ERROR event with the message.
 
 use crate::helpers::{captured_logs, spawn_app_with};
 
@@ -31,5 +32,9 @@ async fn plugin_stdout_and_panic_messages_become_log_lines() {
     let logs = captured_logs();
     let has = |id: &str, text: &str| logs.lines().any(|l| l.contains(id) && l.contains(text));
     assert!(has(&ok_id, "stream=\"stdout\"") && has(&ok_id, "test-trap was asked how it is"), "{logs}");
-    assert!(has(&panic_id, "stream=\"stderr\"") && has(&panic_id, "test-trap panics on purpose"), "{logs}");
+    let panic_line = logs.lines().find(|l| l.contains(&panic_id) && l.contains("test-trap panics on purpose"));
+    let panic_line = panic_line.unwrap_or_else(|| panic!("no panic line: {logs}"));
+    assert!(panic_line.contains("ERROR") && panic_line.contains("plugin panicked"), "one ERROR event: {panic_line}");
+    assert!(panic_line.contains("location="), "{panic_line}");
+    assert!(!has(&panic_id, "RUST_BACKTRACE"), "the report's note is not logged as a line of its own");
 }

@@ -144,7 +144,9 @@ async fn a_trapping_or_hanging_handler_fails_its_attempt_and_the_host_carries_on
     let spin = scheduled(&app, &token, json!({ "name": "spin", "payload": {} })).await;
     let trap = settled(&app, &token, trap["id"].as_str().unwrap(), "dead").await;
     assert_eq!(trap["attempts"], 2, "a trap counts as a failed attempt and is retried");
-    assert!(trap["lastError"].as_str().unwrap().contains("trapped"), "{trap}");
+    let last_error = trap["lastError"].as_str().unwrap();
+    assert!(last_error.starts_with("the plugin panicked: test-tasks traps on purpose\n"), "message first: {trap}");
+    assert!(last_error.contains("wasm backtrace"), "the backtrace after: {trap}");
     let spin = settled(&app, &token, spin["id"].as_str().unwrap(), "dead").await;
     assert!(spin["lastError"].as_str().unwrap().contains("300"), "stopped at its timeout: {spin}");
 
