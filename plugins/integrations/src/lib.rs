@@ -125,7 +125,7 @@ fn create(req: &Request) -> Result<Response> {
     let integration: Integration =
         serde_json::from_value(Value::Object(fields)).map_err(|e| Error::invalid(e.to_string()))?;
     let created = INTEGRATIONS.create(&integration)?;
-    Ok(Response::json_with_status(201, &created)?.with_header("location", format!("/api/integrations/{}", created.id)))
+    Response::created(format!("/api/integrations/{}", created.id), &created)
 }
 
 fn update(req: &Request) -> Result<Response> {

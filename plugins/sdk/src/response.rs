@@ -26,6 +26,11 @@ impl Response {
         Ok(Self::new(status, body).with_header("content-type", "application/json"))
     }
 
+    /// `201 Created` with `location` (the new resource's path) and a JSON body.
+    pub fn created<T: Serialize + ?Sized>(location: impl Into<String>, value: &T) -> Result<Self> {
+        Ok(Self::json_with_status(201, value)?.with_header("location", location))
+    }
+
     /// An error in the platform's shape, `{"error": {"code", "message"}}`, for statuses the
     /// [`Error`] kinds do not cover (`412`, `429`, `502`, `504`, …).
     pub fn error(status: u16, code: &str, message: impl Into<String>) -> Self {
@@ -88,5 +93,14 @@ mod tests {
         assert_eq!(response.headers, [("Content-Type".to_owned(), "text/html".to_owned()), ("x-a".into(), "1".into())]);
         let cookies = Response::empty(204).add_header("set-cookie", "a=1").add_header("set-cookie", "b=2");
         assert_eq!(cookies.headers.len(), 2);
+    }
+
+    #[test]
+    fn created_answers_201_with_its_location_and_json() {
+        let response = Response::created("/api/notes/1", &serde_json::json!({ "id": "1" })).unwrap();
+        assert_eq!(response.status, 201);
+        assert!(response.headers.contains(&("location".to_owned(), "/api/notes/1".to_owned())));
+        assert!(response.headers.contains(&("content-type".to_owned(), "application/json".to_owned())));
+        assert_eq!(response.body, br#"{"id":"1"}"#);
     }
 }

@@ -179,8 +179,7 @@ fn create(req: &Request) -> Result<Response> {
     let stored =
         StoredSecret { name: new.name.trim().to_owned(), description: new.description, sealed: seal(req, &value)? };
     let secret = SECRETS.create(&stored)?;
-    Ok(Response::json_with_status(201, &view(&secret, None))?
-        .with_header("location", format!("/api/secrets/{}", secret.id)))
+    Response::created(format!("/api/secrets/{}", secret.id), &view(&secret, None))
 }
 
 fn update(req: &Request) -> Result<Response> {

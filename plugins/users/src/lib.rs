@@ -64,7 +64,7 @@ fn create(req: &Request) -> Result<Response> {
         permissions: body.permissions,
     })?;
     welcome(&user.email, &user.display_name);
-    Ok(Response::json_with_status(201, &user)?.with_header("location", format!("/api/users/{}", user.id)))
+    Response::created(format!("/api/users/{}", user.id), &user)
 }
 
 /// Schedules the welcome email; the user exists either way, so a failure is only logged.
