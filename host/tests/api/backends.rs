@@ -2,24 +2,15 @@
 
 use std::time::Duration;
 
-use secrecy::ExposeSecret;
 use serde_json::Value;
 
-use crate::helpers::{PluginsDir, TestDatabase, eventually, try_spawn};
-use crate::proxy::FaultProxy;
+use crate::helpers::{PluginsDir, eventually, try_spawn};
+use crate::proxy::{FaultProxy, spawn_behind_database_proxy};
 
 #[tokio::test]
 async fn with_the_database_cut_health_and_uploads_are_503_plugins_serve_and_it_recovers() {
-    let database = TestDatabase::create().await;
     // A database outage needs PostgreSQL: the embedded database is a local file.
-    if crate::helpers::needs_postgres().is_none() {
-        return;
-    }
-    let url = database.url.as_ref().map(|u| u.expose_secret().to_owned()).expect("a PostgreSQL test database");
-    let (proxy, proxied) = FaultProxy::for_postgres(&url).await;
-    let app = try_spawn(PluginsDir::with(&["hello"]), |config| config.database_url = Some(proxied.into()))
-        .await
-        .unwrap_or_else(|(e, _)| panic!("{e}"));
+    let Some((app, proxy, _database)) = spawn_behind_database_proxy(&["hello"]).await else { return };
     assert_eq!(app.get("/health").await.status(), 200);
 
     proxy.cut().await;

@@ -5,14 +5,12 @@
 use std::time::Duration;
 
 use reqwest::Method;
-use secrecy::ExposeSecret;
 use serde_json::{Value, json};
 
 use crate::helpers::{
-    ADMIN_TOKEN, PASSWORD, PluginsDir, TestApp, eventually, needs_postgres, needs_python, needs_redis,
-    spawn_configured, try_spawn,
+    ADMIN_TOKEN, PASSWORD, PluginsDir, TestApp, eventually, needs_python, needs_redis, spawn_configured, try_spawn,
 };
-use crate::proxy::FaultProxy;
+use crate::proxy::{FaultProxy, spawn_behind_database_proxy};
 
 /// One sample of a scrape.
 #[derive(Debug, serde::Deserialize)]
@@ -283,15 +281,10 @@ async fn readiness_fails_while_redis_is_cut_and_recovers() {
 
 #[tokio::test]
 async fn readiness_fails_while_the_database_is_cut_and_metrics_still_answer() {
-    let database = crate::helpers::TestDatabase::create().await;
-    if needs_postgres().is_none() || needs_python().is_none() {
+    if needs_python().is_none() {
         return;
     }
-    let url = database.url.as_ref().map(|u| u.expose_secret().to_owned()).expect("a PostgreSQL test database");
-    let (proxy, proxied) = FaultProxy::for_postgres(&url).await;
-    let app = try_spawn(PluginsDir::with(&["hello"]), |config| config.database_url = Some(proxied.into()))
-        .await
-        .unwrap_or_else(|(e, _)| panic!("{e}"));
+    let Some((app, proxy, _database)) = spawn_behind_database_proxy(&["hello"]).await else { return };
     assert_eq!(app.get("/health/ready").await.status(), 200);
 
     proxy.cut().await;

@@ -73,6 +73,24 @@ impl FaultProxy {
     }
 }
 
+/// A host serving `plugins` whose PostgreSQL connections run through a proxy the test can cut,
+/// with the proxy and the database they reach; `None` without PostgreSQL (the test says it skipped).
+pub async fn spawn_behind_database_proxy(
+    plugins: &[&str],
+) -> Option<(crate::helpers::TestApp, FaultProxy, crate::helpers::TestDatabase)> {
+    use secrecy::ExposeSecret;
+
+    let database = crate::helpers::TestDatabase::create().await;
+    crate::helpers::needs_postgres()?;
+    let url = database.url.as_ref().map(|u| u.expose_secret().to_owned()).expect("a PostgreSQL test database");
+    let (proxy, proxied) = FaultProxy::for_postgres(&url).await;
+    let plugins = crate::helpers::PluginsDir::with(plugins);
+    let app = crate::helpers::try_spawn(plugins, |config| config.database_url = Some(proxied.into()))
+        .await
+        .unwrap_or_else(|(e, _)| panic!("{e}"));
+    Some((app, proxy, database))
+}
+
 impl Drop for FaultProxy {
     fn drop(&mut self) {
         self.accept.abort();
