@@ -31,9 +31,10 @@ pub async fn count_request(State(state): State<AppState>, request: Request, next
     let started = Instant::now();
     let method = method_label(request.method().as_str());
     let host_route = request.extensions().get::<MatchedPath>().map(|path| path.as_str().to_owned());
-    let response = next.run(request).await;
-    let (plugin, route) = match response.extensions().get::<PluginRoute>() {
-        Some(target) => (target.plugin.clone(), target.route.clone()),
+    let mut response = next.run(request).await;
+    // Taken, not cloned: nothing after this reads it.
+    let (plugin, route) = match response.extensions_mut().remove::<PluginRoute>() {
+        Some(target) => (target.plugin, target.route),
         None => (String::new(), host_route.unwrap_or_else(|| "unmatched".to_owned())),
     };
     let status = response.status().as_u16();
@@ -75,15 +76,17 @@ pub async fn scrape(State(state): State<AppState>) -> Response {
         "db_pool_connections",
         "Database connections open, by state",
         [
-            ([("state", "in_use".to_owned())], f64::from(pool.open - pool.idle.min(pool.open))),
+            ([("state", "in_use".to_owned())], f64::from(pool.open.saturating_sub(pool.idle))),
             ([("state", "idle".to_owned())], f64::from(pool.idle)),
         ],
     );
     snapshot.value("db_pool_max_connections", "Most database connections the pool opens", f64::from(pool.max));
     let now = Utc::now();
-    match state.db.oldest_due(now).await {
+    let due = state.db.oldest_due(now).await;
+    let answered = f64::from(u8::from(due.is_ok()));
+    snapshot.value("database_up", "Whether the database answered this scrape", answered);
+    match due {
         Ok(due) => {
-            snapshot.value("database_up", "Whether the database answered this scrape", 1.0);
             let priority = |rank: i16| Priority::from_rank(rank).as_str().to_owned();
             snapshot.gauge(
                 "queue_depth",
@@ -99,10 +102,7 @@ pub async fn scrape(State(state): State<AppState>) -> Response {
                 }),
             );
         }
-        Err(error) => {
-            tracing::warn!(%error, "metrics: cannot read the queue depth");
-            snapshot.value("database_up", "Whether the database answered this scrape", 0.0);
-        }
+        Err(error) => tracing::warn!(%error, "metrics: cannot read the queue depth"),
     }
     let services = state.plugins.services();
     let records = services.records.stats();

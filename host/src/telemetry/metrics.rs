@@ -378,11 +378,6 @@ impl std::fmt::Debug for PluginMeters {
 }
 
 impl PluginMeters {
-    /// Meters that count into a registry nobody reads (for code run outside a host).
-    pub fn detached() -> Self {
-        Metrics::new().plugin("detached")
-    }
-
     /// Counts a fresh instance made for a call of `kind`.
     pub fn instantiated(&self, kind: CallKind) {
         self.calls[kind as usize].0.inc();
