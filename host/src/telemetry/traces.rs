@@ -24,7 +24,8 @@ pub const TRACEPARENT: &str = "traceparent";
 /// Whether spans leave the process: set once an exporter is installed.
 static EXPORTING: AtomicBool = AtomicBool::new(false);
 
-/// Whether spans are exported (work that only names spans for the collector can be skipped).
+/// Whether spans are exported; without, every function here returns at once (they run on the
+/// request and scheduling paths).
 pub fn exporting() -> bool {
     EXPORTING.load(Ordering::Relaxed)
 }
@@ -65,7 +66,7 @@ pub fn exporter(endpoint: &str) -> Result<(Exporter, opentelemetry_sdk::trace::T
 /// Continues the trace a client sent in `headers` (`traceparent`), if any, in `span`; a span
 /// without the tracing layer is left alone.
 pub fn continue_from_headers(span: &tracing::Span, headers: &http::HeaderMap) {
-    if headers.contains_key(TRACEPARENT) {
+    if exporting() && headers.contains_key(TRACEPARENT) {
         let context = TraceContextPropagator::new().extract(&HeaderReader(headers));
         let _ = span.set_parent(context);
     }
@@ -74,6 +75,9 @@ pub fn continue_from_headers(span: &tracing::Span, headers: &http::HeaderMap) {
 /// Continues the trace `traceparent` names in `span` (a task run, under the request that
 /// scheduled it).
 pub fn continue_from(span: &tracing::Span, traceparent: &str) {
+    if !exporting() {
+        return;
+    }
     let carrier = [(TRACEPARENT.to_owned(), traceparent.to_owned())].into_iter().collect();
     let context = TraceContextPropagator::new().extract(&StoredContext(carrier));
     let _ = span.set_parent(context);
@@ -81,6 +85,9 @@ pub fn continue_from(span: &tracing::Span, traceparent: &str) {
 
 /// The `traceparent` of the current span, when traces are exported.
 pub fn current_traceparent() -> Option<String> {
+    if !exporting() {
+        return None;
+    }
     let mut carrier = StoredContext(Default::default());
     TraceContextPropagator::new().inject_context(&tracing::Span::current().context(), &mut carrier);
     carrier.0.remove(TRACEPARENT)
@@ -88,6 +95,9 @@ pub fn current_traceparent() -> Option<String> {
 
 /// Writes the current span's trace context into outgoing `headers` (replacing any).
 pub fn inject_into(headers: &mut http::HeaderMap) {
+    if !exporting() {
+        return;
+    }
     let context = tracing::Span::current().context();
     if context.span().span_context().is_valid() {
         TraceContextPropagator::new().inject_context(&context, &mut HeaderWriter(headers));
@@ -97,6 +107,9 @@ pub fn inject_into(headers: &mut http::HeaderMap) {
 /// Records the trace id of `span` in its `trace_id` field, so every log line under it (a
 /// plugin's included) names the trace; nothing when traces are not exported.
 pub fn record_trace_id(span: &tracing::Span) {
+    if !exporting() {
+        return;
+    }
     let context = span.context();
     let span_context = context.span().span_context().clone();
     if span_context.is_valid() {
