@@ -8,8 +8,8 @@ use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;
 
 use crate::cli::{AdminArgs, ApiArgs, NamedArgs, ScheduleArgs, SchedulesCommand, TasksCommand};
-use crate::plugins::manifest::{COMPONENT_FILE, MANIFEST_FILE};
 use crate::spec::Manifest;
+use crate::spec::manifest::{COMPONENT_FILE, MANIFEST_FILE};
 
 /// `autoflow plugins list`: one line per plugin.
 pub async fn list(admin: &AdminArgs) -> Result<String> {

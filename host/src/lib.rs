@@ -15,8 +15,10 @@ pub mod plugins;
 pub mod private_fs;
 pub mod runtime;
 pub mod services;
-pub mod spec;
 pub mod startup;
 pub mod tasks;
 pub mod telemetry;
 pub mod user_commands;
+
+/// Plugin declarations as plain data, shared with the build tool.
+pub use autoflow_spec as spec;

@@ -6,8 +6,10 @@ use std::path::{Path, PathBuf};
 
 /// The layers, lowest first. Modules in one group may not import each other.
 const LAYERS: &[&[&str]] = &[
+    // The `autoflow-spec` crate, re-exported: it depends on nothing in the host.
+    &["spec"],
     &["private_fs", "telemetry"],
-    &["config", "contract", "spec"],
+    &["config", "contract"],
     &["db"],
     &["services"],
     &["runtime"],

@@ -4,9 +4,6 @@
 //! formatting and clippy in both workspaces and builds every bench.
 
 mod plugins;
-#[allow(dead_code, reason = "the build tool neither unpublishes nor reads builds back")]
-#[path = "../../host/src/plugins/publish.rs"]
-mod publish;
 mod python;
 
 use std::path::PathBuf;

@@ -1,6 +1,7 @@
 //! `cargo xtask build-plugins`: finds every plugin under `plugins/` (a directory with both
 //! `Cargo.toml` and `plugin.toml`), builds it for wasm32-wasip2, and publishes each build as a unit
-//! by the host's own rule (`host/src/plugins/publish.rs`) into `dist/plugins/<name>` (test plugins,
+//! by the host's own rule (`autoflow_spec::publish`), after checking its manifest by the host's own
+//! rules (`autoflow_spec::manifest`), into `dist/plugins/<name>` (test plugins,
 //! named `test-*`, into `dist/test-plugins/`). A running host watching `dist/plugins` reloads it.
 
 use std::fs;
@@ -11,6 +12,8 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
+use autoflow_spec::Manifest;
+use autoflow_spec::manifest::MANIFEST_FILE;
 
 const TARGET: &str = "wasm32-wasip2";
 
@@ -31,16 +34,16 @@ pub fn build_all(root: &Path, release: bool) -> Result<()> {
     let mut failed = Vec::new();
     for source in &sources {
         eprintln!("xtask: building plugin `{}` ({})", source.name, source.dir.display());
-        match build_one(root, source, release) {
-            Ok(artifact) => {
+        match checked_manifest(root, source).and_then(|manifest| Ok((manifest, build_one(root, source, release)?))) {
+            Ok((manifest, artifact)) => {
                 let dist = dist_of(root, &source.name);
-                let dir = publish_build(&dist, source, &artifact)?;
+                let dir = publish_build(&dist, source, &manifest, &artifact)?;
                 let size = fs::metadata(dir.join("plugin.wasm")).map(|m| m.len()).unwrap_or(0);
                 eprintln!("xtask: plugin `{}` → {} ({} KiB)", source.name, dir.display(), size / 1024);
                 published += 1;
             }
             Err(error) => {
-                eprintln!("xtask: plugin `{}` failed to build: {error:#}", source.name);
+                eprintln!("xtask: plugin `{}` not published: {error:#}", source.name);
                 failed.push(source.name.clone());
             }
         }
@@ -51,7 +54,7 @@ pub fn build_all(root: &Path, release: bool) -> Result<()> {
         remove_stale(&dist, &names)?;
     }
     if !failed.is_empty() {
-        bail!("{} plugin(s) failed to build: {} (the compiler's messages are above)", failed.len(), failed.join(", "));
+        bail!("{} plugin(s) not published: {} (the reasons are above)", failed.len(), failed.join(", "));
     }
     eprintln!("xtask: {published} plugin(s) built");
     Ok(())
@@ -72,7 +75,7 @@ fn remove_stale(dist: &Path, names: &[&str]) -> Result<()> {
     let list = dist.join(PUBLISHED_LIST);
     let before = fs::read_to_string(&list).unwrap_or_default();
     for stale in before.lines().map(str::trim).filter(|name| !name.is_empty() && !names.contains(name)) {
-        crate::publish::remove_plugin(dist, stale)
+        autoflow_spec::publish::remove_plugin(dist, stale)
             .with_context(|| format!("removing the stale build of `{stale}` from {}", dist.display()))?;
         eprintln!("xtask: removed `{stale}` from {}: no plugin under plugins/ is named so any more", dist.display());
     }
@@ -143,7 +146,7 @@ fn discover(plugins_dir: &Path) -> Result<Vec<PluginSource>> {
     let entries = fs::read_dir(plugins_dir).with_context(|| format!("reading {}", plugins_dir.display()))?;
     for entry in entries {
         let dir = entry?.path();
-        let (cargo_toml, plugin_toml) = (dir.join("Cargo.toml"), dir.join("plugin.toml"));
+        let (cargo_toml, plugin_toml) = (dir.join("Cargo.toml"), dir.join(MANIFEST_FILE));
         if !cargo_toml.is_file() || !plugin_toml.is_file() {
             continue;
         }
@@ -207,13 +210,22 @@ fn build_one(root: &Path, source: &PluginSource, release: bool) -> Result<PathBu
         .with_context(|| format!("cargo built `{}` but produced no .wasm (is its crate-type cdylib?)", source.package))
 }
 
+/// The manifest to publish for `source`: its `plugin.toml` with schema files inlined, checked by
+/// the host's own manifest rules, so a build the host would refuse is never published. Errors name
+/// the file the author edits.
+fn checked_manifest(root: &Path, source: &PluginSource) -> Result<String> {
+    let path = source.dir.join(MANIFEST_FILE);
+    let shown = path.strip_prefix(root).unwrap_or(&path).display().to_string();
+    let text = fs::read_to_string(&path).with_context(|| format!("reading {shown}"))?;
+    let published = inline_schemas(&text, &path)?;
+    Manifest::parse(&published).map_err(|reason| anyhow::anyhow!("{shown}: invalid manifest: {reason}"))?;
+    Ok(published)
+}
+
 /// Publishes the plugin's manifest and the built component together (an unchanged build is left as is).
-fn publish_build(dist: &Path, source: &PluginSource, artifact: &Path) -> Result<PathBuf> {
-    let manifest_path = source.dir.join("plugin.toml");
-    let text = fs::read_to_string(&manifest_path).with_context(|| format!("reading {}", manifest_path.display()))?;
-    let manifest = inline_schemas(&text, &manifest_path)?.into_bytes();
+fn publish_build(dist: &Path, source: &PluginSource, manifest: &str, artifact: &Path) -> Result<PathBuf> {
     let component = fs::read(artifact).with_context(|| format!("reading {}", artifact.display()))?;
-    crate::publish::publish(dist, &source.name, &manifest, &component)
+    autoflow_spec::publish::publish(dist, &source.name, manifest.as_bytes(), &component)
         .with_context(|| format!("publishing {} into {}", source.name, dist.display()))?;
     Ok(dist.join(&source.name))
 }
@@ -258,7 +270,7 @@ mod tests {
     fn builds_whose_sources_are_gone_are_removed_and_uploads_stay() {
         let dist = tempfile::TempDir::new().unwrap();
         for name in ["bookmark", "notes", "uploaded"] {
-            crate::publish::publish(dist.path(), name, name.as_bytes(), b"component").unwrap();
+            autoflow_spec::publish::publish(dist.path(), name, name.as_bytes(), b"component").unwrap();
         }
         remove_stale(dist.path(), &["bookmark", "notes"]).unwrap();
 
@@ -273,6 +285,26 @@ mod tests {
         assert!(left.iter().any(|name| name == "notes") && left.iter().any(|name| name == "uploaded"), "{left:?}");
         let listed = fs::read_to_string(dist.path().join(PUBLISHED_LIST)).unwrap();
         assert_eq!(listed, "bookmarks\nnotes\n");
+    }
+
+    #[test]
+    fn a_manifest_the_host_would_refuse_is_reported_against_the_source_file() {
+        let root = tempfile::TempDir::new().unwrap();
+        let dir = root.path().join("plugins/fetcher");
+        fs::create_dir_all(&dir).unwrap();
+        let source = PluginSource { name: "fetcher".into(), package: "fetcher".into(), dir: dir.clone() };
+        let manifest = "name = \"fetcher\"\nversion = \"1\"\nkind = \"task\"\n[[tasks]]\nname = \"fetch\"\n\
+                        [capabilities]\noutbound-hosts = [\"http://127.0.0.1:8765/\"]\n";
+        fs::write(dir.join(MANIFEST_FILE), manifest).unwrap();
+
+        let error = format!("{:#}", checked_manifest(root.path(), &source).unwrap_err());
+        assert_eq!(
+            error,
+            "plugins/fetcher/plugin.toml: invalid manifest: outbound-hosts entry `http://127.0.0.1:8765/` is not \
+             `host` or `host:port`: write `127.0.0.1:8765`"
+        );
+        fs::write(dir.join(MANIFEST_FILE), manifest.replace("http://127.0.0.1:8765/", "127.0.0.1:8765")).unwrap();
+        assert!(checked_manifest(root.path(), &source).is_ok());
     }
 
     #[test]

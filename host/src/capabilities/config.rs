@@ -8,14 +8,8 @@ use std::sync::Arc;
 use wasmtime::component::{HasData, Linker};
 
 use super::Instance;
-use crate::config::PLUGIN_OVERRIDE_PREFIX;
 use crate::contract::wit::config as wit;
-
-/// The environment variable overriding setting `key` of plugin `plugin`.
-pub fn override_variable(plugin: &str, key: &str) -> String {
-    let upper = |s: &str| s.to_ascii_uppercase().replace('-', "_");
-    format!("{PLUGIN_OVERRIDE_PREFIX}{}__{}", upper(plugin), upper(key))
-}
+use crate::spec::override_variable;
 
 /// The settings of `plugin`: its manifest's `defaults`, each replaced by its override if the
 /// operator set one. Only declared keys exist; an override of an undeclared key is ignored.

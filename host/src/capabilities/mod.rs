@@ -149,7 +149,7 @@ impl Grants {
     /// outbound host (as written, or as its setting gives it) could never match a request.
     pub fn for_manifest(manifest: &Manifest, services: &HostServices, timeout: Duration) -> Result<Self, String> {
         let settings = config::resolve(manifest.name.as_str(), &manifest.config, &services.config_overrides);
-        http::check_outbound_hosts(manifest, &settings)?;
+        crate::spec::hosts::outbound_hosts(manifest, &settings)?;
         let load = LoadContext { manifest, services, settings: &settings, timeout };
         Ok(Self {
             call: CallContext::default(),

@@ -17,8 +17,6 @@ pub use keys::{DataKeySource, GENERATED_ENCRYPTION_KEY_FILE, GENERATED_KEY_FILE,
 pub use proxies::TrustedProxies;
 pub use workers::WorkerSettings;
 
-/// The prefix of every plugin settings override variable (`AUTOFLOW_PLUGIN_<NAME>__<KEY>`).
-pub const PLUGIN_OVERRIDE_PREFIX: &str = "AUTOFLOW_PLUGIN_";
 /// The prefix of a deployment's cache keys unless the operator names another.
 pub const DEFAULT_CACHE_NAMESPACE: &str = "autoflow";
 
@@ -280,7 +278,7 @@ impl Config {
 
 /// Every `AUTOFLOW_PLUGIN_*` variable of this process's environment: the plugin settings overrides.
 pub fn plugin_overrides_from_env() -> BTreeMap<String, String> {
-    std::env::vars().filter(|(name, _)| name.starts_with(PLUGIN_OVERRIDE_PREFIX)).collect()
+    std::env::vars().filter(|(name, _)| name.starts_with(crate::spec::PLUGIN_OVERRIDE_PREFIX)).collect()
 }
 
 #[cfg(test)]

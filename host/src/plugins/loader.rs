@@ -14,10 +14,10 @@ use std::sync::Arc;
 use tokio::sync::Semaphore;
 
 use super::ceilings;
-use super::manifest::{COMPONENT_FILE, MANIFEST_FILE};
 use crate::capabilities::{Grants, HostRuntime, HostServices, Instance, Ungranted};
 use crate::contract::{FeaturePre, TaskPre};
 use crate::runtime::{ArtifactSource, PluginPre};
+use crate::spec::manifest::{COMPONENT_FILE, MANIFEST_FILE};
 use crate::spec::{Manifest, PluginLimits};
 use crate::telemetry::metrics::{InUse, PluginMeters, Refusal};
 

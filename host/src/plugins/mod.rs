@@ -1,12 +1,10 @@
-//! Plugins: their manifests, loading them from a directory into compiled, linked components,
+//! Plugins: loading their builds (manifests are parsed by [`crate::spec::manifest`]) from a directory into compiled, linked components,
 //! and the registry that maps each request to the plugin serving it.
 
 mod ceilings;
 pub mod fanout;
 mod live;
 mod loader;
-pub mod manifest;
-pub mod publish;
 mod registry;
 pub mod routes;
 mod uploads;

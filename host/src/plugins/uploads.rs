@@ -12,10 +12,10 @@ use chrono::Utc;
 
 use super::live::{LivePlugins, ReloadOutcome};
 use super::loader::{LoadErrors, prepare};
-use super::publish::{publish, unpublish};
 use super::registry::Registry;
 use crate::db::{Database, DbError, PluginBuild};
 use crate::spec::PluginName;
+use crate::spec::publish::{publish, unpublish};
 
 /// Why an upload or delete did not take effect.
 #[derive(Debug, thiserror::Error)]

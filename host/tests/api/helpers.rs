@@ -11,9 +11,9 @@ use autoflow_host::config::{AdminToken, AuthConfig, Config, KeySource, Limits, S
 use autoflow_host::db::Database;
 use autoflow_host::http::Auth;
 use autoflow_host::plugins::LivePlugins;
-use autoflow_host::plugins::publish::{publish, unpublish};
 use autoflow_host::services::identity::{NewUser, User};
 use autoflow_host::services::keys::RsaKeys;
+use autoflow_host::spec::publish::{publish, unpublish};
 use autoflow_host::startup::{Application, StartupError};
 use secrecy::SecretString;
 use sqlx::Connection as _;

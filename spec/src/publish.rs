@@ -8,16 +8,15 @@
 //! before a swap still finds its files; older builds are removed. Publishing the build that is
 //! already current changes nothing.
 //!
-//! This file depends on nothing else in the host: `cargo xtask build-plugins` compiles it too, so
-//! the build tool and the host follow one rule.
+//! `cargo xtask build-plugins` and the host's uploads both publish through this module, so the
+//! build tool and the host follow one rule.
 
 use std::io;
 use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
-const MANIFEST_FILE: &str = "plugin.toml";
-const COMPONENT_FILE: &str = "plugin.wasm";
+use crate::manifest::{COMPONENT_FILE, MANIFEST_FILE};
 
 /// Publishes `manifest` + `component` as plugin `name` under `plugins_dir` (created if missing);
 /// returns the build dir.

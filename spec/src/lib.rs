@@ -1,9 +1,14 @@
 //! What a plugin declares, as plain data: its name, kind, routes, tasks, schedules, limits and
-//! capabilities.
-//! [`crate::plugins::manifest`] fills these from `plugin.toml`; the runtime, the capabilities and
-//! the task engine read them. Nothing here knows the host's settings: the host's ceilings are
-//! applied to a manifest in one place, when a plugin loads.
+//! capabilities; [`manifest`] fills these from `plugin.toml`, and [`publish`] lays a build out
+//! where a host loads it.
+//!
+//! The host's loader and `cargo xtask build-plugins` both depend on this crate, so a manifest the
+//! build accepts is one the host accepts. Nothing here knows the host's settings: the host's
+//! ceilings are applied to a manifest in one place, when a plugin loads.
 
+pub mod hosts;
+pub mod manifest;
+pub mod publish;
 mod schedules;
 mod tasks;
 
@@ -154,6 +159,15 @@ pub struct PluginLimits {
     pub timeout: Duration,
     /// Instances of the plugin running at once.
     pub max_concurrency: u32,
+}
+
+/// The prefix of every plugin settings override variable (`AUTOFLOW_PLUGIN_<NAME>__<KEY>`).
+pub const PLUGIN_OVERRIDE_PREFIX: &str = "AUTOFLOW_PLUGIN_";
+
+/// The environment variable overriding setting `key` of plugin `plugin`.
+pub fn override_variable(plugin: &str, key: &str) -> String {
+    let upper = |s: &str| s.to_ascii_uppercase().replace('-', "_");
+    format!("{PLUGIN_OVERRIDE_PREFIX}{}__{}", upper(plugin), upper(key))
 }
 
 /// The setting an outbound-hosts entry `{{ key }}` refers to, if it is such a reference.

@@ -1,11 +1,12 @@
-//! `plugin.toml` parsed and validated at the edge into the plain [`Manifest`] of [`crate::spec`].
+//! `plugin.toml` parsed and validated into the plain [`Manifest`]: the one implementation both the
+//! host's loader and `cargo xtask build-plugins` run.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::spec::{
+use crate::{
     Access, Backoff, Capabilities, DEFAULT_MAX_ATTEMPTS, MAX_ATTEMPTS, Manifest, ManifestLimits, Missed, PluginKind,
     PluginName, Priority, RateLimit, RouteSpec, ScheduleSpec, TaskSpec, Timing, TimingField, config_reference,
     is_schedule_name, is_task_name,
@@ -319,7 +320,7 @@ impl Manifest {
                 "[capabilities.records] collection `{bad}` must be 1-64 characters of a-z, 0-9, '_' and '-'"
             ));
         }
-        Ok(Self {
+        let manifest = Self {
             name,
             version: raw.version,
             kind: raw.kind,
@@ -330,7 +331,10 @@ impl Manifest {
             limits: raw.limits,
             capabilities: raw.capabilities,
             config: parse_config(raw.config)?,
-        })
+        };
+        // With the defaults here; the loader checks again with the operator's overrides.
+        crate::hosts::outbound_hosts(&manifest, &manifest.config)?;
+        Ok(manifest)
     }
 }
 
@@ -385,7 +389,7 @@ fn is_under(path: &str, prefix: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::spec::CollectionScope;
+    use crate::CollectionScope;
 
     const VALID: &str = r#"
         name = "hello"
@@ -493,6 +497,21 @@ mod tests {
     }
 
     #[test]
+    fn literal_outbound_hosts_written_as_urls_are_refused_with_the_fix() {
+        let text = format!("{VALID}\n[capabilities]\noutbound-hosts = [\"api.test\", \"http://127.0.0.1:8765/\"]");
+        let error = Manifest::parse(&text).unwrap_err();
+        assert_eq!(
+            error,
+            "outbound-hosts entry `http://127.0.0.1:8765/` is not `host` or `host:port`: write `127.0.0.1:8765`"
+        );
+        let default = format!(
+            "{VALID}\n[capabilities]\noutbound-hosts = [\"{{{{ api }}}}\"]\n[config]\napi = \"https://api.test\""
+        );
+        let error = Manifest::parse(&default).unwrap_err();
+        assert!(error.contains("(from setting `api`, AUTOFLOW_PLUGIN_HELLO__API)"), "{error}");
+    }
+
+    #[test]
     fn outbound_hosts_may_name_a_declared_setting() {
         let ok = Manifest::parse(&format!(
             "{VALID}\n[capabilities]\noutbound-hosts = [\"a.test\", \"{{{{ hosts }}}}\"]\n[config]\nhosts = \"\""
@@ -578,7 +597,7 @@ mod tests {
     #[test]
     fn publishing_uses_the_file_names_the_loader_reads() {
         let dir = tempfile::TempDir::new().unwrap();
-        crate::plugins::publish::publish(dir.path(), "hello", b"m", b"c").unwrap();
+        crate::publish::publish(dir.path(), "hello", b"m", b"c").unwrap();
         assert_eq!(std::fs::read(dir.path().join("hello").join(MANIFEST_FILE)).unwrap(), b"m");
         assert_eq!(std::fs::read(dir.path().join("hello").join(COMPONENT_FILE)).unwrap(), b"c");
     }
