@@ -6,6 +6,7 @@
 //! build accepts is one the host accepts. Nothing here knows the host's settings: the host's
 //! ceilings are applied to a manifest in one place, when a plugin loads.
 
+pub mod description;
 pub mod hosts;
 pub mod manifest;
 pub mod publish;

@@ -3,6 +3,7 @@
 //! `run` builds plugins then serves them, `test` builds plugins then runs every test, `lint` checks
 //! formatting and clippy in both workspaces and builds every bench.
 
+mod describe;
 mod plugins;
 mod python;
 

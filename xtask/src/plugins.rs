@@ -16,6 +16,8 @@ use autoflow_spec::Manifest;
 use autoflow_spec::manifest::MANIFEST_FILE;
 
 const TARGET: &str = "wasm32-wasip2";
+/// How long `--watch` lets changes settle before building: an editor's save is several events.
+const WATCH_DEBOUNCE: Duration = Duration::from_millis(100);
 
 /// One plugin crate found in the source tree.
 struct PluginSource {
@@ -29,15 +31,44 @@ struct PluginSource {
 /// Builds and publishes every plugin; fails naming each plugin that did not build.
 pub fn build_all(root: &Path, release: bool) -> Result<()> {
     ensure_wasm_target()?;
+    build(root, release, &Rebuild::All)
+}
+
+/// Which plugins a build covers.
+enum Rebuild {
+    All,
+    /// The plugins whose directories hold any of these changed paths.
+    Changed(Vec<PathBuf>),
+}
+
+impl Rebuild {
+    /// What a change to `paths` needs rebuilt: only the plugins they lie in, unless one lies
+    /// outside every plugin's own directory (the SDK, the WIT contract, the workspace's manifest or
+    /// lock file, which every plugin shares, or a plugin directory removed or renamed).
+    fn after(paths: Vec<PathBuf>, sources: &[PluginSource]) -> Self {
+        let own = |path: &PathBuf| sources.iter().any(|source| path.starts_with(&source.dir));
+        if paths.iter().all(own) { Self::Changed(paths) } else { Self::All }
+    }
+
+    fn includes(&self, source: &PluginSource) -> bool {
+        match self {
+            Self::All => true,
+            Self::Changed(paths) => paths.iter().any(|path| path.starts_with(&source.dir)),
+        }
+    }
+}
+
+/// Builds and publishes the plugins `which` selects, and removes builds whose source is gone.
+fn build(root: &Path, release: bool, which: &Rebuild) -> Result<()> {
     let sources = discover(&root.join("plugins"))?;
     let mut published = 0;
     let mut failed = Vec::new();
-    for source in &sources {
+    for source in sources.iter().filter(|source| which.includes(source)) {
         eprintln!("xtask: building plugin `{}` ({})", source.name, source.dir.display());
-        match checked_manifest(root, source).and_then(|manifest| Ok((manifest, build_one(root, source, release)?))) {
-            Ok((manifest, artifact)) => {
+        match checked_build(root, source, release) {
+            Ok((manifest, component)) => {
                 let dist = dist_of(root, &source.name);
-                let dir = publish_build(&dist, source, &manifest, &artifact)?;
+                let dir = publish_build(&dist, source, &manifest, &component)?;
                 let size = fs::metadata(dir.join("plugin.wasm")).map(|m| m.len()).unwrap_or(0);
                 eprintln!("xtask: plugin `{}` → {} ({} KiB)", source.name, dir.display(), size / 1024);
                 published += 1;
@@ -87,23 +118,25 @@ fn remove_stale(dist: &Path, names: &[&str]) -> Result<()> {
     fs::write(&list, now).with_context(|| format!("writing {}", list.display()))
 }
 
-/// Builds every plugin now and again after each settled change to `plugins/` or `wit/`, until
+/// Builds every plugin now, then after each settled change to `plugins/` or `wit/` rebuilds the
+/// plugins the change touches (every plugin after a change to the SDK or the contract), until
 /// interrupted. A failed build is reported and the previous one stays published.
 pub fn watch(root: &Path, release: bool) -> Result<()> {
     use notify_debouncer_full::new_debouncer;
     use notify_debouncer_full::notify::RecursiveMode;
     use notify_debouncer_full::notify::event::{EventKind, ModifyKind};
 
-    let build = || {
+    ensure_wasm_target()?;
+    let rebuild = |which: Rebuild| {
         let started = Instant::now();
-        match build_all(root, release) {
+        match build(root, release, &which) {
             Ok(()) => eprintln!("xtask: built in {:.1}s; watching for changes", started.elapsed().as_secs_f64()),
             Err(error) => eprintln!("xtask: error: {error:#}; watching for changes"),
         }
     };
-    build();
+    rebuild(Rebuild::All);
     let (tx, rx) = mpsc::channel();
-    let mut debouncer = new_debouncer(Duration::from_millis(300), None, tx)?;
+    let mut debouncer = new_debouncer(WATCH_DEBOUNCE, None, tx)?;
     debouncer.watch(root.join("plugins"), RecursiveMode::Recursive)?;
     debouncer.watch(root.join("wit"), RecursiveMode::Recursive)?;
     for result in rx {
@@ -114,8 +147,19 @@ pub fn watch(root: &Path, release: bool) -> Result<()> {
                 || matches!(kind, EventKind::Modify(m) if !matches!(m, ModifyKind::Metadata(_)))
         };
         let is_source = |path: &Path| !path.components().any(|c| c.as_os_str() == "target");
-        if events.iter().filter(|e| is_write(&e.kind)).flat_map(|e| e.paths.iter()).any(|p| is_source(p)) {
-            build();
+        let changed: Vec<PathBuf> = events
+            .iter()
+            .filter(|e| is_write(&e.kind))
+            .flat_map(|e| e.paths.iter())
+            .filter(|p| is_source(p))
+            .cloned()
+            .collect();
+        if changed.is_empty() {
+            continue;
+        }
+        match discover(&root.join("plugins")) {
+            Ok(sources) => rebuild(Rebuild::after(changed, &sources)),
+            Err(error) => eprintln!("xtask: error: {error:#}; watching for changes"),
         }
     }
     Ok(())
@@ -210,22 +254,49 @@ fn build_one(root: &Path, source: &PluginSource, release: bool) -> Result<PathBu
         .with_context(|| format!("cargo built `{}` but produced no .wasm (is its crate-type cdylib?)", source.package))
 }
 
+/// Builds `source` and returns the manifest and component to publish, refusing (with errors that
+/// name the files the author edits) a build the host would refuse: a manifest its rules reject, or
+/// code that serves or uses other routes, tasks or collections than the manifest declares.
+fn checked_build(root: &Path, source: &PluginSource, release: bool) -> Result<(String, Vec<u8>)> {
+    let (text, manifest) = checked_manifest(root, source)?;
+    let artifact = build_one(root, source, release)?;
+    let component = fs::read(&artifact).with_context(|| format!("reading {}", artifact.display()))?;
+    check_description(root, source, &manifest, &component)?;
+    Ok((text, component))
+}
+
 /// The manifest to publish for `source`: its `plugin.toml` with schema files inlined, checked by
-/// the host's own manifest rules, so a build the host would refuse is never published. Errors name
-/// the file the author edits.
-fn checked_manifest(root: &Path, source: &PluginSource) -> Result<String> {
+/// the host's own manifest rules.
+fn checked_manifest(root: &Path, source: &PluginSource) -> Result<(String, Manifest)> {
     let path = source.dir.join(MANIFEST_FILE);
-    let shown = path.strip_prefix(root).unwrap_or(&path).display().to_string();
+    let shown = shown(root, &path);
     let text = fs::read_to_string(&path).with_context(|| format!("reading {shown}"))?;
     let published = inline_schemas(&text, &path)?;
-    Manifest::parse(&published).map_err(|reason| anyhow::anyhow!("{shown}: invalid manifest: {reason}"))?;
-    Ok(published)
+    let manifest =
+        Manifest::parse(&published).map_err(|reason| anyhow::anyhow!("{shown}: invalid manifest: {reason}"))?;
+    Ok((published, manifest))
+}
+
+/// Compares what the built `component`'s code describes with `manifest`, as the host's loader will.
+fn check_description(root: &Path, source: &PluginSource, manifest: &Manifest, component: &[u8]) -> Result<()> {
+    let manifest_path = shown(root, &source.dir.join(MANIFEST_FILE));
+    let code = shown(root, &source.dir.join("src"));
+    let description = crate::describe::describe(component).with_context(|| format!("reading what {code} serves"))?;
+    let differences = description.differences(manifest, &code);
+    if !differences.is_empty() {
+        bail!("{manifest_path}: code and manifest disagree:\n  - {}", differences.join("\n  - "));
+    }
+    Ok(())
+}
+
+/// `path` relative to the repository root, as the author sees it.
+fn shown(root: &Path, path: &Path) -> String {
+    path.strip_prefix(root).unwrap_or(path).display().to_string()
 }
 
 /// Publishes the plugin's manifest and the built component together (an unchanged build is left as is).
-fn publish_build(dist: &Path, source: &PluginSource, manifest: &str, artifact: &Path) -> Result<PathBuf> {
-    let component = fs::read(artifact).with_context(|| format!("reading {}", artifact.display()))?;
-    autoflow_spec::publish::publish(dist, &source.name, manifest.as_bytes(), &component)
+fn publish_build(dist: &Path, source: &PluginSource, manifest: &str, component: &[u8]) -> Result<PathBuf> {
+    autoflow_spec::publish::publish(dist, &source.name, manifest.as_bytes(), component)
         .with_context(|| format!("publishing {} into {}", source.name, dist.display()))?;
     Ok(dist.join(&source.name))
 }
@@ -297,7 +368,7 @@ mod tests {
                         [capabilities]\noutbound-hosts = [\"http://127.0.0.1:8765/\"]\n";
         fs::write(dir.join(MANIFEST_FILE), manifest).unwrap();
 
-        let error = format!("{:#}", checked_manifest(root.path(), &source).unwrap_err());
+        let error = format!("{:#}", checked_manifest(root.path(), &source).map(|_| ()).unwrap_err());
         assert_eq!(
             error,
             "plugins/fetcher/plugin.toml: invalid manifest: outbound-hosts entry `http://127.0.0.1:8765/` is not \
@@ -305,6 +376,60 @@ mod tests {
         );
         fs::write(dir.join(MANIFEST_FILE), manifest.replace("http://127.0.0.1:8765/", "127.0.0.1:8765")).unwrap();
         assert!(checked_manifest(root.path(), &source).is_ok());
+    }
+
+    /// The repository root and the built `notes` example (`cargo xtask test` builds the plugins first).
+    fn built_notes() -> (PathBuf, PluginSource, Vec<u8>) {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_owned();
+        let component = fs::read(root.join("dist/plugins/notes/plugin.wasm"))
+            .expect("dist/plugins/notes is built by `cargo xtask build-plugins`");
+        let source = PluginSource { name: "notes".into(), package: "notes".into(), dir: root.join("plugins/notes") };
+        (root, source, component)
+    }
+
+    #[test]
+    fn a_build_whose_code_and_manifest_agree_passes() {
+        let (root, source, component) = built_notes();
+        let (_, manifest) = checked_manifest(&root, &source).unwrap();
+        check_description(&root, &source, &manifest, &component).unwrap();
+    }
+
+    #[test]
+    fn a_build_whose_code_and_manifest_disagree_is_refused_naming_both_files() {
+        let (root, source, component) = built_notes();
+        let (text, _) = checked_manifest(&root, &source).unwrap();
+        let misnamed = Manifest::parse(&text.replace("notes = \"user\"", "note = \"user\"")).unwrap();
+
+        let error = check_description(&root, &source, &misnamed, &component).unwrap_err().to_string();
+
+        assert!(error.starts_with("plugins/notes/plugin.toml: code and manifest disagree:"), "{error}");
+        assert!(
+            error.contains("records collection `notes` is used by plugins/notes/src but plugin.toml does not grant it"),
+            "{error}"
+        );
+        assert!(error.contains("records collection `note` is granted in plugin.toml but plugins/notes/src"), "{error}");
+    }
+
+    #[test]
+    fn a_change_inside_one_plugin_rebuilds_only_that_plugin() {
+        let source = |name: &str| PluginSource {
+            name: name.into(),
+            package: name.into(),
+            dir: format!("/r/plugins/{name}").into(),
+        };
+        let sources = [source("notes"), source("hello"), source("note")];
+        let after = |paths: &[&str]| Rebuild::after(paths.iter().map(PathBuf::from).collect(), &sources);
+
+        let one = after(&["/r/plugins/notes/src/lib.rs", "/r/plugins/notes/plugin.toml"]);
+        let built: Vec<&str> = sources.iter().filter(|s| one.includes(s)).map(|s| s.name.as_str()).collect();
+        assert_eq!(built, ["notes"], "`note` is not inside `notes`");
+
+        for shared in
+            ["/r/plugins/sdk/src/lib.rs", "/r/wit/records.wit", "/r/plugins/Cargo.toml", "/r/plugins/gone/src/lib.rs"]
+        {
+            let all = after(&["/r/plugins/hello/src/lib.rs", shared]);
+            assert!(sources.iter().all(|s| all.includes(s)), "{shared}");
+        }
     }
 
     #[test]

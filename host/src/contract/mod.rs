@@ -16,6 +16,25 @@ pub use bindings::task::autoflow::platform::progress as task_progress;
 pub use bindings::task::exports::autoflow::platform::task_handler::{Task, TaskError};
 pub use call::{Attempt, CallContext};
 
+use crate::spec::description::Description;
+
+/// Each plugin world exports `description`; the two bindings have one shape.
+macro_rules! description_from {
+    ($contents:ty) => {
+        impl From<$contents> for Description {
+            fn from(contents: $contents) -> Self {
+                Description {
+                    routes: contents.routes.into_iter().map(|route| (route.method, route.path)).collect(),
+                    tasks: contents.tasks,
+                    collections: contents.collections,
+                }
+            }
+        }
+    };
+}
+description_from!(bindings::exports::autoflow::platform::description::Contents);
+description_from!(bindings::task::exports::autoflow::platform::description::Contents);
+
 impl PluginError {
     /// An `invalid` error with `message` and no field details.
     pub fn invalid(message: impl Into<String>) -> Self {

@@ -1,6 +1,6 @@
 //! Loads every plugin in a directory: reads and validates its manifest, compiles its component
-//! once (off the async threads) and links it against the host, so a bad plugin is refused before
-//! anything is served. Every problem found is reported, each naming the file at fault.
+//! once (off the async threads), links it against the host and compares what its code serves
+//! with its manifest, so a bad plugin is refused before anything is served. Every problem found is reported, each naming the file at fault.
 
 use std::fmt;
 use std::io;
@@ -132,6 +132,10 @@ pub enum LoadError {
     Ungranted { path: PathBuf, plugin: String, interface: String, grant: &'static str },
     #[error("{}: plugin '{plugin}' cannot be linked against the host: {reason}", .path.display())]
     Link { path: PathBuf, plugin: String, reason: String },
+    #[error("{}: plugin '{plugin}' could not describe what it serves: {reason}", .path.display())]
+    Describe { path: PathBuf, plugin: String, reason: String },
+    #[error("{}: plugin '{plugin}' code and manifest disagree: {}", .path.display(), .differences.join("; "))]
+    Disagrees { path: PathBuf, plugin: String, differences: Vec<String> },
     #[error("{0}")]
     RouteConflict(String),
     #[error("task `{task}` is handled by both plugin '{first}' and plugin '{second}'")]
@@ -246,6 +250,15 @@ pub async fn prepare(
         plugin: manifest.name.to_string(),
         reason: format!("{e:#}"),
     })?;
+    let meters = loader.runtime.metrics().plugin(manifest.name.as_str());
+    let description = runtime.describe(&pre, &limits, &meters, grants.clone()).await.map_err(|e| {
+        LoadError::Describe { path: component_path.clone(), plugin: manifest.name.to_string(), reason: e.to_string() }
+    })?;
+    let differences = description.differences(&manifest, "its code");
+    if !differences.is_empty() {
+        let plugin = manifest.name.to_string();
+        return Err(LoadError::Disagrees { path: manifest_path.to_owned(), plugin, differences });
+    }
     tracing::info!(
         plugin = %manifest.name,
         version = %manifest.version,
@@ -256,7 +269,6 @@ pub async fn prepare(
     );
     let dir = manifest_path.parent().map(Path::to_owned).unwrap_or_default();
     let slots = Arc::new(Semaphore::new(limits.max_concurrency as usize));
-    let meters = loader.runtime.metrics().plugin(manifest.name.as_str());
     Ok(LoadedPlugin {
         manifest,
         dir,

@@ -23,6 +23,7 @@ pub use state::InstanceState;
 
 use crate::config::Limits;
 use crate::contract::{CallContext, FeaturePre, PluginError, Request, Response, Task, TaskError, TaskPre};
+use crate::spec::description::Description;
 use crate::spec::{PluginKind, PluginLimits};
 use crate::telemetry::metrics::{CallKind, Metrics, PluginMeters, Refusal};
 
@@ -223,6 +224,34 @@ impl<G: CapabilitySet> Runtime<G> {
         let call = plugin.autoflow_platform_task_handler().call_run(&mut sandbox.store, task);
         let outcome = tokio::time::timeout(sandbox.timeout, call).await;
         sandbox.finish(outcome)
+    }
+
+    /// What the code of a loaded build serves and uses, from its `description` export, called in
+    /// a fresh instance under the plugin's limits.
+    pub async fn describe(
+        &self,
+        pre: &PluginPre<G>,
+        limits: &PluginLimits,
+        meters: &PluginMeters,
+        grants: G,
+    ) -> Result<Description, CallError> {
+        let mut sandbox = self.sandbox(limits, meters, CallKind::Describe, grants);
+        Ok(match pre {
+            PluginPre::Feature(pre) => {
+                let instance = pre.instantiate_async(&mut sandbox.store).await;
+                let feature = sandbox.instantiated(instance)?;
+                let call = feature.autoflow_platform_description().call_describe(&mut sandbox.store);
+                let outcome = tokio::time::timeout(sandbox.timeout, call).await;
+                sandbox.finish(outcome)?.into()
+            }
+            PluginPre::Task(pre) => {
+                let instance = pre.instantiate_async(&mut sandbox.store).await;
+                let plugin = sandbox.instantiated(instance)?;
+                let call = plugin.autoflow_platform_description().call_describe(&mut sandbox.store);
+                let outcome = tokio::time::timeout(sandbox.timeout, call).await;
+                sandbox.finish(outcome)?.into()
+            }
+        })
     }
 
     /// A fresh store for one call of `kind`: its bound grants, memory capped and the deadline

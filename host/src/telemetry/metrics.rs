@@ -94,16 +94,19 @@ pub enum CallKind {
     Task,
     /// Checking task payloads before they are scheduled.
     Validate,
+    /// Reading what a build's code serves, once when it loads.
+    Describe,
 }
 
 impl CallKind {
-    const ALL: [CallKind; 3] = [CallKind::Request, CallKind::Task, CallKind::Validate];
+    const ALL: [CallKind; 4] = [CallKind::Request, CallKind::Task, CallKind::Validate, CallKind::Describe];
 
     fn label(self) -> &'static str {
         match self {
             CallKind::Request => "request",
             CallKind::Task => "task",
             CallKind::Validate => "validate",
+            CallKind::Describe => "describe",
         }
     }
 }
@@ -366,7 +369,7 @@ impl Metrics {
 /// Indexed by the enums' declaration order (`kind as usize`, `why as usize`).
 #[derive(Clone)]
 pub struct PluginMeters {
-    calls: Arc<[(Counter, Histogram); 3]>,
+    calls: Arc<[(Counter, Histogram); 4]>,
     refusals: Arc<[Counter; 5]>,
     instances: Gauge,
 }

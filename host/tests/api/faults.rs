@@ -131,17 +131,6 @@ async fn an_internal_error_is_a_500_that_does_not_leak_the_plugins_message() {
     assert_eq!(body["error"]["message"], "internal error");
 }
 
-#[tokio::test]
-async fn a_manifest_route_without_a_handler_is_a_404_from_the_plugin() {
-    let app = spawn().await;
-
-    let response = app.get("/api/trap/unrouted").await;
-
-    assert_eq!(response.status(), 404);
-    let error = error_of(response).await.1;
-    assert!(error["message"].as_str().unwrap().contains("no handler for GET /api/trap/unrouted"), "{error}");
-}
-
 /// Runs the futures as concurrent tasks and collects their outputs in order.
 async fn run_concurrently<F>(futures: impl IntoIterator<Item = F>) -> Vec<F::Output>
 where

@@ -136,6 +136,80 @@ async fn a_plugin_importing_a_capability_its_manifest_does_not_grant_is_refused_
     assert!(error.contains("autoflow:platform/queue") && error.contains("[capabilities] queue"), "{error}");
 }
 
+/// The disagreement `edit` makes between notes' code and its manifest is refused at load, with
+/// the message naming the manifest and containing `expected`.
+async fn refused_when_code_and_manifest_disagree(plugin: &str, edit: impl FnOnce(String) -> String, expected: &str) {
+    let plugins = PluginsDir::with(&[plugin]);
+    let manifest = plugins.path().join(plugin).join("plugin.toml");
+    plugins.edit_manifest(plugin, edit);
+
+    let error = startup_error(plugins).await;
+
+    assert!(
+        error.contains(&format!("{}: plugin '{plugin}' code and manifest disagree", manifest.display())),
+        "{error}"
+    );
+    assert!(error.contains(expected), "{error}");
+}
+
+#[tokio::test]
+async fn a_handler_whose_route_the_manifest_does_not_declare_is_refused_at_load() {
+    let undeclared = |text: String| {
+        text.replacen(
+            "method = \"DELETE\"\npath = \"/api/notes/{id}\"",
+            "method = \"DELETE\"\npath = \"/api/notes/{id}/x\"",
+            1,
+        )
+    };
+    refused_when_code_and_manifest_disagree(
+        "notes",
+        undeclared,
+        "route DELETE /api/notes/{id} has a handler in its code but plugin.toml does not declare it",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_declared_route_without_a_handler_is_refused_at_load() {
+    let extra = |text: String| format!("{text}\n[[routes]]\nmethod = \"GET\"\npath = \"/api/notes/export\"\n");
+    refused_when_code_and_manifest_disagree(
+        "notes",
+        extra,
+        "route GET /api/notes/export is declared in plugin.toml but its code registers no handler for it",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_misnamed_records_collection_is_refused_at_load() {
+    refused_when_code_and_manifest_disagree(
+        "notes",
+        |text| text.replace("notes = \"user\"", "note = \"user\""),
+        "records collection `notes` is used by its code but plugin.toml does not grant it",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_declared_task_without_a_handler_is_refused_at_load() {
+    let renamed = |text: String| text.replace("name = \"send-email\"\n", "name = \"send-mail\"\n");
+    let plugins = PluginsDir::with(&["send-email"]);
+    plugins.edit_manifest("send-email", |text| {
+        // The plugin's own name stays; only the [[tasks]] entry is renamed.
+        let (head, tasks) = text.split_once("[[tasks]]").unwrap();
+        format!("{head}[[tasks]]{}", renamed(tasks.to_owned()))
+    });
+    let error = startup_error(plugins).await;
+    assert!(
+        error.contains("task `send-email` has a handler in its code but plugin.toml does not declare it"),
+        "{error}"
+    );
+    assert!(
+        error.contains("task `send-mail` is declared in plugin.toml but its code has no handler for it"),
+        "{error}"
+    );
+}
+
 #[cfg(unix)]
 #[tokio::test]
 async fn local_state_is_owner_only() {

@@ -35,10 +35,10 @@ async fn uploading_a_new_plugin_is_a_201_with_its_location() {
     assert_eq!(app.get("/api/trap/ok").await.status(), 200);
 }
 
-/// `manifest` plus a route the `hello` plugin already serves.
-fn with_hello_route(manifest: &[u8]) -> Vec<u8> {
+/// `manifest` plus a route its code has no handler for.
+fn with_unhandled_route(manifest: &[u8]) -> Vec<u8> {
     let mut manifest = manifest.to_vec();
-    manifest.extend_from_slice(b"\n[[routes]]\nmethod = \"GET\"\npath = \"/api/hello/{name}\"\n");
+    manifest.extend_from_slice(b"\n[[routes]]\nmethod = \"GET\"\npath = \"/api/trap/unhandled\"\n");
     manifest
 }
 
@@ -46,6 +46,7 @@ fn with_hello_route(manifest: &[u8]) -> Vec<u8> {
 async fn bad_uploads_are_refused_with_a_clear_error_and_nothing_is_stored() {
     let app = spawn_configured(&["hello"], |config| config.limits.max_upload_bytes = 512 * 1024).await;
     let (manifest, component) = built_files("test-trap", "test-trap");
+    let (hello_manifest, hello_component) = built_files("hello", "hello-again");
 
     let cases = [
         ("not a component", "test-trap", manifest.clone(), b"definitely not wasm".to_vec(), 400, "invalid_plugin"),
@@ -58,13 +59,25 @@ async fn bad_uploads_are_refused_with_a_clear_error_and_nothing_is_stored() {
             "invalid_plugin",
         ),
         ("manifest of another plugin", "other-name", manifest.clone(), component.clone(), 400, "invalid_plugin"),
-        ("route conflict", "test-trap", with_hello_route(&manifest), component.clone(), 409, "conflict"),
+        (
+            "code and manifest disagree",
+            "test-trap",
+            with_unhandled_route(&manifest),
+            component.clone(),
+            400,
+            "invalid_plugin",
+        ),
+        ("route conflict", "hello-again", hello_manifest, hello_component, 409, "conflict"),
         ("over the size limit", "test-trap", manifest.clone(), vec![0u8; 1024 * 1024], 413, "payload_too_large"),
     ];
     for (what, name, manifest, component, status, code) in cases {
         let (got_status, error) = error_of(app.upload(name, manifest, component).await).await;
         assert_eq!((got_status, error["code"].as_str().unwrap()), (status, code), "{what}: {error}");
         assert!(!error["message"].as_str().unwrap().is_empty(), "{what}");
+        if what == "code and manifest disagree" {
+            let message = error["message"].as_str().unwrap();
+            assert!(message.contains("route GET /api/trap/unhandled is declared in plugin.toml"), "{message}");
+        }
     }
 
     assert!(app.db.plugin_build_names().await.unwrap().is_empty(), "nothing was stored");

@@ -167,6 +167,7 @@ fn test(req: &Request) -> Result<Response> {
 
 autoflow_sdk::feature!(
     Router::new()
+        .collection(&INTEGRATIONS)
         .get("/api/integrations", list)
         .post("/api/integrations", create)
         .get("/api/integrations/{id}", get)

@@ -129,6 +129,7 @@ fn parse_etag(value: &str) -> Result<u64> {
 
 autoflow_sdk::feature!(
     Router::new()
+        .collection(&NOTES)
         .get("/api/notes", list)
         .post("/api/notes", create)
         .get("/api/notes/{id}", get)

@@ -59,7 +59,11 @@ macro_rules! feature {
                 router.dispatch(request)
             },
             |name, _payload| Err($crate::Error::not_found(format!("this plugin handles no task `{name}`")).into()),
-            |task| Err($crate::__wit_task::TaskError::Fail(format!("this plugin handles no task `{}`", task.name)))
+            |task| Err($crate::__wit_task::TaskError::Fail(format!("this plugin handles no task `{}`", task.name))),
+            || {
+                let router: $crate::Router = $router;
+                router.describe()
+            }
         );
     };
 }
@@ -77,6 +81,10 @@ macro_rules! task {
             |task| {
                 let tasks: $crate::Tasks = $tasks;
                 tasks.run(task)
+            },
+            || {
+                let tasks: $crate::Tasks = $tasks;
+                tasks.describe()
             }
         );
     };
@@ -85,11 +93,12 @@ macro_rules! task {
 #[doc(hidden)]
 pub use bindings::exports::autoflow::platform::task_handler as __wit_task;
 
-/// Exports both of the `plugin` world's interfaces; the manifest's `kind` says which the host calls.
+/// Exports the `plugin` world's interfaces: both handlers, of which the manifest's `kind` says which
+/// the host calls, and the description the host compares with the manifest.
 #[doc(hidden)]
 #[macro_export]
 macro_rules! __export {
-    ($handle:expr, $validate:expr, $run:expr) => {
+    ($handle:expr, $validate:expr, $run:expr, $describe:expr) => {
         struct __AutoflowPlugin;
 
         impl $crate::bindings::exports::autoflow::platform::handler::Guest for __AutoflowPlugin {
@@ -128,6 +137,13 @@ macro_rules! __export {
                     $crate::__wit_task::Task,
                 ) -> ::core::result::Result<::std::string::String, $crate::__wit_task::TaskError> = $run;
                 run(task)
+            }
+        }
+
+        impl $crate::bindings::exports::autoflow::platform::description::Guest for __AutoflowPlugin {
+            fn describe() -> $crate::bindings::exports::autoflow::platform::description::Contents {
+                let describe: fn() -> $crate::bindings::exports::autoflow::platform::description::Contents = $describe;
+                describe()
             }
         }
 

@@ -1,19 +1,25 @@
 //! Maps the host's matched route to the handler function registered for it.
 
 use crate::bindings::autoflow::platform::types as wit_types;
+use crate::bindings::exports::autoflow::platform::description as wit_description;
 use crate::bindings::exports::autoflow::platform::handler as wit;
+use crate::records::Collection;
 use crate::{Error, Request, Response, Result};
 
 /// A handler function.
 pub type Handler = fn(&Request) -> Result<Response>;
 
-/// The plugin's route table: method + manifest route → handler.
+/// The plugin's route table: method + manifest route → handler, and the records collections its
+/// handlers use.
 ///
 /// The host matches the path against the manifest; the router only looks up the route the host
-/// matched, so the patterns here must be written exactly as in `plugin.toml`.
+/// matched, so the patterns here must be written exactly as in `plugin.toml`. The host compares
+/// the table with the manifest when the plugin loads (and `cargo xtask build-plugins` when it
+/// builds it): a route or collection in one and not the other refuses the build, naming it.
 #[derive(Default)]
 pub struct Router {
     routes: Vec<(String, String, Handler)>,
+    collections: Vec<&'static str>,
 }
 
 impl Router {
@@ -47,9 +53,30 @@ impl Router {
         self.route("DELETE", route, handler)
     }
 
+    /// Declares that the handlers use `collection` (it must be granted under
+    /// `[capabilities.records]`).
+    pub fn collection<T>(mut self, collection: &Collection<T>) -> Self {
+        self.collections.push(collection.name());
+        self
+    }
+
     /// Finds the handler for this method and route.
     pub fn find(&self, method: &str, route: &str) -> Option<Handler> {
         self.routes.iter().find(|(m, r, _)| m == method && r == route).map(|(_, _, handler)| *handler)
+    }
+
+    /// The routes and collections, for the host's comparison with the manifest.
+    #[doc(hidden)]
+    pub fn describe(&self) -> wit_description::Contents {
+        wit_description::Contents {
+            routes: self
+                .routes
+                .iter()
+                .map(|(method, path, _)| wit_description::Route { method: method.clone(), path: path.clone() })
+                .collect(),
+            tasks: Vec::new(),
+            collections: self.collections.iter().map(|name| (*name).to_owned()).collect(),
+        }
     }
 
     /// Runs the handler for a request from the host.
@@ -95,6 +122,16 @@ mod tests {
         assert!(router.find("PUT", "/items/{id}").is_some(), "methods are registered upper-case");
         assert!(router.find("GET", "/items").is_none());
         assert!(router.find("POST", "/items/1").is_none(), "the manifest pattern, not the path");
+    }
+
+    #[test]
+    fn the_description_lists_every_route_and_collection() {
+        const ITEMS: Collection<serde_json::Value> = Collection::new("items");
+        let contents = router().collection(&ITEMS).describe();
+        let routes: Vec<(&str, &str)> = contents.routes.iter().map(|r| (r.method.as_str(), r.path.as_str())).collect();
+        assert_eq!(routes, [("POST", "/items"), ("PUT", "/items/{id}")]);
+        assert_eq!(contents.collections, ["items"]);
+        assert!(contents.tasks.is_empty());
     }
 
     #[test]

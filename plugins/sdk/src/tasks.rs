@@ -13,7 +13,9 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::bindings::autoflow::platform::types as wit_types;
+use crate::bindings::exports::autoflow::platform::description as wit_description;
 use crate::bindings::exports::autoflow::platform::task_handler as wit;
+use crate::records::Collection;
 use crate::{Error, Result};
 
 /// Reports how far the running task got: `percent` done (0-100) and/or a small JSON `detail`
@@ -80,10 +82,13 @@ impl From<Error> for TaskError {
 type Validator = Box<dyn Fn(&str) -> Result<()>>;
 type Runner = Box<dyn Fn(&Task, &str) -> core::result::Result<String, TaskError>>;
 
-/// The plugin's task table: name → validator and runner, each taking the payload decoded as `P`.
+/// The plugin's task table: name → validator and runner, each taking the payload decoded as `P`,
+/// and the records collections they use. The host compares it with the manifest's `[[tasks]]` and
+/// `[capabilities.records]` when the plugin loads.
 #[derive(Default)]
 pub struct Tasks {
     tasks: Vec<(String, Validator, Runner)>,
+    collections: Vec<&'static str>,
 }
 
 impl Tasks {
@@ -111,6 +116,22 @@ impl Tasks {
         });
         self.tasks.push((name.to_owned(), validator, runner));
         self
+    }
+
+    /// Declares that the tasks use `collection` (it must be granted under `[capabilities.records]`).
+    pub fn collection<T>(mut self, collection: &Collection<T>) -> Self {
+        self.collections.push(collection.name());
+        self
+    }
+
+    /// The task names and collections, for the host's comparison with the manifest.
+    #[doc(hidden)]
+    pub fn describe(&self) -> wit_description::Contents {
+        wit_description::Contents {
+            routes: Vec::new(),
+            tasks: self.tasks.iter().map(|(name, _, _)| name.clone()).collect(),
+            collections: self.collections.iter().map(|name| (*name).to_owned()).collect(),
+        }
     }
 
     #[doc(hidden)]

@@ -219,6 +219,7 @@ fn public_key(_: &Request) -> Result<Response> {
 
 autoflow_sdk::feature!(
     Router::new()
+        .collection(&SECRETS)
         .get("/api/secrets", list)
         .post("/api/secrets", create)
         .get("/api/secrets/{id}", get)

@@ -55,4 +55,4 @@ fn send(task: &Task, email: Email) -> core::result::Result<Value, TaskError> {
     }
 }
 
-autoflow_sdk::task!(Tasks::new().task("send-email", validate, send));
+autoflow_sdk::task!(Tasks::new().collection(&OUTBOX).task("send-email", validate, send));

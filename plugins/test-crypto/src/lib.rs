@@ -69,6 +69,7 @@ fn public_key(_: &Request) -> Result<Response> {
 
 autoflow_sdk::feature!(
     Router::new()
+        .collection(&VAULT)
         .post("/api/test-crypto/{operation}", operate)
         .get("/api/test-crypto/public-key", public_key)
         .put("/api/test-crypto/vault/{id}", put_sealed)

@@ -8,6 +8,7 @@
 
 use autoflow_sdk::bindings::autoflow::platform::records::{self as wit, Document};
 use autoflow_sdk::cache::{self, Scope};
+use autoflow_sdk::records::Collection;
 use autoflow_sdk::{Error, Request, Response, Result, Router};
 use serde_json::{Value, json};
 
@@ -77,6 +78,8 @@ fn bench(req: &Request) -> Result<Response> {
 
 autoflow_sdk::feature!(
     Router::new()
+        .collection(&Collection::<serde_json::Value>::new("items"))
+        .collection(&Collection::<serde_json::Value>::new("settings"))
         .get("/api/test-records/{collection}", list)
         .post("/api/test-records/{collection}", create)
         .get("/api/test-records/{collection}/{id}", get)

@@ -129,7 +129,6 @@ fn internal(_: &Request) -> Result<Response> {
     Err(Error::internal("connection string postgres://secret@db leaked"))
 }
 
-// `/api/trap/unrouted` is in the manifest but deliberately has no handler here.
 autoflow_sdk::feature!(
     Router::new()
         .get("/api/trap/ok", ok)
