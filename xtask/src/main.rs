@@ -3,8 +3,6 @@
 //! `run` builds plugins then serves them, `test` builds plugins then runs every test, `lint` checks
 //! formatting and clippy in both workspaces and builds every bench.
 
-mod describe;
-mod plugins;
 mod python;
 
 use std::path::PathBuf;
@@ -12,6 +10,7 @@ use std::process::{Command, ExitCode};
 
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
+use xtask::{plugins, scaffold};
 
 #[derive(Parser)]
 #[command(name = "cargo xtask", about = "Autoflow project tasks")]
@@ -45,6 +44,15 @@ enum Task {
     /// the host's on PostgreSQL (+ Redis) too when DATABASE_URL is set. Under CI=true both
     /// DATABASE_URL and REDIS_URL are required.
     Test,
+    /// Create a working plugin under plugins/<NAME>: manifest, Cargo.toml, handler and a test
+    /// against a real host; add it to the plugins workspace.
+    NewPlugin {
+        /// The plugin's name: 1-63 characters of a-z, 0-9 and '-', starting with a letter.
+        name: String,
+        /// A task plugin (one background task) instead of a feature (HTTP routes).
+        #[arg(long)]
+        task: bool,
+    },
     /// Check formatting and `cargo clippy --all-targets -- -D warnings` in the host and plugins
     /// workspaces, and build every bench so none can rot.
     Lint,
@@ -57,6 +65,7 @@ fn main() -> ExitCode {
         Task::BuildPlugins { release, watch: true } => plugins::watch(&repo_root(), release),
         Task::Run { release, serve_args } => run(release, &serve_args),
         Task::Test => test(),
+        Task::NewPlugin { name, task } => new_plugin(&name, task),
         Task::Lint => lint(),
     };
     match result {
@@ -132,6 +141,19 @@ fn test() -> Result<()> {
     status(&mut postgres, "tests on PostgreSQL")
 }
 
+fn new_plugin(name: &str, task: bool) -> Result<()> {
+    let kind = if task { scaffold::Kind::Task } else { scaffold::Kind::Feature };
+    let created = scaffold::new_plugin(&repo_root(), name, kind)?;
+    eprintln!("xtask: created plugins/{name} and added it to plugins/Cargo.toml:");
+    for file in created.files {
+        eprintln!("  {file}");
+    }
+    eprintln!("next: `cargo xtask run` serves it (or `cargo xtask build-plugins --watch` beside a running host), then");
+    eprintln!("  {}", created.try_it);
+    eprintln!("and `cargo xtask test` runs its test (plugins/{name}/tests/) against a real host.");
+    Ok(())
+}
+
 fn lint() -> Result<()> {
     let root = repo_root();
     // Clippy in the plugins workspace checks wasm code: a fresh machine needs the target first.
@@ -142,6 +164,24 @@ fn lint() -> Result<()> {
         let clippy = ["clippy", "--all-targets", "--", "-D", "warnings"];
         status(cargo().current_dir(&workspace).args(clippy), &format!("cargo clippy in {name}"))?;
     }
+    // Plugins' tests (compiled by the testkit) and the new-plugin templates are in no cargo target's
+    // module tree, so `cargo fmt` does not see them.
+    let mut loose = Vec::new();
+    for (dir, under) in [("plugins", "tests"), ("xtask/templates", "")] {
+        for entry in std::fs::read_dir(root.join(dir))? {
+            let dir = entry?.path().join(under);
+            for file in std::fs::read_dir(&dir).into_iter().flatten() {
+                let file = file?.path();
+                if file.extension().is_some_and(|ext| ext == "rs") {
+                    loose.push(file);
+                }
+            }
+        }
+    }
+    status(
+        Command::new("rustfmt").args(["--edition", "2024", "--check"]).args(&loose),
+        "rustfmt on plugin tests and templates",
+    )?;
     let benches = ["build", "--package", "autoflow-host", "--benches"];
     status(cargo().current_dir(&root).args(benches), "building the benches")
 }

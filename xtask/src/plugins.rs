@@ -31,7 +31,14 @@ struct PluginSource {
 /// Builds and publishes every plugin; fails naming each plugin that did not build.
 pub fn build_all(root: &Path, release: bool) -> Result<()> {
     ensure_wasm_target()?;
-    build(root, release, &Rebuild::All)
+    build(root, release, &Rebuild::All, None)
+}
+
+/// [`build_all`] with cargo's build output in `target_dir` (a shared one keeps the SDK's
+/// dependencies compiled across checkouts).
+pub fn build_all_into(root: &Path, release: bool, target_dir: &Path) -> Result<()> {
+    ensure_wasm_target()?;
+    build(root, release, &Rebuild::All, Some(target_dir))
 }
 
 /// Which plugins a build covers.
@@ -59,13 +66,13 @@ impl Rebuild {
 }
 
 /// Builds and publishes the plugins `which` selects, and removes builds whose source is gone.
-fn build(root: &Path, release: bool, which: &Rebuild) -> Result<()> {
+fn build(root: &Path, release: bool, which: &Rebuild, target_dir: Option<&Path>) -> Result<()> {
     let sources = discover(&root.join("plugins"))?;
     let mut published = 0;
     let mut failed = Vec::new();
     for source in sources.iter().filter(|source| which.includes(source)) {
         eprintln!("xtask: building plugin `{}` ({})", source.name, source.dir.display());
-        match checked_build(root, source, release) {
+        match checked_build(root, source, release, target_dir) {
             Ok((manifest, component)) => {
                 let dist = dist_of(root, &source.name);
                 let dir = publish_build(&dist, source, &manifest, &component)?;
@@ -129,7 +136,7 @@ pub fn watch(root: &Path, release: bool) -> Result<()> {
     ensure_wasm_target()?;
     let rebuild = |which: Rebuild| {
         let started = Instant::now();
-        match build(root, release, &which) {
+        match build(root, release, &which, None) {
             Ok(()) => eprintln!("xtask: built in {:.1}s; watching for changes", started.elapsed().as_secs_f64()),
             Err(error) => eprintln!("xtask: error: {error:#}; watching for changes"),
         }
@@ -215,7 +222,7 @@ fn toml_string(path: &Path, keys: &[&str]) -> Result<String> {
 }
 
 /// Runs cargo for one plugin and returns the path of the component it produced.
-fn build_one(root: &Path, source: &PluginSource, release: bool) -> Result<PathBuf> {
+fn build_one(root: &Path, source: &PluginSource, release: bool, target_dir: Option<&Path>) -> Result<PathBuf> {
     let mut command = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
     // Run inside plugins/ so its .cargo/config.toml (the wasm target) applies.
     command
@@ -225,6 +232,9 @@ fn build_one(root: &Path, source: &PluginSource, release: bool) -> Result<PathBu
         .stderr(Stdio::inherit());
     if release {
         command.arg("--release");
+    }
+    if let Some(dir) = target_dir {
+        command.arg("--target-dir").arg(dir);
     }
     let mut child = command.spawn().context("could not start cargo")?;
     let stdout = child.stdout.take().context("cargo's stdout was not captured")?;
@@ -257,9 +267,14 @@ fn build_one(root: &Path, source: &PluginSource, release: bool) -> Result<PathBu
 /// Builds `source` and returns the manifest and component to publish, refusing (with errors that
 /// name the files the author edits) a build the host would refuse: a manifest its rules reject, or
 /// code that serves or uses other routes, tasks or collections than the manifest declares.
-fn checked_build(root: &Path, source: &PluginSource, release: bool) -> Result<(String, Vec<u8>)> {
+fn checked_build(
+    root: &Path,
+    source: &PluginSource,
+    release: bool,
+    target_dir: Option<&Path>,
+) -> Result<(String, Vec<u8>)> {
     let (text, manifest) = checked_manifest(root, source)?;
-    let artifact = build_one(root, source, release)?;
+    let artifact = build_one(root, source, release, target_dir)?;
     let component = fs::read(&artifact).with_context(|| format!("reading {}", artifact.display()))?;
     check_description(root, source, &manifest, &component)?;
     Ok((text, component))

@@ -1,0 +1,41 @@
+//! Finds every plugin's tests (`plugins/<name>/tests/*.rs`) and generates the modules that
+//! `tests/plugins.rs` includes, so a new plugin's tests run without registering them anywhere.
+//! Looked for again when the plugins workspace's members change or a tests directory does.
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+fn main() {
+    let plugins = Path::new(env!("CARGO_MANIFEST_DIR")).join("../plugins").canonicalize().unwrap();
+    println!("cargo::rerun-if-changed={}", plugins.join("Cargo.toml").display());
+    let mut dirs: Vec<_> = std::fs::read_dir(&plugins).unwrap().filter_map(|e| Some(e.ok()?.path())).collect();
+    dirs.sort();
+    let mut generated = String::new();
+    for dir in dirs.iter().filter(|dir| dir.join("plugin.toml").is_file()) {
+        let tests = dir.join("tests");
+        if !tests.is_dir() {
+            continue;
+        }
+        println!("cargo::rerun-if-changed={}", tests.display());
+        let mut files: Vec<_> = std::fs::read_dir(&tests)
+            .unwrap()
+            .filter_map(|e| Some(e.ok()?.path()))
+            .filter(|path| path.extension().is_some_and(|ext| ext == "rs"))
+            .collect();
+        files.sort();
+        let plugin = module_name(dir);
+        writeln!(generated, "mod {plugin} {{").unwrap();
+        for file in files {
+            writeln!(generated, "    #[path = {:?}]\n    mod {};", file.display().to_string(), module_name(&file))
+                .unwrap();
+        }
+        writeln!(generated, "}}").unwrap();
+    }
+    let out = Path::new(&std::env::var("OUT_DIR").unwrap()).join("plugin_tests.rs");
+    std::fs::write(out, generated).unwrap();
+}
+
+/// A file or directory name as a Rust module name (`send-email` → `send_email`).
+fn module_name(path: &Path) -> String {
+    path.file_stem().unwrap().to_string_lossy().replace('-', "_")
+}
