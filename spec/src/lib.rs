@@ -115,13 +115,14 @@ impl fmt::Display for PluginName {
     }
 }
 
-/// What a plugin exports.
+/// What a plugin is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum PluginKind {
-    /// Serves HTTP routes through the `handler` export.
+    /// Serves HTTP routes through the `handler` export; may also run tasks of its own (declared
+    /// under `[[tasks]]`) through `task-handler`, which then reach its records directly.
     Feature,
-    /// Runs background tasks through the `task-handler` export.
+    /// Runs background tasks through the `task-handler` export, and serves no routes.
     Task,
 }
 
@@ -135,6 +136,16 @@ pub enum Access {
     Authenticated,
     /// An authenticated user holding at least one of these permissions.
     AnyOf(Vec<String>),
+    /// Only other plugins (and the plugin's own tasks), through `{plugin}.autoflow.internal`, for
+    /// whichever user the calling request or task acts for; from outside the route does not exist.
+    Internal,
+}
+
+impl Manifest {
+    /// Whether the plugin handles tasks (a task plugin, or a feature declaring `[[tasks]]`).
+    pub fn handles_tasks(&self) -> bool {
+        !self.tasks.is_empty()
+    }
 }
 
 /// One route a feature serves.

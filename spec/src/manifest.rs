@@ -41,6 +41,8 @@ enum AccessLevel {
     Authenticated,
     /// The `[access]` table's read permissions (GET, HEAD, OPTIONS) or write permissions (others).
     Permissions,
+    /// Only through `{plugin}.autoflow.internal`, from other plugins and the plugin's own tasks.
+    Internal,
 }
 
 /// The `[access]` table: the seed's read and write permissions, any-of.
@@ -93,6 +95,7 @@ impl RawRoute {
         let method = self.method.to_ascii_uppercase();
         let access = match (self.access, table) {
             (Some(AccessLevel::Public), _) => Access::Public,
+            (Some(AccessLevel::Internal), _) => Access::Internal,
             (Some(AccessLevel::Authenticated), _) | (None, None) => Access::Authenticated,
             (Some(AccessLevel::Permissions), None) => {
                 return Err(format!(
@@ -271,9 +274,6 @@ impl Manifest {
             PluginKind::Feature if raw.routes.is_empty() => {
                 return Err("a feature plugin must declare at least one [[routes]] entry".into());
             }
-            PluginKind::Feature if !raw.tasks.is_empty() => {
-                return Err("only a task plugin (kind = \"task\") declares [[tasks]]".into());
-            }
             PluginKind::Task if raw.tasks.is_empty() => {
                 return Err("a task plugin must declare at least one [[tasks]] entry".into());
             }
@@ -408,6 +408,19 @@ mod tests {
         assert_eq!(manifest.name.as_str(), "hello");
         assert_eq!(manifest.routes[0].method, "GET");
         assert_eq!(manifest.routes[0].access, Access::Public);
+    }
+
+    #[test]
+    fn a_feature_may_handle_tasks_and_keep_routes_internal() {
+        let text = format!(
+            "{VALID}\n[[routes]]\nmethod = \"POST\"\npath = \"/api/hello/refresh\"\naccess = \"internal\"\n\
+             [[tasks]]\nname = \"refresh\"\n[[schedules]]\nname = \"nightly\"\ntask = \"refresh\"\ncron = \"0 3 * * *\"\n"
+        );
+        let manifest = Manifest::parse(&text).unwrap();
+        assert_eq!(manifest.kind, PluginKind::Feature);
+        assert!(manifest.handles_tasks());
+        assert_eq!(manifest.routes[1].access, Access::Internal);
+        assert_eq!(manifest.schedules[0].task, "refresh");
     }
 
     #[test]
@@ -549,7 +562,6 @@ mod tests {
             (format!("{base}[[tasks]]\nname = \"x\"\nrate-limit = 5\n"), "rate-limit and rate-interval-ms go together"),
             (format!("{base}[[tasks]]\nname = \"x\"\nrate-limit = 0\nrate-interval-ms = 10\n"), "both above 0"),
             (format!("{base}{task}[[routes]]\nmethod = \"GET\"\npath = \"/x\"\n"), "no [[routes]]"),
-            (format!("{VALID}\n{task}"), "only a task plugin"),
             (format!("{VALID}\n[capabilities]\nqueue = [\"Nope\"]"), "`Nope` is not a task name"),
         ] {
             let err = Manifest::parse(&text).unwrap_err();

@@ -13,7 +13,6 @@ use wasmtime::component::Linker;
 use super::{Bound, HasBound, Instance, LoadContext, Unit};
 use crate::contract::{PluginError, task_progress as wit};
 use crate::db::Database;
-use crate::spec::PluginKind;
 
 /// Reports within this long of the last one written are dropped.
 const MIN_INTERVAL: Duration = Duration::from_millis(100);
@@ -50,7 +49,7 @@ impl Unit for TaskProgress {
     const GRANT: &'static str = "kind = \"task\"";
 
     fn grant(load: &LoadContext<'_>) -> Option<Self> {
-        (load.manifest.kind == PluginKind::Task).then(|| Self { db: load.services.db.clone(), written: Arc::default() })
+        load.manifest.handles_tasks().then(|| Self { db: load.services.db.clone(), written: Arc::default() })
     }
 
     fn add_to_linker(linker: &mut Linker<Instance>) -> wasmtime::Result<()> {

@@ -117,6 +117,8 @@ impl Auth {
                 let caller = self.require(headers).await?;
                 if caller.has_any(permissions) { Ok(Some(caller)) } else { Err(needs_permission(permissions)) }
             }
+            // The dispatcher answers `404` for these before asking.
+            Access::Internal => Err(ApiError::Forbidden("this route is only for other plugins".into())),
         }
     }
 }
@@ -125,7 +127,7 @@ impl Auth {
 /// for the user of the request that made it).
 pub fn authorize_principal(access: &Access, principal: Option<&Principal>) -> Result<(), ApiError> {
     match (access, principal) {
-        (Access::Public, _) | (Access::Authenticated, Some(_)) => Ok(()),
+        (Access::Public | Access::Internal, _) | (Access::Authenticated, Some(_)) => Ok(()),
         (_, None) => Err(needs_authentication()),
         (Access::AnyOf(permissions), Some(principal)) => {
             if permissions.iter().any(|p| principal.permissions.contains(p)) {

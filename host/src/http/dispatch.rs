@@ -17,7 +17,7 @@ use super::error::ApiError;
 use super::metrics::PluginRoute;
 use crate::capabilities::http::InternalRoutes;
 use crate::contract::{self, CallContext};
-use crate::plugins::routes::{RouteMatch, RouteTarget};
+use crate::plugins::routes::{Reach, RouteMatch, RouteTarget};
 use crate::plugins::{LoadedPlugin, Registry};
 use crate::runtime::{CallError, CapabilitySet};
 
@@ -51,7 +51,7 @@ pub async fn dispatch(State(state): State<AppState>, request: Request) -> Respon
     // This snapshot keeps the plugin's current build alive until the request is done, even if a
     // reload swaps in another build meanwhile.
     let registry = state.plugins.registry();
-    let (target, params) = match match_route(&registry, &parts) {
+    let (target, params) = match match_route(&registry, &parts, Reach::Outside) {
         Ok(matched) => matched,
         Err(error) => return error.into_response(),
     };
@@ -73,8 +73,9 @@ pub async fn dispatch(State(state): State<AppState>, request: Request) -> Respon
     response
 }
 
-/// Serves a request a plugin made to `{plugin}.autoflow.internal`: that plugin's routes under the
-/// same access rules as from outside, for the user of the request that made it.
+/// Serves a request a plugin made to `{plugin}.autoflow.internal`: that plugin's routes (its
+/// internal ones too) under the same access rules as from outside, for the user of the request
+/// that made it.
 pub async fn dispatch_internal(
     state: AppState,
     plugin: String,
@@ -84,7 +85,7 @@ pub async fn dispatch_internal(
     let (parts, body) = request.into_parts();
     let registry = state.plugins.registry();
     let result = async {
-        let (target, params) = match_route(&registry, &parts)?;
+        let (target, params) = match_route(&registry, &parts, Reach::Internal)?;
         let loaded = registry.plugin(target.plugin);
         if loaded.manifest.name.as_str() != plugin {
             let path = parts.uri.path();
@@ -107,9 +108,9 @@ pub async fn dispatch_internal(
 type Params = Vec<(String, String)>;
 
 /// The route `parts` asks for, or the `404`/`405` saying why there is none.
-fn match_route<'a>(registry: &'a Registry, parts: &Parts) -> Result<(&'a RouteTarget, Params), ApiError> {
+fn match_route<'a>(registry: &'a Registry, parts: &Parts, reach: Reach) -> Result<(&'a RouteTarget, Params), ApiError> {
     let (method, path) = (parts.method.as_str(), parts.uri.path());
-    match registry.route(method, path) {
+    match registry.route(method, path, reach) {
         RouteMatch::Found { target, params } => Ok((target, decode_params(params)?)),
         RouteMatch::MethodNotAllowed { allowed } => {
             Err(ApiError::MethodNotAllowed { method: method.into(), path: path.into(), allowed })

@@ -35,7 +35,7 @@ use crate::config::{AdminToken, Limits};
 use crate::db::Database;
 use crate::plugins::LivePlugins;
 use crate::plugins::fanout::Fanout;
-use crate::plugins::routes::RouteMatch;
+use crate::plugins::routes::{Reach, RouteMatch};
 use crate::tasks::Scheduler;
 use crate::telemetry::traces;
 
@@ -134,7 +134,7 @@ fn request_span(plugins: &LivePlugins, request: &Request) -> tracing::Span {
     let request_id = request.headers().get(REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or_default();
     let (method, path) = (request.method(), request.uri().path());
     let name = traces::exporting().then(|| {
-        let route = match plugins.registry().route(method.as_str(), path) {
+        let route = match plugins.registry().route(method.as_str(), path, Reach::Outside) {
             RouteMatch::Found { target, .. } => Some(target.pattern.clone()),
             _ => openapi::host_route(path).map(str::to_owned),
         };

@@ -175,7 +175,8 @@ pub fn build(registry: &Registry) -> Value {
         let description = manifest.description.clone().unwrap_or_default();
         let version = &manifest.version;
         tags.push(json!({ "name": tag_of(manifest), "description": format!("{description} (plugin {} {version})", manifest.name) }));
-        for route in &manifest.routes {
+        // Internal routes are not part of the API: only other plugins reach them.
+        for route in manifest.routes.iter().filter(|route| route.access != Access::Internal) {
             let (path, item) = plugin_operation(manifest, route);
             insert(&mut paths, &path, &route.method.to_ascii_lowercase(), item);
         }
@@ -250,7 +251,7 @@ fn plugin_operation(manifest: &Manifest, route: &RouteSpec) -> (String, Value) {
     }
     responses.insert("2XX".into(), answered);
     let security = match &route.access {
-        Access::Public => json!([]),
+        Access::Public | Access::Internal => json!([]),
         Access::Authenticated | Access::AnyOf(_) => {
             responses.insert("401".into(), error_ref("Unauthorized"));
             signed_in()
@@ -307,6 +308,7 @@ fn access_name(access: &Access) -> &'static str {
         Access::Public => "public",
         Access::Authenticated => "authenticated",
         Access::AnyOf(_) => "permissions",
+        Access::Internal => "internal",
     }
 }
 

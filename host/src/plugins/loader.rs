@@ -83,18 +83,12 @@ impl LoadedPlugin {
 
     /// Its `handler` export, if it is a feature plugin.
     pub fn feature(&self) -> Option<&FeaturePre<Instance>> {
-        match &self.pre {
-            PluginPre::Feature(pre) => Some(pre),
-            PluginPre::Task(_) => None,
-        }
+        self.pre.handler.as_ref()
     }
 
-    /// Its `task-handler` export, if it is a task plugin.
+    /// Its `task-handler` export, if it handles tasks.
     pub fn task(&self) -> Option<&TaskPre<Instance>> {
-        match &self.pre {
-            PluginPre::Task(pre) => Some(pre),
-            PluginPre::Feature(_) => None,
-        }
+        self.pre.task_handler.as_ref()
     }
 }
 
@@ -245,7 +239,7 @@ pub async fn prepare(
     if let Err(Ungranted { interface, grant }) = grants.check(&runtime.imports(&component)) {
         return Err(LoadError::Ungranted { path: component_path, plugin: manifest.name.to_string(), interface, grant });
     }
-    let pre = runtime.prepare(manifest.kind, &component).map_err(|e| LoadError::Link {
+    let pre = runtime.prepare(&manifest, &component).map_err(|e| LoadError::Link {
         path: component_path.clone(),
         plugin: manifest.name.to_string(),
         reason: format!("{e:#}"),

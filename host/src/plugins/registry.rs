@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use super::loader::{LoadError, LoadErrors, LoadedPlugin};
-use super::routes::{DeclaredRoute, RouteMatch, RouteTable};
+use super::routes::{DeclaredRoute, Reach, RouteMatch, RouteTable};
 use crate::spec::TaskSpec;
 
 /// Loaded plugins plus the routes that reach them. Immutable: a new set means a new registry.
@@ -57,8 +57,8 @@ impl Registry {
     }
 
     /// Matches a request to a plugin route.
-    pub fn route(&self, method: &str, path: &str) -> RouteMatch<'_> {
-        self.routes.at(method, path)
+    pub fn route(&self, method: &str, path: &str, reach: Reach) -> RouteMatch<'_> {
+        self.routes.at(method, path, reach)
     }
 
     /// The plugin at `index` (as given in a [`RouteMatch`]).

@@ -29,6 +29,15 @@ pub enum RouteMatch<'a> {
     NotFound,
 }
 
+/// Where a request comes from, which decides whether `internal` routes exist for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reach {
+    /// A client: routes with `access = "internal"` are not there.
+    Outside,
+    /// Another plugin (or a task) through `{plugin}.autoflow.internal`: every route.
+    Internal,
+}
+
 /// A route one plugin declares, as input to [`RouteTable::build`].
 #[derive(Debug, Clone)]
 pub struct DeclaredRoute<'a> {
@@ -86,18 +95,24 @@ impl RouteTable {
         if conflicts.is_empty() { Ok(table) } else { Err(conflicts) }
     }
 
-    /// Matches a request path (as received, percent-encoded) and method.
-    pub fn at(&self, method: &str, path: &str) -> RouteMatch<'_> {
+    /// Matches a request path (as received, percent-encoded) and method, from `reach`: from
+    /// outside, an internal route is as absent as an undeclared one (`404`, never named in `405`).
+    pub fn at(&self, method: &str, path: &str, reach: Reach) -> RouteMatch<'_> {
         let Ok(matched) = self.router.at(path) else {
             return RouteMatch::NotFound;
         };
+        let visible = |target: &&RouteTarget| reach == Reach::Internal || target.access != Access::Internal;
         let methods = &self.entries[*matched.value];
-        match methods.get(method) {
+        match methods.get(method).filter(visible) {
             Some(target) => RouteMatch::Found {
                 target,
                 params: matched.params.iter().map(|(k, v)| (k.to_owned(), v.to_owned())).collect(),
             },
-            None => RouteMatch::MethodNotAllowed { allowed: methods.keys().cloned().collect() },
+            None => {
+                let allowed: Vec<String> =
+                    methods.iter().filter(|(_, target)| visible(target)).map(|(method, _)| method.clone()).collect();
+                if allowed.is_empty() { RouteMatch::NotFound } else { RouteMatch::MethodNotAllowed { allowed } }
+            }
         }
     }
 
@@ -146,18 +161,37 @@ mod tests {
         ])
         .unwrap();
 
-        let RouteMatch::Found { target, params } = table.at("GET", "/api/hello/world") else { panic!() };
+        let RouteMatch::Found { target, params } = table.at("GET", "/api/hello/world", Reach::Outside) else {
+            panic!()
+        };
         assert_eq!((target.plugin, target.pattern.as_str()), (0, "/api/hello/{name}"));
         assert_eq!(params, vec![("name".to_owned(), "world".to_owned())]);
 
-        let RouteMatch::Found { target, .. } = table.at("DELETE", "/api/hello/x") else { panic!() };
+        let RouteMatch::Found { target, .. } = table.at("DELETE", "/api/hello/x", Reach::Outside) else { panic!() };
         assert_eq!(target.plugin, 1);
 
         assert_eq!(
-            table.at("PUT", "/api/hello/x"),
+            table.at("PUT", "/api/hello/x", Reach::Outside),
             RouteMatch::MethodNotAllowed { allowed: vec!["DELETE".into(), "GET".into()] }
         );
-        assert_eq!(table.at("GET", "/api/nothing"), RouteMatch::NotFound);
+        assert_eq!(table.at("GET", "/api/nothing", Reach::Outside), RouteMatch::NotFound);
+    }
+
+    #[test]
+    fn internal_routes_exist_only_for_internal_requests() {
+        let internal = |method, pattern| DeclaredRoute { access: Access::Internal, ..route(0, "a", method, pattern) };
+        let table =
+            RouteTable::build([route(0, "a", "GET", "/a/{id}"), internal("POST", "/a/{id}"), internal("PUT", "/b")])
+                .unwrap();
+
+        assert_eq!(table.at("PUT", "/b", Reach::Outside), RouteMatch::NotFound);
+        assert_eq!(table.at("GET", "/b", Reach::Outside), RouteMatch::NotFound, "no 405 naming an internal method");
+        assert_eq!(
+            table.at("POST", "/a/1", Reach::Outside),
+            RouteMatch::MethodNotAllowed { allowed: vec!["GET".into()] }
+        );
+        assert!(matches!(table.at("POST", "/a/1", Reach::Internal), RouteMatch::Found { .. }));
+        assert!(matches!(table.at("PUT", "/b", Reach::Internal), RouteMatch::Found { .. }));
     }
 
     #[test]

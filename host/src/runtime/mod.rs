@@ -24,7 +24,7 @@ pub use state::InstanceState;
 use crate::config::Limits;
 use crate::contract::{CallContext, FeaturePre, PluginError, Request, Response, Task, TaskError, TaskPre};
 use crate::spec::description::Description;
-use crate::spec::{PluginKind, PluginLimits};
+use crate::spec::{Manifest, PluginKind, PluginLimits};
 use crate::telemetry::metrics::{CallKind, Metrics, PluginMeters, Refusal};
 
 /// What one plugin may use, as the runtime sees it: a set of capability units that add their
@@ -150,14 +150,13 @@ impl<G: CapabilitySet> Runtime<G> {
         component.component_type().imports(&self.inner.engine).map(|(name, _)| name.to_owned()).collect()
     }
 
-    /// Resolves every import of `component` against the host and checks it exports what a plugin
-    /// of `kind` must.
-    pub fn prepare(&self, kind: PluginKind, component: &Component) -> wasmtime::Result<PluginPre<G>> {
+    /// Resolves every import of `component` against the host and checks it exports what `manifest`
+    /// says it does: `handler` for routes, `task-handler` for tasks.
+    pub fn prepare(&self, manifest: &Manifest, component: &Component) -> wasmtime::Result<PluginPre<G>> {
         let pre = self.inner.linker.instantiate_pre(component)?;
-        Ok(match kind {
-            PluginKind::Feature => PluginPre::Feature(FeaturePre::new(pre)?),
-            PluginKind::Task => PluginPre::Task(TaskPre::new(pre)?),
-        })
+        let handler = (manifest.kind == PluginKind::Feature).then(|| FeaturePre::new(pre.clone())).transpose()?;
+        let task_handler = manifest.handles_tasks().then(|| TaskPre::new(pre)).transpose()?;
+        Ok(PluginPre { handler, task_handler })
     }
 
     /// Runs one request in a fresh instance of a feature plugin, under the request deadline, with
@@ -236,21 +235,22 @@ impl<G: CapabilitySet> Runtime<G> {
         grants: G,
     ) -> Result<Description, CallError> {
         let mut sandbox = self.sandbox(limits, meters, CallKind::Describe, grants);
-        Ok(match pre {
-            PluginPre::Feature(pre) => {
+        Ok(match (&pre.handler, &pre.task_handler) {
+            (Some(pre), _) => {
                 let instance = pre.instantiate_async(&mut sandbox.store).await;
                 let feature = sandbox.instantiated(instance)?;
                 let call = feature.autoflow_platform_description().call_describe(&mut sandbox.store);
                 let outcome = tokio::time::timeout(sandbox.timeout, call).await;
                 sandbox.finish(outcome)?.into()
             }
-            PluginPre::Task(pre) => {
+            (None, Some(pre)) => {
                 let instance = pre.instantiate_async(&mut sandbox.store).await;
                 let plugin = sandbox.instantiated(instance)?;
                 let call = plugin.autoflow_platform_description().call_describe(&mut sandbox.store);
                 let outcome = tokio::time::timeout(sandbox.timeout, call).await;
                 sandbox.finish(outcome)?.into()
             }
+            (None, None) => Description::default(),
         })
     }
 
@@ -282,10 +282,13 @@ impl<G: CapabilitySet> Runtime<G> {
     }
 }
 
-/// A compiled plugin linked against the host, ready to instantiate.
-pub enum PluginPre<G: CapabilitySet> {
-    Feature(FeaturePre<InstanceState<G>>),
-    Task(TaskPre<InstanceState<G>>),
+/// A compiled plugin linked against the host, ready to instantiate through the exports its
+/// manifest uses.
+pub struct PluginPre<G: CapabilitySet> {
+    /// `handler`, for a feature plugin's routes.
+    pub handler: Option<FeaturePre<InstanceState<G>>>,
+    /// `task-handler`, for a plugin that handles tasks.
+    pub task_handler: Option<TaskPre<InstanceState<G>>>,
 }
 
 /// The store of one call with what its failures are judged by and where it is counted.

@@ -187,7 +187,7 @@ impl Scheduler {
             }
         }
         for (plugin, indexes) in by_plugin {
-            let pre = plugin.task().expect("a plugin handling tasks is a task plugin");
+            let pre = plugin.task().expect("a plugin declaring tasks exports task-handler (checked at load)");
             let name = plugin.manifest.name.to_string();
             let span = tracing::info_span!("plugin", plugin = %name, request_id = %call.request_id);
             let grants = plugin.grants.for_call(call.clone());

@@ -80,3 +80,41 @@ async fn a_chain_of_internal_requests_is_cut_at_its_depth_limit() {
     let long = fetch(&app, None, &chain(6)).await.to_string();
     assert!(long.contains("508") && long.contains("chain_too_deep") && !long.contains("still standing"), "{long}");
 }
+
+#[tokio::test]
+async fn an_internal_route_is_reachable_from_plugins_only_and_never_shown_outside() {
+    let plugins = PluginsDir::with(&["test-trap", "notes"]);
+    plugins.edit_manifest("test-trap", |text| text.replace("[\"allowed.invalid\"]", "[\"notes.autoflow.internal\"]"));
+    let list = "[[routes]]\nmethod = \"GET\"\npath = \"/api/notes\"\n";
+    let by_id = "path = \"/api/notes/{id}\"\n";
+    plugins.edit_manifest("notes", |text| {
+        let text = text.replacen(list, &format!("{list}access = \"internal\"\n"), 1);
+        text.replace(by_id, &format!("{by_id}access = \"internal\"\n"))
+    });
+    let app = try_spawn(plugins, |_| {}).await.unwrap_or_else(|(e, _)| panic!("{e}"));
+    let (_, alice) = app.user_with_token("alice@example.com", &[]).await;
+    let created = app.request_as(reqwest::Method::POST, "/api/notes", &alice).json(&json!({ "title": "alice's" }));
+    let created = created.send().await.unwrap();
+    assert_eq!(created.status(), 201, "a public method of the same path stays public");
+    let id = created.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_owned();
+
+    for method in [reqwest::Method::GET, reqwest::Method::DELETE] {
+        let outside = app.request_as(method, &format!("/api/notes/{id}"), &alice).send().await.unwrap();
+        assert_eq!(outside.status(), 404, "from outside an internal route does not exist");
+    }
+    let listing = app.request_as(reqwest::Method::GET, "/api/notes", &alice).send().await.unwrap();
+    assert_eq!(listing.status(), 405);
+    assert_eq!(listing.headers()["allow"], "POST", "a 405 never names an internal method");
+
+    let inside = fetch(&app, Some(&alice), "http://notes.autoflow.internal/api/notes").await;
+    assert_eq!(inside["status"], 200, "{inside}");
+    let notes: Value = serde_json::from_str(inside["body"].as_str().unwrap()).unwrap();
+    assert_eq!(notes["items"][0]["title"], "alice's");
+    let one = fetch(&app, Some(&alice), &format!("http://notes.autoflow.internal/api/notes/{id}")).await;
+    assert_eq!(one["status"], 200, "{one}");
+
+    let document: Value = app.client.get(app.url("/openapi.json")).send().await.unwrap().json().await.unwrap();
+    let listed = &document["paths"]["/api/notes"];
+    assert!(listed["post"].is_object() && listed["get"].is_null(), "{listed}");
+    assert!(document["paths"]["/api/notes/{id}"].is_null(), "{}", document["paths"]);
+}

@@ -44,7 +44,7 @@ fn with_unhandled_route(manifest: &[u8]) -> Vec<u8> {
 
 #[tokio::test]
 async fn bad_uploads_are_refused_with_a_clear_error_and_nothing_is_stored() {
-    let app = spawn_configured(&["hello"], |config| config.limits.max_upload_bytes = 512 * 1024).await;
+    let app = spawn_configured(&["hello"], |config| config.limits.max_upload_bytes = 768 * 1024).await;
     let (manifest, component) = built_files("test-trap", "test-trap");
     let (hello_manifest, hello_component) = built_files("hello", "hello-again");
 

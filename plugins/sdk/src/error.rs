@@ -32,6 +32,9 @@ pub enum Error {
     /// 415: the body is not sent in the format the route reads (e.g. JSON as `text/plain`, as a
     /// cross-site form would send it). Answered by the router; elsewhere it is a `400`.
     UnsupportedMediaType(String),
+    /// 412: an `If-Match` precondition does not hold (the document changed since the client read
+    /// it). Answered by the router; elsewhere it is a `409`.
+    PreconditionFailed(String),
 }
 
 impl Error {
@@ -106,7 +109,8 @@ impl core::fmt::Display for Error {
             | Self::Forbidden(m)
             | Self::Unavailable(m)
             | Self::Internal(m)
-            | Self::UnsupportedMediaType(m) => f.write_str(m),
+            | Self::UnsupportedMediaType(m)
+            | Self::PreconditionFailed(m) => f.write_str(m),
             Self::Invalid { message, .. } => f.write_str(message),
         }
     }
@@ -130,6 +134,7 @@ impl From<Error> for wit::Error {
             Error::UnsupportedMediaType(message) => {
                 wit::Error::Invalid(wit::InvalidInput { message, fields: Vec::new() })
             }
+            Error::PreconditionFailed(m) => wit::Error::Conflict(m),
         }
     }
 }

@@ -238,16 +238,65 @@ pub fn get(url: &str) -> Result<HttpResponse, HttpError> {
     HttpRequest::get(url).send()
 }
 
-/// `GET http://{plugin}.autoflow.internal{path}`: another plugin's route, called as the current
-/// user, decoded from JSON; `None` when it answers `404`, its error otherwise. The manifest must
+/// `method http://{plugin}.autoflow.internal{path}` with `body` as JSON, if any: another plugin's
+/// route, called in-process as the current user. Its answer is decoded from JSON (an empty one,
+/// e.g. a `204`, as `null`); `None` when it answers `404`; its error otherwise. The manifest must
 /// list `{plugin}.autoflow.internal` in `outbound-hosts`.
-pub fn internal_get<T: DeserializeOwned>(plugin: &str, path: &str) -> Result<Option<T>, Error> {
-    let response = get(&format!("http://{plugin}.autoflow.internal{path}"))?;
+pub fn internal<B, T>(method: &str, plugin: &str, path: &str, body: Option<&B>) -> Result<Option<T>, Error>
+where
+    B: Serialize + ?Sized,
+    T: DeserializeOwned,
+{
+    let mut request = HttpRequest::new(method, &format!("http://{plugin}.autoflow.internal{path}"));
+    if let Some(body) = body {
+        request = request.json(body)?;
+    }
+    let response = request.send()?;
     match response.status {
+        200..=299 if response.body.is_empty() => serde_json::from_str("null")
+            .map(Some)
+            .map_err(|e| Error::internal(format!("{plugin} answered no body: {e}"))),
         200..=299 => response.json().map(Some).map_err(|e| Error::internal(format!("{plugin} answered: {e}"))),
         404 => Ok(None),
         status => Err(error_from(plugin, status, &response.body)),
     }
+}
+
+/// [`internal`] `GET`.
+pub fn internal_get<T: DeserializeOwned>(plugin: &str, path: &str) -> Result<Option<T>, Error> {
+    internal::<(), T>("GET", plugin, path, None)
+}
+
+/// [`internal`] `POST` with a JSON body.
+pub fn internal_post<B: Serialize + ?Sized, T: DeserializeOwned>(
+    plugin: &str,
+    path: &str,
+    body: &B,
+) -> Result<Option<T>, Error> {
+    internal("POST", plugin, path, Some(body))
+}
+
+/// [`internal`] `PUT` with a JSON body.
+pub fn internal_put<B: Serialize + ?Sized, T: DeserializeOwned>(
+    plugin: &str,
+    path: &str,
+    body: &B,
+) -> Result<Option<T>, Error> {
+    internal("PUT", plugin, path, Some(body))
+}
+
+/// [`internal`] `PATCH` with a JSON body (a merge patch, for routes using `Collection::patch`).
+pub fn internal_patch<B: Serialize + ?Sized, T: DeserializeOwned>(
+    plugin: &str,
+    path: &str,
+    body: &B,
+) -> Result<Option<T>, Error> {
+    internal("PATCH", plugin, path, Some(body))
+}
+
+/// [`internal`] `DELETE`; `Ok(false)` when there was nothing to delete (`404`).
+pub fn internal_delete(plugin: &str, path: &str) -> Result<bool, Error> {
+    Ok(internal::<(), serde_json::Value>("DELETE", plugin, path, None)?.is_some())
 }
 
 /// The platform error another plugin answered with.
@@ -260,6 +309,7 @@ fn error_from(plugin: &str, status: u16, body: &[u8]) -> Error {
         401 => Error::unauthorized(message),
         403 => Error::forbidden(message),
         409 => Error::conflict(message),
+        412 => Error::PreconditionFailed(message),
         503 => Error::unavailable(message),
         _ => Error::internal(message),
     }

@@ -3,7 +3,9 @@
 //! A feature plugin declares its routes in `plugin.toml`, builds a [`Router`] mapping each of them
 //! to a handler function, and exports it with [`feature!`]. Handlers take a [`Request`] and return
 //! [`Result<Response>`]; an [`Error`] becomes the platform's JSON error response. A task plugin
-//! declares `[[tasks]]` and exports a [`Tasks`] table with [`task!`].
+//! declares `[[tasks]]` and exports a [`Tasks`] table with [`task!`]; a feature may handle tasks of
+//! its own too (`feature!(router, tasks)`). The host compares the routes, tasks and collections
+//! registered here with the manifest when the plugin loads, and refuses a build where they differ.
 //!
 //! ```ignore
 //! use autoflow_sdk::{Request, Response, Result, Router};
@@ -47,22 +49,34 @@ pub mod bindings {
     });
 }
 
-/// Exports a feature plugin whose routes are served by the given [`Router`] expression.
+/// Exports a feature plugin whose routes are served by the given [`Router`] expression and,
+/// optionally, whose own tasks (declared under `[[tasks]]` in its manifest) are the given
+/// [`Tasks`] expression: `feature!(router, tasks)`. Its tasks reach its records directly.
 ///
-/// The expression is evaluated once per instance; the host creates a fresh instance per request.
+/// Each expression is evaluated once per instance; the host creates a fresh instance per call.
 #[macro_export]
 macro_rules! feature {
     ($router:expr) => {
+        $crate::feature!($router, $crate::Tasks::new());
+    };
+    ($router:expr, $tasks:expr) => {
         $crate::__export!(
             |request| {
                 let router: $crate::Router = $router;
                 router.dispatch(request)
             },
-            |name, _payload| Err($crate::Error::not_found(format!("this plugin handles no task `{name}`")).into()),
-            |task| Err($crate::__wit_task::TaskError::Fail(format!("this plugin handles no task `{}`", task.name))),
+            |name, payload| {
+                let tasks: $crate::Tasks = $tasks;
+                tasks.validate(name, payload)
+            },
+            |task| {
+                let tasks: $crate::Tasks = $tasks;
+                tasks.run(task)
+            },
             || {
                 let router: $crate::Router = $router;
-                router.describe()
+                let tasks: $crate::Tasks = $tasks;
+                router.describe_with(&tasks)
             }
         );
     };

@@ -97,6 +97,18 @@ impl Request {
     }
 
     /// The authenticated caller, if the route had one.
+    /// The document version an `If-Match` header asks for (`"3"`, as [`Record::etag`] writes
+    /// it), or `None` without the header; `400` naming `If-Match` for anything else.
+    ///
+    /// [`Record::etag`]: crate::records::Record::etag
+    pub fn if_match(&self) -> Result<Option<u64>> {
+        let Some(value) = self.header("if-match") else { return Ok(None) };
+        let version = value.trim().strip_prefix('"').and_then(|v| v.strip_suffix('"')).and_then(|v| v.parse().ok());
+        version
+            .map(Some)
+            .ok_or_else(|| Error::invalid_field("If-Match", "must be an ETag this API returned, e.g. \"3\""))
+    }
+
     pub fn principal(&self) -> Option<Principal> {
         self.inner
             .principal
@@ -178,5 +190,18 @@ pub(crate) mod tests {
         assert_eq!(req.headers().collect::<Vec<_>>(), [("X-Trace", "t1")]);
         assert_eq!(req.request_id(), "req-1");
         assert_eq!(req.principal(), None);
+    }
+
+    #[test]
+    fn if_match_reads_the_version_an_etag_names() {
+        assert_eq!(request("PATCH", "/x", &[("if-match", "\"3\"")], "").if_match().unwrap(), Some(3));
+        assert_eq!(request("PATCH", "/x", &[], "").if_match().unwrap(), None);
+        for bad in ["3", "W/\"3\"", "\"three\"", "*"] {
+            let error = request("PATCH", "/x", &[("if-match", bad)], "").if_match().unwrap_err();
+            assert!(
+                matches!(&error, Error::Invalid { fields, .. } if fields[0].field == "If-Match"),
+                "{bad}: {error:?}"
+            );
+        }
     }
 }

@@ -3,6 +3,7 @@
 use serde::Serialize;
 
 use crate::bindings::exports::autoflow::platform::handler as wit;
+use crate::records::Record;
 use crate::{Error, Result};
 
 /// An HTTP response, sent to the client as is.
@@ -33,6 +34,11 @@ impl Response {
 
     /// An error in the platform's shape, `{"error": {"code", "message"}}`, for statuses the
     /// [`Error`] kinds do not cover (`412`, `429`, `502`, `504`, …).
+    /// `200` with a stored document as JSON and its `ETag`, for conditional updates (`If-Match`).
+    pub fn record<T: Serialize>(record: &Record<T>) -> Result<Self> {
+        Ok(Self::json(record)?.with_header("etag", record.etag()))
+    }
+
     pub fn error(status: u16, code: &str, message: impl Into<String>) -> Self {
         let body = serde_json::json!({ "error": { "code": code, "message": message.into() } });
         Self::new(status, body.to_string().into_bytes()).with_header("content-type", "application/json")

@@ -4,7 +4,7 @@ use crate::bindings::autoflow::platform::types as wit_types;
 use crate::bindings::exports::autoflow::platform::description as wit_description;
 use crate::bindings::exports::autoflow::platform::handler as wit;
 use crate::records::Collection;
-use crate::{Error, Request, Response, Result};
+use crate::{Error, Request, Response, Result, Tasks};
 
 /// A handler function.
 pub type Handler = fn(&Request) -> Result<Response>;
@@ -65,18 +65,22 @@ impl Router {
         self.routes.iter().find(|(m, r, _)| m == method && r == route).map(|(_, _, handler)| *handler)
     }
 
-    /// The routes and collections, for the host's comparison with the manifest.
+    /// The routes, and the tasks and collections of `tasks` and these handlers, for the host's
+    /// comparison with the manifest.
     #[doc(hidden)]
-    pub fn describe(&self) -> wit_description::Contents {
-        wit_description::Contents {
-            routes: self
-                .routes
-                .iter()
-                .map(|(method, path, _)| wit_description::Route { method: method.clone(), path: path.clone() })
-                .collect(),
-            tasks: Vec::new(),
-            collections: self.collections.iter().map(|name| (*name).to_owned()).collect(),
+    pub fn describe_with(&self, tasks: &Tasks) -> wit_description::Contents {
+        let mut contents = tasks.describe();
+        contents.routes = self
+            .routes
+            .iter()
+            .map(|(method, path, _)| wit_description::Route { method: method.clone(), path: path.clone() })
+            .collect();
+        for name in &self.collections {
+            if !contents.collections.iter().any(|known| known == name) {
+                contents.collections.push((*name).to_owned());
+            }
         }
+        contents
     }
 
     /// Runs the handler for a request from the host.
@@ -88,10 +92,11 @@ impl Router {
         })?;
         match handler(&request) {
             Ok(response) => Ok(response.into()),
-            // The contract's errors have no 415; the router answers it itself.
+            // The contract's errors have no 415 or 412; the router answers them itself.
             Err(Error::UnsupportedMediaType(message)) => {
                 Ok(Response::error(415, "unsupported_media_type", message).into())
             }
+            Err(Error::PreconditionFailed(message)) => Ok(Response::error(412, "precondition_failed", message).into()),
             Err(error) => Err(error.into()),
         }
     }
@@ -127,10 +132,10 @@ mod tests {
     #[test]
     fn the_description_lists_every_route_and_collection() {
         const ITEMS: Collection<serde_json::Value> = Collection::new("items");
-        let contents = router().collection(&ITEMS).describe();
+        let contents = router().collection(&ITEMS).describe_with(&Tasks::new().collection(&ITEMS));
         let routes: Vec<(&str, &str)> = contents.routes.iter().map(|r| (r.method.as_str(), r.path.as_str())).collect();
         assert_eq!(routes, [("POST", "/items"), ("PUT", "/items/{id}")]);
-        assert_eq!(contents.collections, ["items"]);
+        assert_eq!(contents.collections, ["items"], "named once");
         assert!(contents.tasks.is_empty());
     }
 
