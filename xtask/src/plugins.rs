@@ -17,7 +17,7 @@ use autoflow_spec::manifest::MANIFEST_FILE;
 
 const TARGET: &str = "wasm32-wasip2";
 /// How long `--watch` lets changes settle before building: an editor's save is several events.
-const WATCH_DEBOUNCE: Duration = Duration::from_millis(100);
+const WATCH_DEBOUNCE: Duration = Duration::from_millis(50);
 
 /// One plugin crate found in the source tree.
 struct PluginSource {

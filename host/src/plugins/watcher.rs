@@ -17,7 +17,7 @@ use tokio::sync::Notify;
 use super::LivePlugins;
 
 /// Quiet time after the last file event before a change is acted on.
-pub const DEBOUNCE: Duration = Duration::from_millis(150);
+pub const DEBOUNCE: Duration = Duration::from_millis(50);
 
 /// Names waiting for a reload.
 #[derive(Default)]
