@@ -1,6 +1,6 @@
 //! Finds every plugin's tests (`plugins/<name>/tests/*.rs`) and generates the modules that
 //! `tests/plugins.rs` includes, so a new plugin's tests run without registering them anywhere.
-//! Looked for again when the plugins workspace's members change or a tests directory does.
+//! Looked for again when anything in a plugin's directory changes, or the workspace's members do.
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -12,11 +12,11 @@ fn main() {
     dirs.sort();
     let mut generated = String::new();
     for dir in dirs.iter().filter(|dir| dir.join("plugin.toml").is_file()) {
+        println!("cargo::rerun-if-changed={}", dir.display());
         let tests = dir.join("tests");
         if !tests.is_dir() {
             continue;
         }
-        println!("cargo::rerun-if-changed={}", tests.display());
         let mut files: Vec<_> = std::fs::read_dir(&tests)
             .unwrap()
             .filter_map(|e| Some(e.ok()?.path()))

@@ -118,3 +118,37 @@ async fn an_internal_route_is_reachable_from_plugins_only_and_never_shown_outsid
     assert!(listed["post"].is_object() && listed["get"].is_null(), "{listed}");
     assert!(document["paths"]["/api/notes/{id}"].is_null(), "{}", document["paths"]);
 }
+
+#[tokio::test]
+async fn the_sdk_has_an_internal_request_helper_for_every_method() {
+    let app = spawn().await;
+    let (_, alice) = app.user_with_token("alice@example.com", &[]).await;
+    let relay = |method: &str, path: String, body: Value| {
+        let call = json!({ "method": method, "plugin": "notes", "path": path, "body": body });
+        let request = app.request_as(reqwest::Method::POST, "/api/trap/relay", &alice).json(&call);
+        async move {
+            let response = request.send().await.unwrap();
+            (response.status().as_u16(), response.json::<Value>().await.unwrap())
+        }
+    };
+
+    let (status, created) = relay("POST", "/api/notes".into(), json!({ "title": "relayed" })).await;
+    assert_eq!((status, &created["answer"]["title"]), (200, &json!("relayed")), "{created}");
+    let path = format!("/api/notes/{}", created["answer"]["id"].as_str().unwrap());
+    let (_, patched) = relay("PATCH", path.clone(), json!({ "pinned": true })).await;
+    assert_eq!(patched["answer"]["pinned"], true, "{patched}");
+    let (status, refused) = relay("PATCH", path.clone(), json!({ "title": "" })).await;
+    assert_eq!(
+        (status, refused["error"]["code"].as_str()),
+        (400, Some("invalid")),
+        "the other plugin's 400 comes back"
+    );
+    let (_, read) = relay("GET", path.clone(), Value::Null).await;
+    assert_eq!((read["found"].as_bool(), &read["answer"]["title"]), (Some(true), &json!("relayed")));
+    let (_, deleted) = relay("DELETE", path.clone(), Value::Null).await;
+    assert_eq!(deleted["found"], true, "{deleted}");
+    let (_, again) = relay("DELETE", path.clone(), Value::Null).await;
+    assert_eq!(again["found"], false, "a 404 is `false`, not an error: {again}");
+    let (_, gone) = relay("GET", path, Value::Null).await;
+    assert_eq!(gone["found"], false);
+}

@@ -111,6 +111,25 @@ fn fetch(req: &Request) -> Result<Response> {
     })
 }
 
+/// Relays `{"method", "plugin", "path", "body"?}` through the SDK's internal request helper for
+/// that method, answering `{"found", "answer"}` or the helper's error.
+fn relay(req: &Request) -> Result<Response> {
+    use autoflow_sdk::http;
+    use serde_json::Value;
+    let call: Value = req.json()?;
+    let text = |key: &str| call[key].as_str().unwrap_or_default().to_owned();
+    let (plugin, path, body) = (text("plugin"), text("path"), &call["body"]);
+    let answer: Option<Value> = match text("method").as_str() {
+        "GET" => http::internal_get(&plugin, &path)?,
+        "POST" => http::internal_post(&plugin, &path, body)?,
+        "PUT" => http::internal_put(&plugin, &path, body)?,
+        "PATCH" => http::internal_patch(&plugin, &path, body)?,
+        "DELETE" => http::internal_delete(&plugin, &path)?.then_some(Value::Null),
+        other => http::internal::<Value, Value>(other, &plugin, &path, Some(body))?,
+    };
+    Response::json(&serde_json::json!({ "found": answer.is_some(), "answer": answer }))
+}
+
 /// Answers with `?count=` headers (default 500).
 fn many_headers(req: &Request) -> Result<Response> {
     let count: usize = req.query("count").and_then(|v| v.parse().ok()).unwrap_or(500);
@@ -139,6 +158,7 @@ autoflow_sdk::feature!(
         .get("/api/trap/fetch", fetch)
         .post("/api/trap/enqueue", enqueue)
         .post("/api/trap/enqueue-many", enqueue_many)
+        .post("/api/trap/relay", relay)
         .get("/api/trap/many-headers", many_headers)
         .get("/api/trap/recurse", recurse)
         .get("/api/trap/slow", slow)

@@ -1,0 +1,31 @@
+//! The send-email task against a real host (`cargo xtask test` runs it).
+
+use std::time::Duration;
+
+use autoflow_testkit::TestHost;
+use serde_json::json;
+
+#[tokio::test]
+async fn an_email_is_checked_when_scheduled_and_delivered_when_run() {
+    let host = TestHost::start(&["send-email"]).await;
+    let ada = host.user("ada@example.com", &["write:tasks"]).await;
+
+    let bad = ada
+        .post("/api/tasks", json!({ "name": "send-email", "payload": { "to": "nobody", "subject": "", "body": "" } }))
+        .await;
+    assert_eq!((bad.status, bad.error_code()), (400, Some("invalid")), "{}", bad.body);
+
+    let email = json!({ "to": "grace@example.com", "subject": "Hello", "body": "Welcome." });
+    let scheduled = ada.post("/api/tasks", json!({ "name": "send-email", "payload": email })).await;
+    assert_eq!(scheduled.status, 201, "{}", scheduled.body);
+    let location = scheduled.header("location").unwrap().to_owned();
+    let mut task = ada.get(&location).await;
+    for _ in 0..100 {
+        if task.body["status"] == "completed" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        task = ada.get(&location).await;
+    }
+    assert_eq!(task.body["status"], "completed", "{}", task.body);
+}
