@@ -168,6 +168,28 @@ impl Caller {
         self.send(Method::DELETE, path, None, &[]).await
     }
 
+    /// `GET path` every 50 ms until `done` holds for the answer, for at most 10 s; the last answer
+    /// either way (for what a background task changes).
+    pub async fn get_until(&self, path: &str, done: impl Fn(&TestResponse) -> bool) -> TestResponse {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let answer = self.get(path).await;
+            if done(&answer) || tokio::time::Instant::now() >= deadline {
+                return answer;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// The task at `location` (as `POST /api/tasks` answered it) once it finished: completed, dead
+    /// or cancelled (or as it is after 10 s).
+    pub async fn finished_task(&self, location: &str) -> TestResponse {
+        self.get_until(location, |task| {
+            matches!(task.body["status"].as_str(), Some("completed" | "dead" | "cancelled"))
+        })
+        .await
+    }
+
     /// Any request: `body` is sent as JSON, `headers` as given.
     pub async fn send(
         &self,

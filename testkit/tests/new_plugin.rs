@@ -2,11 +2,9 @@
 //! created in a scratch copy of the plugins workspace, built by `build-plugins`' own code and
 //! served by a real host.
 
-use std::path::{Path, PathBuf};
-use std::time::Duration;
-
 use autoflow_testkit::TestHost;
 use serde_json::json;
+use std::path::{Path, PathBuf};
 use xtask::scaffold::{Kind, new_plugin};
 
 /// This repository.
@@ -71,13 +69,6 @@ async fn new_feature_and_task_plugins_build_load_and_answer() {
     let scheduled = ada.post("/api/tasks", json!({ "name": "send-digest", "payload": { "message": "hi" } })).await;
     assert_eq!(scheduled.status, 201, "{}", scheduled.body);
     let location = scheduled.header("location").unwrap().to_owned();
-    let mut task = ada.get(&location).await;
-    for _ in 0..100 {
-        if task.body["status"] == "completed" {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-        task = ada.get(&location).await;
-    }
+    let task = ada.finished_task(&location).await;
     assert_eq!(task.body["result"], json!({ "echoed": "hi", "attempt": 1 }), "{}", task.body);
 }

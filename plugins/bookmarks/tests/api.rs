@@ -2,8 +2,6 @@
 //! bookmarks, validated, paged and updated only from the version read, and a task of its own that
 //! updates them directly.
 
-use std::time::Duration;
-
 use autoflow_testkit::{TestHost, TestUser};
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -26,14 +24,7 @@ async fn a_new_bookmark_is_checked_by_the_plugins_own_task() {
     assert_eq!(bookmark["checked"], false);
     let path = format!("/api/bookmarks/{}", bookmark["id"].as_str().unwrap());
 
-    let mut read = ada.get(&path).await;
-    for _ in 0..100 {
-        if read.body["checked"] == true {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-        read = ada.get(&path).await;
-    }
+    let read = ada.get_until(&path, |b| b.body["checked"] == true).await;
     assert_eq!((read.status, &read.body["checked"], read.header("etag")), (200, &json!(true), Some("\"2\"")));
 }
 

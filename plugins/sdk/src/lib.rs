@@ -82,25 +82,11 @@ macro_rules! feature {
     };
 }
 
-/// Exports a task plugin whose tasks are the given [`Tasks`] expression.
+/// Exports a task plugin whose tasks are the given [`Tasks`] expression: a plugin with no routes.
 #[macro_export]
 macro_rules! task {
     ($tasks:expr) => {
-        $crate::__export!(
-            |_request| Err($crate::Error::not_found("a task plugin serves no routes").into()),
-            |name, payload| {
-                let tasks: $crate::Tasks = $tasks;
-                tasks.validate(name, payload)
-            },
-            |task| {
-                let tasks: $crate::Tasks = $tasks;
-                tasks.run(task)
-            },
-            || {
-                let tasks: $crate::Tasks = $tasks;
-                tasks.describe()
-            }
-        );
+        $crate::feature!($crate::Router::new(), $tasks);
     };
 }
 

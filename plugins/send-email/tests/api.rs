@@ -1,7 +1,5 @@
 //! The send-email task against a real host (`cargo xtask test` runs it).
 
-use std::time::Duration;
-
 use autoflow_testkit::TestHost;
 use serde_json::json;
 
@@ -19,13 +17,6 @@ async fn an_email_is_checked_when_scheduled_and_delivered_when_run() {
     let scheduled = ada.post("/api/tasks", json!({ "name": "send-email", "payload": email })).await;
     assert_eq!(scheduled.status, 201, "{}", scheduled.body);
     let location = scheduled.header("location").unwrap().to_owned();
-    let mut task = ada.get(&location).await;
-    for _ in 0..100 {
-        if task.body["status"] == "completed" {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-        task = ada.get(&location).await;
-    }
+    let task = ada.finished_task(&location).await;
     assert_eq!(task.body["status"], "completed", "{}", task.body);
 }

@@ -1,7 +1,5 @@
 //! The __NAME__ plugin against a real host (`cargo xtask test` runs it).
 
-use std::time::Duration;
-
 use autoflow_testkit::TestHost;
 use serde_json::json;
 
@@ -16,14 +14,7 @@ async fn a_scheduled_task_runs_to_completion() {
     assert_eq!(scheduled.status, 201, "{}", scheduled.body);
     let location = scheduled.header("location").unwrap().to_owned();
 
-    let mut task = ada.get(&location).await;
-    for _ in 0..100 {
-        if task.body["status"] == "completed" {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-        task = ada.get(&location).await;
-    }
+    let task = ada.finished_task(&location).await;
     assert_eq!(task.body["status"], "completed", "{}", task.body);
     assert_eq!(task.body["result"], json!({ "echoed": "hi", "attempt": 1 }));
 }
