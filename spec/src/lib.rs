@@ -7,6 +7,7 @@
 //! ceilings are applied to a manifest in one place, when a plugin loads.
 
 pub mod description;
+pub mod grants;
 pub mod hosts;
 pub mod manifest;
 pub mod publish;

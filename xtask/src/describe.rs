@@ -1,6 +1,6 @@
-//! Reads what a built component's code serves and uses from its `description` export, so
-//! `build-plugins` can compare it with the manifest before publishing (the host's loader makes the
-//! same comparison, through `autoflow_spec::description`, when the build loads).
+//! Reads what a built component imports and what its code serves and uses (its `description`
+//! export), so `build-plugins` can check both against the manifest before publishing, by the same
+//! rules the host's loader applies (`autoflow_spec::grants` and `autoflow_spec::description`).
 //!
 //! The component runs in a bare engine with every import stubbed to trap: describing must not
 //! call the host, and nothing else of the plugin runs.
@@ -14,19 +14,28 @@ use wasmtime::{Config, Engine, OptLevel, Store};
 /// The exported interface, as the `plugin` world names it.
 const INTERFACE: &str = "autoflow:platform/description@0.1.0";
 
-/// Calls the `describe` export of `component` (the bytes of a built `plugin.wasm`).
-pub fn describe(component: &[u8]) -> Result<Description> {
-    let returned = call_describe(component).map_err(|error| anyhow::anyhow!("{error:#}"))?;
-    contents(&returned)
+/// What a built component says of itself.
+pub struct Inspected {
+    /// The interfaces it imports, versioned (`autoflow:platform/cache@0.1.0`).
+    pub imports: Vec<String>,
+    /// What its `describe` export returned.
+    pub description: Description,
 }
 
-/// The value the `describe` export returns.
-fn call_describe(component: &[u8]) -> wasmtime::Result<Val> {
+/// Reads the imports of `component` (the bytes of a built `plugin.wasm`) and calls its `describe`.
+pub fn inspect(component: &[u8]) -> Result<Inspected> {
+    let (imports, returned) = call_describe(component).map_err(|error| anyhow::anyhow!("{error:#}"))?;
+    Ok(Inspected { imports, description: contents(&returned)? })
+}
+
+/// The component's imports and the value its `describe` export returns.
+fn call_describe(component: &[u8]) -> wasmtime::Result<(Vec<String>, Val)> {
     let mut config = Config::new();
     // Compiled once to be called once: compile as fast as possible.
     config.cranelift_opt_level(OptLevel::None);
     let engine = Engine::new(&config)?;
     let component = Component::new(&engine, component).context("the build is not a valid component")?;
+    let imports = component.component_type().imports(&engine).map(|(name, _)| name.to_owned()).collect();
     let mut linker = Linker::<()>::new(&engine);
     linker.define_unknown_imports_as_traps(&component)?;
     let mut store = Store::new(&engine, ());
@@ -41,7 +50,7 @@ fn call_describe(component: &[u8]) -> wasmtime::Result<Val> {
     let mut results = [Val::Bool(false)];
     describe.call(&mut store, &[], &mut results).context("its `describe` function failed")?;
     let [returned] = results;
-    Ok(returned)
+    Ok((imports, returned))
 }
 
 /// The `contents` record as a [`Description`].

@@ -276,7 +276,7 @@ fn checked_build(
     let (text, manifest) = checked_manifest(root, source)?;
     let artifact = build_one(root, source, release, target_dir)?;
     let component = fs::read(&artifact).with_context(|| format!("reading {}", artifact.display()))?;
-    check_description(root, source, &manifest, &component)?;
+    check_component(root, source, &manifest, &component)?;
     Ok((text, component))
 }
 
@@ -292,12 +292,19 @@ fn checked_manifest(root: &Path, source: &PluginSource) -> Result<(String, Manif
     Ok((published, manifest))
 }
 
-/// Compares what the built `component`'s code describes with `manifest`, as the host's loader will.
-fn check_description(root: &Path, source: &PluginSource, manifest: &Manifest, component: &[u8]) -> Result<()> {
+/// Checks the built `component` against `manifest` as the host's loader will: every import it
+/// needs is granted, and what its code describes is what the manifest declares.
+fn check_component(root: &Path, source: &PluginSource, manifest: &Manifest, component: &[u8]) -> Result<()> {
     let manifest_path = shown(root, &source.dir.join(MANIFEST_FILE));
     let code = shown(root, &source.dir.join("src"));
-    let description = crate::describe::describe(component).with_context(|| format!("reading what {code} serves"))?;
-    let differences = description.differences(manifest, &code);
+    let inspected = crate::describe::inspect(component).with_context(|| format!("reading what {code} serves"))?;
+    if let Some((interface, capability)) = autoflow_spec::grants::ungranted(manifest, &inspected.imports) {
+        bail!(
+            "{manifest_path}: {code} imports `{interface}` but the manifest does not grant it (add {})",
+            capability.grant
+        );
+    }
+    let differences = inspected.description.differences(manifest, &code);
     if !differences.is_empty() {
         bail!("{manifest_path}: code and manifest disagree:\n  - {}", differences.join("\n  - "));
     }
@@ -406,7 +413,7 @@ mod tests {
     fn a_build_whose_code_and_manifest_agree_passes() {
         let (root, source, component) = built_notes();
         let (_, manifest) = checked_manifest(&root, &source).unwrap();
-        check_description(&root, &source, &manifest, &component).unwrap();
+        check_component(&root, &source, &manifest, &component).unwrap();
     }
 
     #[test]
@@ -415,7 +422,7 @@ mod tests {
         let (text, _) = checked_manifest(&root, &source).unwrap();
         let misnamed = Manifest::parse(&text.replace("notes = \"user\"", "note = \"user\"")).unwrap();
 
-        let error = check_description(&root, &source, &misnamed, &component).unwrap_err().to_string();
+        let error = check_component(&root, &source, &misnamed, &component).unwrap_err().to_string();
 
         assert!(error.starts_with("plugins/notes/plugin.toml: code and manifest disagree:"), "{error}");
         assert!(
@@ -445,6 +452,21 @@ mod tests {
             let all = after(&["/r/plugins/hello/src/lib.rs", shared]);
             assert!(sources.iter().all(|s| all.includes(s)), "{shared}");
         }
+    }
+
+    #[test]
+    fn a_build_importing_what_its_manifest_does_not_grant_is_refused_naming_the_grant() {
+        let (root, source, component) = built_notes();
+        let (text, _) = checked_manifest(&root, &source).unwrap();
+        let uncached = Manifest::parse(&text.replace("cache = true", "cache = false")).unwrap();
+
+        let error = check_component(&root, &source, &uncached, &component).unwrap_err().to_string();
+
+        assert_eq!(
+            error,
+            "plugins/notes/plugin.toml: plugins/notes/src imports `autoflow:platform/cache@0.1.0` but the manifest \
+             does not grant it (add [capabilities] cache = true)"
+        );
     }
 
     #[test]

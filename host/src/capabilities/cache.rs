@@ -11,6 +11,7 @@ use wasmtime::component::Linker;
 use super::{Bound, HasBound, Instance, LoadContext, Unit};
 use crate::contract::{PluginError, wit::cache as wit};
 use crate::services::cache::{Cache, IncrementError, Quota};
+use crate::spec::grants::{self, Capability};
 
 /// Longest key, in bytes.
 pub const MAX_KEY_BYTES: usize = 512;
@@ -51,12 +52,13 @@ impl PluginCache {
 }
 
 impl Unit for PluginCache {
-    const INTERFACE: &'static str = "autoflow:platform/cache";
-    const GRANT: &'static str = "[capabilities] cache = true";
+    const CAPABILITY: &'static Capability = &grants::CACHE;
 
     fn grant(load: &LoadContext<'_>) -> Option<Self> {
         let (services, plugin) = (load.services, load.manifest.name.as_str());
-        load.manifest.capabilities.cache.then(|| Self::new(services.cache.clone(), plugin, services.plugin_cache_quota))
+        Self::CAPABILITY
+            .is_granted(load.manifest)
+            .then(|| Self::new(services.cache.clone(), plugin, services.plugin_cache_quota))
     }
 
     fn add_to_linker(linker: &mut Linker<Instance>) -> wasmtime::Result<()> {

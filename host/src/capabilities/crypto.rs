@@ -12,6 +12,7 @@ use super::{Bound, HasBound, Instance, LoadContext, Unit};
 use crate::contract::{PluginError, wit::crypto as wit};
 use crate::services::crypto::{Crypto, CryptoError};
 use crate::services::passwords::Passwords;
+use crate::spec::grants::{self, Capability};
 
 /// The crypto service as one plugin sees it.
 #[derive(Clone)]
@@ -47,8 +48,7 @@ impl From<CryptoError> for PluginError {
 }
 
 impl Unit for PluginCrypto {
-    const INTERFACE: &'static str = "autoflow:platform/crypto";
-    const GRANT: &'static str = "[capabilities] crypto = true";
+    const CAPABILITY: &'static Capability = &grants::CRYPTO;
 
     fn grant(load: &LoadContext<'_>) -> Option<Self> {
         let (services, plugin) = (load.services, load.manifest.name.as_str());

@@ -19,6 +19,7 @@ use wasmtime_wasi_http::{Error, RequestOptions, WasiBody, WasiHttpHooks};
 
 use super::{Instance, LoadContext, Unit};
 use crate::contract::CallContext;
+use crate::spec::grants::{self, Capability};
 use crate::spec::hosts::{Authority, outbound_hosts};
 use crate::telemetry::traces;
 
@@ -47,8 +48,6 @@ pub type InternalLink = super::link::Link<dyn InternalRoutes>;
 #[derive(Debug, Clone, Default)]
 pub struct OutboundHttp {
     allowed: Arc<[Authority]>,
-    /// Whether the manifest declares outbound HTTP at all (its hosts may come from settings).
-    declared: bool,
     timeout: Duration,
     internal: InternalLink,
     call: CallContext,
@@ -57,18 +56,13 @@ pub struct OutboundHttp {
 impl OutboundHttp {
     /// A policy allowing `allowed` (`host` matches any port, `host:port` that port only), each
     /// request bounded by `timeout` to its first response byte; internal requests go to `internal`.
-    pub fn new(allowed: Vec<Authority>, declared: bool, timeout: Duration, internal: InternalLink) -> Self {
-        Self { allowed: allowed.into(), declared, timeout, internal, call: CallContext::default() }
+    pub fn new(allowed: Vec<Authority>, timeout: Duration, internal: InternalLink) -> Self {
+        Self { allowed: allowed.into(), timeout, internal, call: CallContext::default() }
     }
 
     /// The same policy for one call acting for `call` (its internal requests carry it on).
     pub fn for_call(&self, call: CallContext) -> Self {
         Self { call, ..self.clone() }
-    }
-
-    /// Whether the manifest declares outbound HTTP (a component importing it is refused otherwise).
-    pub fn declared(&self) -> bool {
-        self.declared
     }
 
     /// Whether a request to `target` is allowed.
@@ -78,15 +72,14 @@ impl OutboundHttp {
 }
 
 impl Unit for OutboundHttp {
-    const INTERFACE: &'static str = "wasi:http/outgoing-handler";
-    const GRANT: &'static str = "[capabilities] outbound-hosts = [\"host:port\", …]";
+    const CAPABILITY: &'static Capability = &grants::OUTBOUND_HTTP;
 
-    /// Always a policy: one that admits nothing unless the manifest declares outbound hosts.
+    /// Always a policy: one that admits nothing unless the manifest declares outbound hosts (a
+    /// component importing outbound HTTP without them is refused at load).
     fn grant(load: &LoadContext<'_>) -> Option<Self> {
-        let declared = &load.manifest.capabilities.outbound_hosts;
         // The loader has refused a manifest whose hosts do not parse (`Grants::for_manifest`).
         let hosts = outbound_hosts(load.manifest, load.settings).unwrap_or_default();
-        Some(Self::new(hosts, !declared.is_empty(), load.timeout, load.services.internal.clone()))
+        Some(Self::new(hosts, load.timeout, load.services.internal.clone()))
     }
 
     fn add_to_linker(linker: &mut Linker<Instance>) -> wasmtime::Result<()> {
@@ -193,7 +186,7 @@ mod tests {
 
     fn policy(entries: &[&str]) -> OutboundHttp {
         let entries = entries.iter().map(|e| Authority::parse(e).unwrap()).collect();
-        OutboundHttp::new(entries, true, Duration::ZERO, InternalLink::default())
+        OutboundHttp::new(entries, Duration::ZERO, InternalLink::default())
     }
 
     fn allows(policy: &OutboundHttp, uri: &str) -> bool {

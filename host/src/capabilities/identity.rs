@@ -9,17 +9,17 @@ use wasmtime::component::Linker;
 use super::{Bound, HasBound, Instance, LoadContext, Unit};
 use crate::contract::{FieldError, InvalidInput, PluginError, wit::identity as wit};
 use crate::services::identity::{Identity, IdentityError, NewUser, User, UserPatch};
+use crate::spec::grants::{self, Capability};
 
 /// The identity service, for a plugin granted it (trusted plugins such as `users`).
 #[derive(Clone)]
 pub struct PluginIdentity(Identity);
 
 impl Unit for PluginIdentity {
-    const INTERFACE: &'static str = "autoflow:platform/identity";
-    const GRANT: &'static str = "[capabilities] identity = true";
+    const CAPABILITY: &'static Capability = &grants::IDENTITY;
 
     fn grant(load: &LoadContext<'_>) -> Option<Self> {
-        load.manifest.capabilities.identity.then(|| Self(load.services.identity.clone()))
+        Self::CAPABILITY.is_granted(load.manifest).then(|| Self(load.services.identity.clone()))
     }
 
     fn add_to_linker(linker: &mut Linker<Instance>) -> wasmtime::Result<()> {

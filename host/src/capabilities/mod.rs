@@ -31,6 +31,7 @@ use crate::services::identity::Identity;
 use crate::services::passwords::Passwords;
 use crate::services::records::Records;
 use crate::spec::Manifest;
+use crate::spec::grants::Capability;
 
 use self::cache::PluginCache;
 use self::crypto::PluginCrypto;
@@ -84,10 +85,8 @@ pub struct LoadContext<'a> {
 /// One capability: a WIT interface a plugin may import, the manifest line that grants it, and the
 /// host functions behind it. The unit's value is one plugin's grant.
 pub trait Unit: Clone + Send + Sync + Sized + 'static {
-    /// The interface it serves, unversioned (`autoflow:platform/cache`).
-    const INTERFACE: &'static str;
-    /// The manifest line that grants it.
-    const GRANT: &'static str;
+    /// The interface it serves and the manifest line that grants it.
+    const CAPABILITY: &'static Capability;
 
     /// The grant of the plugin loading with `load`, if its manifest asks for this capability.
     fn grant(load: &LoadContext<'_>) -> Option<Self>;
@@ -107,7 +106,8 @@ impl<'a, U: Unit> Bound<'a, U> {
     /// importing an ungranted interface is refused at load, so this is the second line of defence).
     fn granted(&self) -> Result<&'a U, PluginError> {
         self.grant.ok_or_else(|| {
-            PluginError::Forbidden(format!("this plugin's manifest does not grant {} (add {})", U::INTERFACE, U::GRANT))
+            let Capability { interface, grant, .. } = U::CAPABILITY;
+            PluginError::Forbidden(format!("this plugin's manifest does not grant {interface} (add {grant})"))
         })
     }
 }
@@ -136,14 +136,6 @@ pub struct Grants {
     progress: Option<TaskProgress>,
 }
 
-/// An interface a component imports that its manifest does not grant.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Ungranted {
-    pub interface: String,
-    /// The manifest line that would grant it.
-    pub grant: &'static str,
-}
-
 impl Grants {
     /// The grants of a plugin with `manifest`, whose calls are bounded by `timeout`; why not, when an
     /// outbound host (as written, or as its setting gives it) could never match a request.
@@ -162,31 +154,6 @@ impl Grants {
             progress: Unit::grant(&load),
             settings,
         })
-    }
-
-    /// The first of `imports` (interface names, possibly versioned) these grants do not cover.
-    pub fn check(&self, imports: &[String]) -> Result<(), Ungranted> {
-        fn unit<U: Unit>(grant: &Option<U>) -> (&'static str, &'static str, bool) {
-            (U::INTERFACE, U::GRANT, grant.is_some())
-        }
-        let units = [
-            (OutboundHttp::INTERFACE, OutboundHttp::GRANT, self.outbound.declared()),
-            unit(&self.identity),
-            unit(&self.cache),
-            unit(&self.crypto),
-            unit(&self.queue),
-            unit(&self.records),
-            unit(&self.progress),
-        ];
-        for import in imports {
-            let unversioned = import.split('@').next().unwrap_or(import);
-            if let Some((_, grant, _)) =
-                units.iter().find(|(interface, _, granted)| *interface == unversioned && !granted)
-            {
-                return Err(Ungranted { interface: import.clone(), grant });
-            }
-        }
-        Ok(())
     }
 
     /// A unit's grant bound to the current call.

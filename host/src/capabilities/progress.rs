@@ -13,6 +13,7 @@ use wasmtime::component::Linker;
 use super::{Bound, HasBound, Instance, LoadContext, Unit};
 use crate::contract::{PluginError, task_progress as wit};
 use crate::db::Database;
+use crate::spec::grants::{self, Capability};
 
 /// Reports within this long of the last one written are dropped.
 const MIN_INTERVAL: Duration = Duration::from_millis(100);
@@ -45,11 +46,12 @@ impl TaskProgress {
 }
 
 impl Unit for TaskProgress {
-    const INTERFACE: &'static str = "autoflow:platform/progress";
-    const GRANT: &'static str = "kind = \"task\"";
+    const CAPABILITY: &'static Capability = &grants::PROGRESS;
 
     fn grant(load: &LoadContext<'_>) -> Option<Self> {
-        load.manifest.handles_tasks().then(|| Self { db: load.services.db.clone(), written: Arc::default() })
+        Self::CAPABILITY
+            .is_granted(load.manifest)
+            .then(|| Self { db: load.services.db.clone(), written: Arc::default() })
     }
 
     fn add_to_linker(linker: &mut Linker<Instance>) -> wasmtime::Result<()> {

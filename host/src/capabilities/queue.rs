@@ -14,6 +14,7 @@ use wasmtime::component::Linker;
 use super::link::Link;
 use super::{Bound, HasBound, Instance, LoadContext, Unit};
 use crate::contract::{CallContext, PluginError, wit::queue as wit};
+use crate::spec::grants::{self, Capability};
 
 /// A task a plugin asks to schedule.
 pub use wit::TaskRequest;
@@ -39,12 +40,12 @@ pub struct PluginQueue {
 }
 
 impl Unit for PluginQueue {
-    const INTERFACE: &'static str = "autoflow:platform/queue";
-    const GRANT: &'static str = "[capabilities] queue = [\"task-name\", …]";
+    const CAPABILITY: &'static Capability = &grants::QUEUE;
 
     fn grant(load: &LoadContext<'_>) -> Option<Self> {
         let allowed = &load.manifest.capabilities.queue;
-        (!allowed.is_empty())
+        Self::CAPABILITY
+            .is_granted(load.manifest)
             .then(|| Self { allowed: allowed.as_slice().into(), scheduler: load.services.scheduler.clone() })
     }
 

@@ -14,6 +14,7 @@ use crate::contract::{PluginError, wit::records as wit};
 use crate::db::CollectionRef;
 use crate::services::records::{Document, Records, RecordsError};
 use crate::spec::CollectionScope;
+use crate::spec::grants::{self, Capability};
 
 /// The records service as one plugin sees it: its collections and their scopes.
 #[derive(Clone)]
@@ -30,12 +31,13 @@ impl PluginRecords {
 }
 
 impl Unit for PluginRecords {
-    const INTERFACE: &'static str = "autoflow:platform/records";
-    const GRANT: &'static str = "[capabilities.records] <collection> = \"shared\" | \"user\"";
+    const CAPABILITY: &'static Capability = &grants::RECORDS;
 
     fn grant(load: &LoadContext<'_>) -> Option<Self> {
         let (collections, plugin) = (&load.manifest.capabilities.records, load.manifest.name.as_str());
-        (!collections.is_empty()).then(|| Self::new(load.services.records.clone(), plugin, collections.clone()))
+        Self::CAPABILITY
+            .is_granted(load.manifest)
+            .then(|| Self::new(load.services.records.clone(), plugin, collections.clone()))
     }
 
     fn add_to_linker(linker: &mut Linker<Instance>) -> wasmtime::Result<()> {

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use tokio::sync::Semaphore;
 
 use super::ceilings;
-use crate::capabilities::{Grants, HostRuntime, HostServices, Instance, Ungranted};
+use crate::capabilities::{Grants, HostRuntime, HostServices, Instance};
 use crate::contract::{FeaturePre, TaskPre};
 use crate::runtime::{ArtifactSource, PluginPre};
 use crate::spec::manifest::{COMPONENT_FILE, MANIFEST_FILE};
@@ -236,8 +236,9 @@ pub async fn prepare(
         .map_err(|e| LoadError::InvalidComponent { path: component_path.clone(), reason: format!("{e:#}") })?;
     let grants = Grants::for_manifest(&manifest, &loader.services, limits.timeout)
         .map_err(|reason| LoadError::Manifest { path: manifest_path.to_owned(), reason })?;
-    if let Err(Ungranted { interface, grant }) = grants.check(&runtime.imports(&component)) {
-        return Err(LoadError::Ungranted { path: component_path, plugin: manifest.name.to_string(), interface, grant });
+    if let Some((interface, capability)) = crate::spec::grants::ungranted(&manifest, &runtime.imports(&component)) {
+        let (plugin, interface, grant) = (manifest.name.to_string(), interface.to_owned(), capability.grant);
+        return Err(LoadError::Ungranted { path: component_path, plugin, interface, grant });
     }
     let pre = runtime.prepare(&manifest, &component).map_err(|e| LoadError::Link {
         path: component_path.clone(),
