@@ -67,14 +67,16 @@ pub fn new_plugin(root: &Path, name: &str, kind: Kind) -> Result<Created> {
     }
     fs::write(&workspace, members).with_context(|| format!("adding {name} to {}", workspace.display()))?;
 
+    let sign_in = "TOKEN=$(curl -s localhost:3000/auth/login -H 'content-type: application/json' \
+                   -d '{\"email\":\"…\",\"password\":\"…\"}' | jq -r .token)   # a user from `autoflow users create`";
     let try_it = match kind {
         Kind::Feature => format!(
-            "curl -b cookies -c cookies -X POST localhost:3000/auth/login -H 'content-type: application/json' -d \
-             '{{\"email\":\"…\",\"password\":\"…\"}}' && curl -b cookies localhost:3000/api/{name}"
+            "{sign_in}\n  curl -s localhost:3000/api/{name} -H \"authorization: Bearer $TOKEN\" -H 'content-type: \
+             application/json' -d '{{\"text\":\"first\"}}'"
         ),
         Kind::Task => format!(
-            "curl -H \"authorization: Bearer $TOKEN\" -H 'content-type: application/json' -d '{{\"name\":\"{name}\",\
-             \"payload\":{{\"message\":\"hi\"}}}}' localhost:3000/api/tasks   # a user with write:tasks"
+            "{sign_in}   (with the write:tasks permission)\n  curl -s localhost:3000/api/tasks -H \"authorization: \
+             Bearer $TOKEN\" -H 'content-type: application/json' -d '{{\"name\":\"{name}\",\"payload\":{{\"message\":\"hi\"}}}}'"
         ),
     };
     let mut written: Vec<String> = files.iter().map(|(file, _)| format!("plugins/{name}/{file}")).collect();
