@@ -1,6 +1,7 @@
 //! Loads every plugin in a directory: reads and validates its manifest, compiles its component
 //! once (off the async threads), links it against the host and compares what its code serves
-//! with its manifest, so a bad plugin is refused before anything is served. Every problem found is reported, each naming the file at fault.
+//! with its manifest, so a bad plugin is refused before anything is served. Every problem found is
+//! reported, each naming the file at fault.
 
 use std::fmt;
 use std::io;
