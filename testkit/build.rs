@@ -1,18 +1,26 @@
 //! Finds every plugin's tests (`plugins/<name>/tests/*.rs`) and generates the modules that
 //! `tests/plugins.rs` includes, so a new plugin's tests run without registering them anywhere.
 //! Looked for again when anything in a plugin's directory changes, or the workspace's members do.
+//!
+//! The generated modules name the test files by absolute path, so they also record the checkout
+//! they were made for: `tests/plugins.rs` refuses to compile them in another checkout sharing the
+//! target directory, rather than run that checkout's tests.
 
 use std::fmt::Write as _;
 use std::path::Path;
 
 fn main() {
-    let plugins = Path::new(env!("CARGO_MANIFEST_DIR")).join("../plugins").canonicalize().unwrap();
-    println!("cargo::rerun-if-changed={}", plugins.join("Cargo.toml").display());
+    let manifest_dir = env!("CARGO_MANIFEST_DIR");
+    let plugins = Path::new(manifest_dir).join("../plugins").canonicalize().unwrap();
+    // Relative paths: cargo resolves them against the package root of the checkout being built.
+    println!("cargo::rerun-if-changed=../plugins/Cargo.toml");
     let mut dirs: Vec<_> = std::fs::read_dir(&plugins).unwrap().filter_map(|e| Some(e.ok()?.path())).collect();
     dirs.sort();
-    let mut generated = String::new();
+    let mut generated =
+        format!("/// The checkout these modules were generated in.\nconst GENERATED_IN: &str = {manifest_dir:?};\n");
     for dir in dirs.iter().filter(|dir| dir.join("plugin.toml").is_file()) {
-        println!("cargo::rerun-if-changed={}", dir.display());
+        let name = dir.file_name().unwrap().to_string_lossy();
+        println!("cargo::rerun-if-changed=../plugins/{name}");
         let tests = dir.join("tests");
         if !tests.is_dir() {
             continue;
