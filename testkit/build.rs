@@ -4,7 +4,7 @@
 //!
 //! The generated modules name the test files by absolute path, so they also record the checkout
 //! they were made for: `tests/plugins.rs` refuses to compile them in another checkout sharing the
-//! target directory, rather than run that checkout's tests.
+//! target directory rather than run that checkout's tests.
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -12,15 +12,13 @@ use std::path::Path;
 fn main() {
     let manifest_dir = env!("CARGO_MANIFEST_DIR");
     let plugins = Path::new(manifest_dir).join("../plugins").canonicalize().unwrap();
-    // Relative paths: cargo resolves them against the package root of the checkout being built.
-    println!("cargo::rerun-if-changed=../plugins/Cargo.toml");
+    println!("cargo::rerun-if-changed={}", plugins.join("Cargo.toml").display());
     let mut dirs: Vec<_> = std::fs::read_dir(&plugins).unwrap().filter_map(|e| Some(e.ok()?.path())).collect();
     dirs.sort();
     let mut generated =
         format!("/// The checkout these modules were generated in.\nconst GENERATED_IN: &str = {manifest_dir:?};\n");
     for dir in dirs.iter().filter(|dir| dir.join("plugin.toml").is_file()) {
-        let name = dir.file_name().unwrap().to_string_lossy();
-        println!("cargo::rerun-if-changed=../plugins/{name}");
+        println!("cargo::rerun-if-changed={}", dir.display());
         let tests = dir.join("tests");
         if !tests.is_dir() {
             continue;

@@ -5,8 +5,8 @@ include!(concat!(env!("OUT_DIR"), "/plugin_tests.rs"));
 
 const _: () = assert!(
     same(GENERATED_IN, env!("CARGO_MANIFEST_DIR")),
-    "the plugin test list was generated in another checkout sharing this target directory: touch \
-     plugins/Cargo.toml (or run `cargo clean -p autoflow-testkit`) and build again"
+    "the plugin test list was generated in another checkout sharing this target directory: run \
+     `cargo clean -p autoflow-testkit` and build again"
 );
 
 /// String equality, at compile time.
