@@ -26,6 +26,8 @@ use std::time::Duration;
 use autoflow_host::config::{Config, WorkerSettings};
 use autoflow_host::http::Auth;
 use autoflow_host::services::identity::NewUser;
+use autoflow_host::spec::manifest::{COMPONENT_FILE, MANIFEST_FILE};
+use autoflow_host::spec::publish::publish;
 use autoflow_host::startup::Application;
 use reqwest::Method;
 use serde_json::Value;
@@ -48,13 +50,7 @@ impl TestHost {
     pub async fn start(names: &[&str]) -> Self {
         let plugins = TempDir::new().expect("creating a plugins directory");
         for name in names {
-            let from = built_plugin(name);
-            let to = plugins.path().join(name);
-            std::fs::create_dir_all(&to).unwrap();
-            for file in ["plugin.toml", "plugin.wasm"] {
-                std::fs::copy(from.join(file), to.join(file))
-                    .unwrap_or_else(|e| panic!("copying {}: {e}", from.join(file).display()));
-            }
+            publish_copy(&built_plugin(name), plugins.path(), name);
         }
         Self::serve(plugins).await
     }
@@ -65,11 +61,9 @@ impl TestHost {
         let plugins = TempDir::new().expect("creating a plugins directory");
         for entry in std::fs::read_dir(dir).unwrap_or_else(|e| panic!("reading {}: {e}", dir.display())) {
             let from = entry.unwrap().path();
-            let Some(name) = from.file_name().filter(|n| !n.to_string_lossy().starts_with('.')) else { continue };
-            let to = plugins.path().join(name);
-            std::fs::create_dir_all(&to).unwrap();
-            for file in ["plugin.toml", "plugin.wasm"] {
-                std::fs::copy(from.join(file), to.join(file)).unwrap();
+            let name = from.file_name().unwrap_or_default().to_string_lossy().into_owned();
+            if !name.starts_with('.') {
+                publish_copy(&from, plugins.path(), &name);
             }
         }
         Self::serve(plugins).await
@@ -242,6 +236,15 @@ impl TestResponse {
     pub fn error_code(&self) -> Option<&str> {
         self.body["error"]["code"].as_str()
     }
+}
+
+/// Publishes the build in directory `from` into `plugins` as plugin `name`, by the host's own rule.
+fn publish_copy(from: &Path, plugins: &Path, name: &str) {
+    let read = |file: &str| {
+        std::fs::read(from.join(file)).unwrap_or_else(|e| panic!("reading {}: {e}", from.join(file).display()))
+    };
+    publish(plugins, name, &read(MANIFEST_FILE), &read(COMPONENT_FILE))
+        .unwrap_or_else(|e| panic!("publishing {name}: {e}"));
 }
 
 /// Where `cargo xtask build-plugins` put plugin `name`.
