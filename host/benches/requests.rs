@@ -1,86 +1,200 @@
-//! A request served by a wasm plugin against a native axum route doing the same work, measured
-//! in one run: `GET /api/hello/{name}` through the host (request id, tracing, route table, access
-//! check, a fresh instance of the `hello` component, its config read and JSON answer) beside a
-//! bare axum server whose handler reads the same setting and answers the same JSON with a fresh
-//! request id. Latency over one keep-alive connection, then throughput over `CONNECTIONS`; the
-//! client runs in the same process, so both sides pay for it alike. Needs the built plugins
-//! (`cargo xtask build-plugins`); run with `cargo bench -p autoflow-host --bench requests`
-//! (`AUTOFLOW_BENCH_TELEMETRY=logs|traces` to measure with logging or trace export on).
+//! Requests served by wasm plugins against native axum routes doing the same work, measured in
+//! one run. `GET /api/hello/{name}` through the host (request id, tracing, route table, access
+//! check, an instance of the `hello` component, its config read and JSON answer) beside a bare
+//! axum server whose handler reads the same setting and answers the same JSON with a fresh request
+//! id: with a fresh instance per request, with warm instances (`[limits] reuse`), and with a
+//! bearer token (the native twin authenticates it with the host's own service). `POST /api/echo`
+//! with 1 KiB and 64 KiB JSON bodies beside a native echo. Latency over one keep-alive connection,
+//! then throughput and latency under load over `CONNECTIONS`; the client runs in the same process,
+//! so both sides pay for it alike. Then start-up to the first served request with ten plugins
+//! from cached artifacts. Needs the built plugins (`cargo xtask build-plugins`); run with `cargo
+//! bench -p autoflow-host --bench requests` (`AUTOFLOW_BENCH_TELEMETRY=logs|traces` to measure
+//! with logging or trace export on), or `cargo xtask bench` for the report.
 
 mod common;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use autoflow_host::http::Auth;
+use autoflow_host::services::identity::NewUser;
 use autoflow_host::startup::Application;
 use axum::Json;
 use axum::extract::{Path, Query, State};
-use serde_json::{Value, json};
+use axum::http::HeaderMap;
+use secrecy::SecretString;
+use serde_json::{Map, Value, json};
 
-use common::{Backend, BenchHost, measure, micros, report};
+use common::{Backend, BenchHost, Measured, measure, micros, record, report};
 
 /// Requests timed one after another.
 const SEQUENTIAL: usize = 5_000;
-/// Concurrent keep-alive connections for the throughput run.
-const CONNECTIONS: usize = 16;
+/// Concurrent keep-alive connections for the throughput runs.
+const CONNECTIONS: usize = 32;
 /// How long each throughput run lasts.
 const THROUGHPUT_RUN: Duration = Duration::from_secs(3);
+/// The plugins a host starts with in the start-up scenario.
+const TEN_PLUGINS: [&str; 10] = [
+    "hello",
+    "notes",
+    "bookmarks",
+    "users",
+    "secrets",
+    "send-email",
+    "integrations",
+    "ai",
+    "test-records",
+    "test-cache",
+];
+const BENCH: &str = "requests";
+const BACKEND: &str = "embedded";
 
 #[derive(serde::Deserialize)]
 struct Greeting {
     greeting: Option<String>,
 }
 
-/// The native twin of the `hello` plugin's route.
-async fn hello(
-    State(settings): State<Arc<Value>>,
-    Path(name): Path<String>,
-    Query(query): Query<Greeting>,
-) -> Json<Value> {
+/// What the native twins share: the hello plugin's setting and the host's authentication.
+struct Native {
+    settings: Value,
+    auth: Auth,
+}
+
+fn greet(settings: &Value, name: &str, query: Greeting) -> Json<Value> {
     let greeting = query.greeting.unwrap_or_else(|| settings["greeting"].as_str().unwrap_or("Hello").to_owned());
     Json(json!({ "message": format!("{greeting}, {name}!"), "requestId": uuid::Uuid::now_v7().to_string() }))
 }
 
-/// Serves the native route on a free loopback port; returns its base URL.
-async fn serve_native() -> String {
-    let settings = Arc::new(json!({ "greeting": "Hello" }));
-    let app = axum::Router::new().route("/api/hello/{name}", axum::routing::get(hello)).with_state(settings);
+/// The native twin of the `hello` plugin's route.
+async fn hello(
+    State(native): State<Arc<Native>>,
+    Path(name): Path<String>,
+    Query(query): Query<Greeting>,
+) -> Json<Value> {
+    greet(&native.settings, &name, query)
+}
+
+/// The same, after authenticating the bearer token as the host does.
+async fn hello_authenticated(
+    State(native): State<Arc<Native>>,
+    Path(name): Path<String>,
+    Query(query): Query<Greeting>,
+    headers: HeaderMap,
+) -> Json<Value> {
+    assert!(native.auth.authenticate(&headers).await.unwrap().is_some());
+    greet(&native.settings, &name, query)
+}
+
+/// The native twin of the `hello` plugin's `POST /api/echo`.
+async fn echo(headers: HeaderMap, Query(query): Query<Map<String, Value>>, Json(body): Json<Value>) -> Json<Value> {
+    let headers: Map<String, Value> = headers
+        .iter()
+        .map(|(k, v)| (k.as_str().to_owned(), Value::from(String::from_utf8_lossy(v.as_bytes()))))
+        .collect();
+    Json(json!({ "echo": body, "query": query, "headers": headers, "userId": null }))
+}
+
+/// Serves the native routes on a free loopback port; returns its base URL.
+async fn serve_native(auth: Auth) -> String {
+    let native = Arc::new(Native { settings: json!({ "greeting": "Hello" }), auth });
+    let app = axum::Router::new()
+        .route("/api/hello/{name}", axum::routing::get(hello))
+        .route("/api/authenticated/{name}", axum::routing::get(hello_authenticated))
+        .route("/api/echo", axum::routing::post(echo))
+        .with_state(native);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
     address
 }
 
-async fn get(client: &reqwest::Client, url: &str) {
-    let response = client.get(url).send().await.unwrap();
-    assert_eq!(response.status(), 200);
-    let body: Value = response.json().await.unwrap();
-    assert_eq!(body["message"], "Hello, bench!");
+/// One request of a scenario, checked.
+#[derive(Clone)]
+enum Call {
+    Hello { url: String, token: Option<String> },
+    Echo { url: String, body: Arc<Value> },
 }
 
-/// Requests per second over `CONNECTIONS` connections for `THROUGHPUT_RUN`.
-async fn throughput(url: &str) -> f64 {
+impl Call {
+    async fn send(&self, client: &reqwest::Client) {
+        match self {
+            Call::Hello { url, token } => {
+                let request = client.get(url);
+                let request = match token {
+                    Some(token) => request.bearer_auth(token),
+                    None => request,
+                };
+                let response = request.send().await.unwrap();
+                assert_eq!(response.status(), 200);
+                let body: Value = response.json().await.unwrap();
+                assert_eq!(body["message"], "Hello, bench!");
+            }
+            Call::Echo { url, body } => {
+                let response = client.post(url).json(&**body).send().await.unwrap();
+                assert_eq!(response.status(), 200);
+                let answer: Value = response.json().await.unwrap();
+                assert_eq!(answer["echo"], **body);
+            }
+        }
+    }
+}
+
+/// Requests per second over `CONNECTIONS` connections for `THROUGHPUT_RUN`, with their latency.
+async fn throughput(call: &Call) -> (f64, (Duration, Duration)) {
     let client = reqwest::Client::new();
-    let served = Arc::new(AtomicU64::new(0));
     let deadline = Instant::now() + THROUGHPUT_RUN;
     let loops = (0..CONNECTIONS).map(|_| {
-        let (client, served, url) = (client.clone(), served.clone(), url.to_owned());
+        let (client, call) = (client.clone(), call.clone());
         tokio::spawn(async move {
+            let mut latencies = Vec::new();
             while Instant::now() < deadline {
-                get(&client, &url).await;
-                served.fetch_add(1, Ordering::Relaxed);
+                let started = Instant::now();
+                call.send(&client).await;
+                latencies.push(started.elapsed());
             }
+            latencies
         })
     });
     let started = Instant::now();
+    let mut latencies = Vec::new();
     for handle in futures_util::future::join_all(loops).await {
-        handle.unwrap();
+        latencies.extend(handle.unwrap());
     }
-    served.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64()
+    let rate = latencies.len() as f64 / started.elapsed().as_secs_f64();
+    latencies.sort();
+    let at = |p: f64| latencies[((latencies.len() as f64 - 1.0) * p) as usize];
+    (rate, (at(0.5), at(0.99)))
 }
 
-/// What telemetry the host runs with, from `AUTOFLOW_BENCH_TELEMETRY`: `none` (no subscriber,
+/// Measures one scenario through the host and natively: latency over one connection, then
+/// throughput (and latency under load) over `CONNECTIONS`; prints and records both.
+async fn compare(scenario: &str, wasm: Call, native: Call, targets: [Option<&str>; 2]) {
+    let client = reqwest::Client::new();
+    println!("-- {scenario}");
+    let native_latency = measure(SEQUENTIAL, || native.send(&client)).await;
+    report("native axum route, one connection", native_latency);
+    let wasm_latency = measure(SEQUENTIAL, || wasm.send(&client)).await;
+    report("through the host, one connection", wasm_latency);
+    println!(
+        "{:<58} median +{:.1} µs   native/wasm {:.2}",
+        "cost of the host + plugin",
+        micros(wasm_latency.0) - micros(native_latency.0),
+        micros(native_latency.0) / micros(wasm_latency.0)
+    );
+    let one = format!("{scenario}, one connection");
+    record(BENCH, BACKEND, &one, Measured::Latency(wasm_latency), Some(Measured::Latency(native_latency)), targets[0]);
+
+    let (native_rate, native_loaded) = throughput(&native).await;
+    report(&format!("native axum route, {CONNECTIONS} connections: {native_rate:.0} req/s"), native_loaded);
+    let (wasm_rate, wasm_loaded) = throughput(&wasm).await;
+    report(&format!("through the host, {CONNECTIONS} connections: {wasm_rate:.0} req/s"), wasm_loaded);
+    println!("{:<58} wasm/native {:.2}", "", wasm_rate / native_rate);
+    let rate = |per_second, latency| Measured::Rate { per_second, unit: "req/s", latency: Some(latency) };
+    let many = format!("{scenario}, {CONNECTIONS} connections");
+    record(BENCH, BACKEND, &many, rate(wasm_rate, wasm_loaded), Some(rate(native_rate, native_loaded)), targets[1]);
+}
+
+/// What the host runs with, from `AUTOFLOW_BENCH_TELEMETRY`: `none` (no subscriber,
 /// the default), `logs` (the host's log subscriber at `RUST_LOG`), or `traces` (logs, and every span
 /// exported over OTLP to a collector in this process that discards them). Metrics are always on.
 async fn telemetry() -> Option<autoflow_host::telemetry::traces::Exporter> {
@@ -97,38 +211,100 @@ async fn telemetry() -> Option<autoflow_host::telemetry::traces::Exporter> {
     }
 }
 
+/// A host serving `plugins` (each manifest changed by `edit`), running until the bench ends.
+async fn serve(plugins: &[&str], edit: fn(&str, String) -> String) -> (Application, BenchHost) {
+    let embedded = Backend { label: "SQLite + in-process cache", database_url: None, redis_url: None };
+    let host = BenchHost::new(&embedded, plugins);
+    for name in plugins {
+        let manifest = host.config.plugins_dir.join(name).join("plugin.toml");
+        let text = std::fs::read_to_string(&manifest).unwrap();
+        std::fs::write(&manifest, edit(name, text)).unwrap();
+    }
+    (Application::build(host.config.clone()).await.unwrap(), host)
+}
+
+/// A signed-in user's bearer token on `app`.
+async fn token(app: &Application) -> String {
+    let auth = app.auth();
+    let user = auth
+        .identity
+        .create(NewUser {
+            email: "bench@example.com".into(),
+            display_name: None,
+            password: SecretString::from("benchmark password"),
+            permissions: Vec::new(),
+        })
+        .await
+        .unwrap();
+    auth.tokens.issue(&user.id, &user.permissions, user.credential_generation).unwrap().token
+}
+
+/// Time from building a host with `TEN_PLUGINS` (their artifacts cached by an earlier start on
+/// the same data directory) to its first answered request.
+async fn start_up() -> Duration {
+    let embedded = Backend { label: "SQLite + in-process cache", database_url: None, redis_url: None };
+    let host = BenchHost::new(&embedded, &TEN_PLUGINS);
+    let warm_cache = Application::build(host.config.clone()).await.unwrap();
+    drop(warm_cache);
+    let client = reqwest::Client::new();
+    let mut samples = Vec::new();
+    for _ in 0..5 {
+        let started = Instant::now();
+        let app = Application::build(host.config.clone()).await.unwrap();
+        let url = format!("http://{}/api/hello/bench", app.local_addr());
+        let server = tokio::spawn(app.run_until_stopped(std::future::pending()));
+        Call::Hello { url, token: None }.send(&client).await;
+        samples.push(started.elapsed());
+        server.abort();
+        let _ = server.await;
+    }
+    samples.sort();
+    samples[samples.len() / 2]
+}
+
 async fn bench() {
     let exporter = telemetry().await;
-    let embedded = Backend { label: "SQLite + in-process cache", database_url: None, redis_url: None };
-    let host = BenchHost::new(&embedded, &["hello"]);
-    let app = Application::build(host.config.clone()).await.unwrap();
-    let wasm = format!("http://{}/api/hello/bench", app.local_addr());
-    let server = tokio::spawn(app.run_until_stopped(std::future::pending()));
-    let native = format!("{}/api/hello/bench", serve_native().await);
+    let (fresh, _fresh_dirs) = serve(&["hello"], |_, text| text).await;
+    let (warm, _warm_dirs) = serve(&["hello"], |_, text| format!("{text}\n[limits]\nreuse = 1000\n")).await;
+    let bearer = token(&fresh).await;
+    let native = serve_native(fresh.auth().clone()).await;
+    let (fresh_url, warm_url) = (format!("http://{}", fresh.local_addr()), format!("http://{}", warm.local_addr()));
+    let _servers = [fresh, warm].map(|app| tokio::spawn(app.run_until_stopped(std::future::pending())));
 
-    let client = reqwest::Client::new();
-    println!("-- GET /api/hello/{{name}}: one connection, {SEQUENTIAL} requests");
-    let native_latency = measure(SEQUENTIAL, || get(&client, &native)).await;
-    report("native axum route", native_latency);
-    let wasm_latency = measure(SEQUENTIAL, || get(&client, &wasm)).await;
-    report("wasm plugin through the host", wasm_latency);
+    let hello = |base: &str, token: Option<&str>| Call::Hello {
+        url: format!("{base}/api/hello/bench"),
+        token: token.map(str::to_owned),
+    };
+    let native_hello = hello(&native, None);
+    let fresh_targets = [None, Some("≥ 0.6 of native, p99 ≤ 2 ms")];
+    compare("GET /api/hello/{name}, fresh instance", hello(&fresh_url, None), native_hello.clone(), fresh_targets)
+        .await;
+    let warm_targets = [None, Some("≥ 60k req/s and ≥ 0.4 of native")];
+    compare("GET /api/hello/{name}, warm instances", hello(&warm_url, None), native_hello, warm_targets).await;
+    let authenticated = Call::Hello { url: format!("{native}/api/authenticated/bench"), token: Some(bearer.clone()) };
+    compare("GET /api/hello/{name} with a bearer token", hello(&fresh_url, Some(&bearer)), authenticated, [None, None])
+        .await;
+    for (label, bytes) in [("1 KiB", 1024), ("64 KiB", 64 * 1024)] {
+        let body = Arc::new(json!({ "data": "x".repeat(bytes - 12) }));
+        let echo = |base: &str| Call::Echo { url: format!("{base}/api/echo"), body: body.clone() };
+        compare(&format!("POST /api/echo, {label} JSON"), echo(&fresh_url), echo(&native), [None, None]).await;
+    }
+
+    let took = start_up().await;
     println!(
-        "{:<58} median +{:.1} µs   native/wasm {:.2}",
-        "cost of the host + plugin",
-        micros(wasm_latency.0) - micros(native_latency.0),
-        micros(native_latency.0) / micros(wasm_latency.0)
+        "-- start-up with {} plugins from cached artifacts to the first served request: {took:?}",
+        TEN_PLUGINS.len()
+    );
+    let amount = Measured::Amount { value: took.as_secs_f64() * 1e3, unit: "ms" };
+    record(
+        BENCH,
+        BACKEND,
+        "start-up, 10 plugins from cached artifacts, to the first served request",
+        amount,
+        None,
+        Some("≤ 200 ms"),
     );
 
-    println!("-- the same, {CONNECTIONS} connections for {THROUGHPUT_RUN:?} each");
-    let native_rate = throughput(&native).await;
-    println!("{:<58} {native_rate:>8.0} req/s", "native axum route");
-    let wasm_rate = throughput(&wasm).await;
-    println!(
-        "{:<58} {wasm_rate:>8.0} req/s   wasm/native {:.2}",
-        "wasm plugin through the host",
-        wasm_rate / native_rate
-    );
-    server.abort();
     if let Some(exporter) = exporter {
         let _ = tokio::task::spawn_blocking(move || exporter.shutdown()).await;
     }

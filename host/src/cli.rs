@@ -345,6 +345,11 @@ pub struct ServeArgs {
     #[arg(long, env = "AUTOFLOW_REQUEST_HEAD_TIMEOUT_MS", default_value_t = 10_000)]
     pub request_head_timeout_ms: u64,
 
+    /// How long a warm instance (of a plugin with `[limits] reuse`) waits unused before it is
+    /// dropped, in milliseconds.
+    #[arg(long, env = "AUTOFLOW_WARM_IDLE_MS", default_value_t = 10_000)]
+    pub warm_idle_ms: u64,
+
     /// Longest one attempt of a task may run, in milliseconds (default and ceiling for manifests).
     #[arg(long, env = "AUTOFLOW_TASK_TIMEOUT_MS", default_value_t = 300_000)]
     pub task_timeout_ms: u64,
@@ -536,6 +541,7 @@ impl From<ServeArgs> for Config {
                 plugin_cache_bytes: args.plugin_cache_mb.saturating_mul(1024 * 1024),
                 max_connections: args.max_connections,
                 request_head_timeout: Duration::from_millis(args.request_head_timeout_ms.max(1)),
+                warm_idle: Duration::from_millis(args.warm_idle_ms),
             },
             watch: args.watch,
             admin_token: args.admin_token,

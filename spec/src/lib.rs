@@ -87,7 +87,13 @@ pub struct ManifestLimits {
     pub timeout_ms: Option<u64>,
     /// Instances of this plugin running at once.
     pub max_concurrency: Option<u32>,
+    /// Requests one instance may serve in sequence, for one caller at a time (1: a fresh instance
+    /// for every request). Opting in promises the plugin keeps no per-request state in globals.
+    pub reuse: Option<u32>,
 }
+
+/// Most requests one warm instance may serve.
+pub const MAX_REUSE: u32 = 10_000;
 
 /// A plugin name: 1–63 characters of `a-z`, `0-9` and `-`, starting with a letter.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -172,6 +178,8 @@ pub struct PluginLimits {
     pub timeout: Duration,
     /// Instances of the plugin running at once.
     pub max_concurrency: u32,
+    /// Requests one instance serves before it is dropped (1: a fresh instance per request).
+    pub reuse: u32,
 }
 
 /// The prefix of every plugin settings override variable (`AUTOFLOW_PLUGIN_<NAME>__<KEY>`).

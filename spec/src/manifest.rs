@@ -7,9 +7,9 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::{
-    Access, Backoff, Capabilities, DEFAULT_MAX_ATTEMPTS, MAX_ATTEMPTS, Manifest, ManifestLimits, Missed, PluginKind,
-    PluginName, Priority, RateLimit, RouteSpec, ScheduleSpec, TaskSpec, Timing, TimingField, config_reference,
-    is_schedule_name, is_task_name,
+    Access, Backoff, Capabilities, DEFAULT_MAX_ATTEMPTS, MAX_ATTEMPTS, MAX_REUSE, Manifest, ManifestLimits, Missed,
+    PluginKind, PluginName, Priority, RateLimit, RouteSpec, ScheduleSpec, TaskSpec, Timing, TimingField,
+    config_reference, is_schedule_name, is_task_name,
 };
 
 /// The file name of a plugin's manifest inside its directory.
@@ -320,6 +320,15 @@ impl Manifest {
                 "[capabilities.records] collection `{bad}` must be 1-64 characters of a-z, 0-9, '_' and '-'"
             ));
         }
+        if let Some(reuse) = raw.limits.reuse.filter(|reuse| !(1..=MAX_REUSE).contains(reuse)) {
+            return Err(format!("[limits] reuse = {reuse} must be between 1 and {MAX_REUSE}"));
+        }
+        if raw.limits.reuse.is_some_and(|reuse| reuse > 1) && raw.kind != PluginKind::Feature {
+            return Err(
+                "[limits] reuse applies to a feature's requests; a task plugin's calls always get a fresh instance"
+                    .into(),
+            );
+        }
         let manifest = Self {
             name,
             version: raw.version,
@@ -421,6 +430,19 @@ mod tests {
         assert!(manifest.handles_tasks());
         assert_eq!(manifest.routes[1].access, Access::Internal);
         assert_eq!(manifest.schedules[0].task, "refresh");
+    }
+
+    #[test]
+    fn instance_reuse_is_a_bounded_opt_in_of_features() {
+        assert_eq!(Manifest::parse(VALID).unwrap().limits.reuse, None);
+        let warm = Manifest::parse(&format!("{VALID}\n[limits]\nreuse = 128")).unwrap();
+        assert_eq!(warm.limits.reuse, Some(128));
+        for reuse in [0, MAX_REUSE + 1] {
+            let err = Manifest::parse(&format!("{VALID}\n[limits]\nreuse = {reuse}")).unwrap_err();
+            assert!(err.contains(&format!("reuse = {reuse}")) && err.contains("between 1 and 10000"), "{err}");
+        }
+        let task = "name = \"jobs\"\nversion = \"1\"\nkind = \"task\"\n[[tasks]]\nname = \"a\"\n[limits]\nreuse = 2";
+        assert!(Manifest::parse(task).unwrap_err().contains("fresh instance"));
     }
 
     #[test]

@@ -40,6 +40,67 @@ pub fn report(what: &str, (median, p99): (Duration, Duration)) {
     println!("{what:<58} median {:>8.1} µs   p99 {:>8.1} µs", micros(median), micros(p99));
 }
 
+/// What one scenario measured, for `cargo xtask bench`'s report.
+pub enum Measured {
+    /// Latency: median and 99th percentile.
+    Latency((Duration, Duration)),
+    /// A rate per second in `unit` (`req/s`, `tasks/s`), with the latency under that load if known.
+    Rate { per_second: f64, unit: &'static str, latency: Option<(Duration, Duration)> },
+    /// A plain amount in `unit` (`ms`, `MiB`), lower is better.
+    Amount { value: f64, unit: &'static str },
+}
+
+impl Measured {
+    fn json(&self) -> serde_json::Value {
+        let latency =
+            |(p50, p99): (Duration, Duration)| serde_json::json!({ "p50_us": micros(p50), "p99_us": micros(p99) });
+        match self {
+            Measured::Latency(l) => serde_json::json!({ "kind": "latency", "latency": latency(*l) }),
+            Measured::Rate { per_second, unit, latency: l } => serde_json::json!({
+                "kind": "rate", "value": per_second, "unit": unit, "latency": l.map(latency),
+            }),
+            Measured::Amount { value, unit } => serde_json::json!({ "kind": "amount", "value": value, "unit": unit }),
+        }
+    }
+
+    /// How close `self` comes to `baseline`: 1 is as fast (or as small), lower is slower.
+    fn ratio(&self, baseline: &Measured) -> Option<f64> {
+        match (self, baseline) {
+            (Measured::Latency((p50, _)), Measured::Latency((native, _))) => Some(micros(*native) / micros(*p50)),
+            (Measured::Rate { per_second, .. }, Measured::Rate { per_second: native, .. }) => Some(per_second / native),
+            (Measured::Amount { value, .. }, Measured::Amount { value: native, .. }) => Some(native / value),
+            _ => None,
+        }
+    }
+}
+
+/// Appends one scenario to the JSON lines file `AUTOFLOW_BENCH_OUT` names (if set): what was
+/// measured, on which backend, beside its native baseline measured in the same run, and the target.
+pub fn record(
+    bench: &str,
+    backend: &str,
+    scenario: &str,
+    measured: Measured,
+    baseline: Option<Measured>,
+    target: Option<&str>,
+) {
+    let Ok(path) = std::env::var("AUTOFLOW_BENCH_OUT") else { return };
+    let ratio = baseline.as_ref().and_then(|native| measured.ratio(native));
+    let line = serde_json::json!({
+        "bench": bench,
+        "backend": backend,
+        "scenario": scenario,
+        "measured": measured.json(),
+        "baseline": baseline.as_ref().map(Measured::json),
+        "ratio": ratio,
+        "target": target,
+    });
+    use std::io::Write;
+    let mut file =
+        std::fs::OpenOptions::new().create(true).append(true).open(&path).expect("opening AUTOFLOW_BENCH_OUT");
+    writeln!(file, "{line}").expect("writing AUTOFLOW_BENCH_OUT");
+}
+
 pub fn micros(d: Duration) -> f64 {
     d.as_secs_f64() * 1e6
 }

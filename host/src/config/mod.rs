@@ -210,6 +210,8 @@ pub struct Limits {
     /// Longest a client may take to send a request's head, counted from when the connection is
     /// ready for it: new, or kept alive after a response (so it also bounds idle connections).
     pub request_head_timeout: Duration,
+    /// How long a warm instance (of a plugin with `[limits] reuse`) waits unused before it is dropped.
+    pub warm_idle: Duration,
 }
 
 impl Default for Limits {
@@ -227,6 +229,7 @@ impl Default for Limits {
             plugin_cache_bytes: 32 * 1024 * 1024,
             max_connections: 4096,
             request_head_timeout: Duration::from_secs(10),
+            warm_idle: Duration::from_secs(10),
         }
     }
 }

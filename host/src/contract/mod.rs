@@ -5,7 +5,6 @@
 mod bindings;
 mod call;
 
-pub use bindings::FeaturePre;
 /// The host-side bindings of each imported interface (`wit::cache`, `wit::records`, …).
 pub use bindings::autoflow::platform as wit;
 pub use bindings::autoflow::platform::types::{Error as PluginError, FieldError, InvalidInput, Principal};
@@ -14,6 +13,7 @@ pub use bindings::task::TaskPre;
 /// The host-side bindings of `progress`, which only the task world imports.
 pub use bindings::task::autoflow::platform::progress as task_progress;
 pub use bindings::task::exports::autoflow::platform::task_handler::{Task, TaskError};
+pub use bindings::{Feature, FeaturePre};
 pub use call::{Attempt, CallContext};
 
 use crate::spec::description::Description;

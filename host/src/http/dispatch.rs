@@ -152,7 +152,12 @@ async fn call_plugin(
     let Some(pre) = plugin.feature() else {
         return Err(ApiError::NotFound { method: request.method, path: request.path });
     };
-    match state.runtime.handle(pre, &plugin.limits, &plugin.meters, grants, &request).instrument(span).await {
+    match state
+        .runtime
+        .handle(pre, &plugin.warm, &plugin.limits, &plugin.meters, grants, &request)
+        .instrument(span)
+        .await
+    {
         Ok(Ok(response)) => into_http_response(&name, response, state.limits.max_response_bytes),
         Ok(Err(error)) => Err(ApiError::Plugin { plugin: name, error }),
         Err(CallError::Timeout(timeout)) => Err(ApiError::PluginTimeout { plugin: name, timeout }),

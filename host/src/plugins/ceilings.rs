@@ -37,6 +37,7 @@ pub fn apply(manifest: &Manifest, host: &Limits) -> Result<PluginLimits, String>
         memory_bytes: memory_mb * 1024 * 1024,
         timeout: Duration::from_millis(timeout_ms),
         max_concurrency,
+        reuse: asked.reuse.unwrap_or(1),
     })
 }
 
@@ -58,6 +59,10 @@ mod tests {
         let lower = Manifest::parse(&format!("{VALID}\n[limits]\nmemory-mb = 16\nmax-concurrency = 2")).unwrap();
         let lower = apply(&lower, &host).unwrap();
         assert_eq!((lower.memory_bytes, lower.max_concurrency), (16 * 1024 * 1024, 2));
+
+        assert_eq!(defaults.reuse, 1, "a fresh instance per request unless a plugin opts in");
+        let warm = Manifest::parse(&format!("{VALID}\n[limits]\nreuse = 64")).unwrap();
+        assert_eq!(apply(&warm, &host).unwrap().reuse, 64);
 
         let greedy = Manifest::parse(&format!("{VALID}\n[limits]\nmemory-mb = 100000")).unwrap();
         let err = apply(&greedy, &host).unwrap_err();

@@ -130,6 +130,10 @@ impl LivePlugins {
         match result {
             Ok(Some((registry, outcome))) => {
                 self.registry.store(Arc::new(registry));
+                // No request can reach the replaced build any more; its warm instances go now.
+                if let Some(retired) = &serving {
+                    retired.warm.clear();
+                }
                 self.clear_failure(name);
                 if let Some(plugin) = self.registry().find(name) {
                     self.record(plugin).await;

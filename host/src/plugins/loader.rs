@@ -17,7 +17,7 @@ use tokio::sync::Semaphore;
 use super::ceilings;
 use crate::capabilities::{Grants, HostRuntime, HostServices, Instance};
 use crate::contract::{FeaturePre, TaskPre};
-use crate::runtime::{ArtifactSource, PluginPre};
+use crate::runtime::{ArtifactSource, PluginPre, WarmInstances};
 use crate::spec::manifest::{COMPONENT_FILE, MANIFEST_FILE};
 use crate::spec::{Manifest, PluginLimits};
 use crate::telemetry::metrics::{InUse, PluginMeters, Refusal};
@@ -49,6 +49,8 @@ pub struct LoadedPlugin {
     pub grants: Grants,
     /// Where its calls are counted.
     pub meters: PluginMeters,
+    /// Its instances waiting for their caller's next request (none unless `[limits] reuse`).
+    pub warm: WarmInstances<Grants>,
 }
 
 /// One of a plugin's instance slots, held while its instance lives, and counted as in use.
@@ -265,6 +267,7 @@ pub async fn prepare(
     );
     let dir = manifest_path.parent().map(Path::to_owned).unwrap_or_default();
     let slots = Arc::new(Semaphore::new(limits.max_concurrency as usize));
+    let warm = runtime.warm_instances(&limits, &meters);
     Ok(LoadedPlugin {
         manifest,
         dir,
@@ -276,5 +279,6 @@ pub async fn prepare(
         slots,
         grants,
         meters,
+        warm,
     })
 }

@@ -1,5 +1,6 @@
 //! The wasm runtime: one wasmtime [`Engine`] for every plugin, the [`Linker`] holding the host's
-//! imports, and the call path that runs a request in a fresh instance under a deadline.
+//! imports, and the call path that runs a request in a fresh instance (or, for a plugin that opts
+//! in, a warm one of the same caller's) under a deadline.
 //!
 //! The runtime knows the host's capabilities only as a [`CapabilitySet`]: something that adds its
 //! units' functions to the linker and is bound to each call. It never names a capability.
@@ -8,6 +9,7 @@ mod cache;
 mod engine;
 mod state;
 mod stdio;
+mod warm;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -20,12 +22,14 @@ use wasmtime_wasi_http::WasiHttpHooks;
 pub use cache::{ArtifactCache, ArtifactSource};
 pub use engine::AllocatorKind;
 pub use state::InstanceState;
+pub use warm::{Caller, IdleBudget, WarmInstances};
 
 use crate::config::Limits;
 use crate::contract::{CallContext, FeaturePre, PluginError, Request, Response, Task, TaskError, TaskPre};
 use crate::spec::description::Description;
 use crate::spec::{Manifest, PluginKind, PluginLimits};
 use crate::telemetry::metrics::{CallKind, Metrics, PluginMeters, Refusal};
+use warm::WarmInstance;
 
 /// What one plugin may use, as the runtime sees it: a set of capability units that add their
 /// functions to the linker once and are bound to each call. The host's capabilities implement it.
@@ -83,6 +87,7 @@ struct RuntimeInner<G: CapabilitySet> {
     cache: Option<ArtifactCache>,
     limits: Limits,
     metrics: Metrics,
+    idle_budget: IdleBudget,
     ticker_stop: Arc<AtomicBool>,
 }
 
@@ -110,6 +115,7 @@ impl<G: CapabilitySet> Runtime<G> {
                 linker,
                 allocator,
                 cache,
+                idle_budget: IdleBudget::new(idle_capacity(limits)),
                 limits: limits.clone(),
                 metrics,
                 ticker_stop,
@@ -136,6 +142,12 @@ impl<G: CapabilitySet> Runtime<G> {
         self.inner.allocator
     }
 
+    /// Where instances of a build with `limits` wait between calls (none unless it opts in).
+    pub fn warm_instances(&self, limits: &PluginLimits, meters: &PluginMeters) -> WarmInstances<G> {
+        let budget = self.inner.idle_budget.clone();
+        WarmInstances::new(limits.reuse, self.inner.limits.warm_idle, budget, meters.clone())
+    }
+
     /// Compiles a component, or reads its precompiled form from the cache (CPU-heavy on a miss:
     /// call it off the async threads).
     pub fn load_component(&self, bytes: &[u8], content_hash: &str) -> wasmtime::Result<(Component, ArtifactSource)> {
@@ -159,23 +171,40 @@ impl<G: CapabilitySet> Runtime<G> {
         Ok(PluginPre { handler, task_handler })
     }
 
-    /// Runs one request in a fresh instance of a feature plugin, under the request deadline, with
-    /// `grants` bound to the request's call. Must be called inside the tracing span that names the
-    /// plugin and request: the plugin's logs and stdio are emitted under it.
+    /// Runs one request in an instance of a feature plugin, under the request deadline, with
+    /// `grants` bound to the request's call: a warm instance that served the same caller if
+    /// `warm` has one, else a fresh one, parked in `warm` afterwards if the call succeeded. Must be
+    /// called inside the tracing span that names the plugin and request: the plugin's logs and
+    /// stdio are emitted under it.
     pub async fn handle(
         &self,
         pre: &FeaturePre<InstanceState<G>>,
+        warm: &WarmInstances<G>,
         limits: &PluginLimits,
         meters: &PluginMeters,
         grants: G,
         request: &Request,
     ) -> Result<Result<Response, PluginError>, CallError> {
-        let mut sandbox = self.sandbox(limits, meters, CallKind::Request, grants);
-        let instance = pre.instantiate_async(&mut sandbox.store).await;
-        let feature = sandbox.instantiated(instance)?;
+        let caller: Caller = request.principal.as_ref().map(|principal| principal.user_id.clone());
+        let (mut sandbox, feature, served) = match warm.take(&caller) {
+            Some(WarmInstance { store, feature, served, .. }) => {
+                meters.reused();
+                (self.rebound(store, limits, meters, CallKind::Request, grants), feature, served)
+            }
+            None => {
+                let mut sandbox = self.sandbox(limits, meters, CallKind::Request, grants);
+                let instance = pre.instantiate_async(&mut sandbox.store).await;
+                let feature = sandbox.instantiated(instance)?;
+                (sandbox, feature, 0)
+            }
+        };
         let call = feature.autoflow_platform_handler().call_handle(&mut sandbox.store, request);
         let outcome = tokio::time::timeout(sandbox.timeout, call).await;
-        sandbox.finish(outcome)
+        let answer = sandbox.finish(outcome)?;
+        if warm.enabled() && !sandbox.store.data().limits.memory_exceeded {
+            warm.park(WarmInstance { caller, store: sandbox.store, feature, served: served + 1 });
+        }
+        Ok(answer)
     }
 
     /// Asks a task plugin whether each `(name, payload)` is acceptable, in order, in one instance
@@ -263,23 +292,31 @@ impl<G: CapabilitySet> Runtime<G> {
         kind: CallKind,
         grants: G,
     ) -> Sandbox<'m, G> {
-        let timeout = limits.timeout;
         let state = InstanceState::new(tracing::Span::current(), limits.memory_bytes, grants);
         let mut store = Store::new(&self.inner.engine, state);
         store.limiter(|state| &mut state.limits);
-        let deadline = Instant::now() + timeout;
-        store.set_epoch_deadline(1);
-        store.epoch_deadline_callback(move |_| {
-            if Instant::now() >= deadline {
-                Ok(UpdateDeadline::Interrupt)
-            } else {
-                // tokio's yield defers the wake until the runtime has polled its timers and I/O;
-                // a plain wake-up could be re-polled at once and starve them.
-                Ok(UpdateDeadline::YieldCustom(1, Box::pin(tokio::task::yield_now())))
-            }
-        });
-        Sandbox { store, timeout, memory_limit: limits.memory_bytes, meters, kind, started: Instant::now() }
+        Sandbox::start(store, limits, meters, kind)
     }
+
+    /// The store of a warm instance bound to its next call of `kind`: `grants`, the current span
+    /// and a new deadline.
+    fn rebound<'m>(
+        &self,
+        mut store: Store<InstanceState<G>>,
+        limits: &PluginLimits,
+        meters: &'m PluginMeters,
+        kind: CallKind,
+        grants: G,
+    ) -> Sandbox<'m, G> {
+        store.data_mut().rebind(tracing::Span::current(), grants);
+        Sandbox::start(store, limits, meters, kind)
+    }
+}
+
+/// Instances that may idle across every plugin: a quarter of the pool, so fresh instances always
+/// find room.
+fn idle_capacity(limits: &Limits) -> usize {
+    (limits.max_instances / 4) as usize
 }
 
 /// A compiled plugin linked against the host, ready to instantiate through the exports its
@@ -301,7 +338,29 @@ struct Sandbox<'m, G: CapabilitySet> {
     started: Instant,
 }
 
-impl<G: CapabilitySet> Sandbox<'_, G> {
+impl<'m, G: CapabilitySet> Sandbox<'m, G> {
+    /// Starts a call of `kind` in `store`: its deadline set from now, counted in `meters`.
+    fn start(
+        mut store: Store<InstanceState<G>>,
+        limits: &PluginLimits,
+        meters: &'m PluginMeters,
+        kind: CallKind,
+    ) -> Self {
+        let timeout = limits.timeout;
+        let deadline = Instant::now() + timeout;
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_callback(move |_| {
+            if Instant::now() >= deadline {
+                Ok(UpdateDeadline::Interrupt)
+            } else {
+                // tokio's yield defers the wake until the runtime has polled its timers and I/O;
+                // a plain wake-up could be re-polled at once and starve them.
+                Ok(UpdateDeadline::YieldCustom(1, Box::pin(tokio::task::yield_now())))
+            }
+        });
+        Sandbox { store, timeout, memory_limit: limits.memory_bytes, meters, kind, started: Instant::now() }
+    }
+
     /// Why a call failed: its deadline, its memory limit, or a trap.
     fn classify(&self, error: wasmtime::Error) -> CallError {
         match error.downcast_ref::<Trap>() {

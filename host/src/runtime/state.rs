@@ -11,9 +11,10 @@ use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 use super::CapabilitySet;
-use super::stdio::{LogStream, PanicReader};
+use super::stdio::{CallOutput, LogStream, PanicReader, Stream};
 
-/// Per-instance host state; created fresh for every call.
+/// Per-instance host state, created with the instance; what belongs to one call (the grants bound
+/// to it, where its output goes) is rebound when a warm instance serves another call.
 pub struct InstanceState<G> {
     wasi: WasiCtx,
     table: ResourceTable,
@@ -23,6 +24,7 @@ pub struct InstanceState<G> {
     pub(super) limits: InstanceLimits,
     /// Reads a panic the plugin reports on stderr.
     pub(super) panic: Arc<PanicReader>,
+    output: CallOutput,
 }
 
 /// Most elements any table of an instance may grow to.
@@ -51,10 +53,11 @@ impl<G: CapabilitySet> InstanceState<G> {
     /// A sandboxed WASI context whose stdout and stderr become log lines under `span`, with
     /// linear memory capped at `memory_bytes` and the capabilities in `grants`.
     pub fn new(span: Span, memory_bytes: usize, grants: G) -> Self {
-        let panic = PanicReader::new(span.clone());
+        let output = CallOutput::new(span);
+        let panic = PanicReader::new(output.clone());
         let wasi = WasiCtxBuilder::new()
-            .stdout(LogStream::new(span.clone(), "stdout"))
-            .stderr(LogStream::new(span, "stderr").with_panics(panic.clone()))
+            .stdout(LogStream::new(output.clone(), Stream::Stdout))
+            .stderr(LogStream::new(output.clone(), Stream::Stderr).with_panics(panic.clone()))
             .allow_tcp(false)
             .allow_udp(false)
             .allow_ip_name_lookup(false)
@@ -66,7 +69,14 @@ impl<G: CapabilitySet> InstanceState<G> {
             grants,
             limits: InstanceLimits { memory_bytes, memory_exceeded: false },
             panic,
+            output,
         }
+    }
+
+    /// Binds the instance to its next call: `grants` bound to that call, output under `span`.
+    pub(super) fn rebind(&mut self, span: Span, grants: G) {
+        self.grants = grants;
+        self.output.rebind(span);
     }
 }
 

@@ -1,5 +1,6 @@
-//! A plugin's stdout and stderr, turned into `tracing` events line by line under the request's span.
-//! Output is bounded per instance: past [`OUTPUT_BUDGET`] bytes the rest is dropped and counted.
+//! A plugin's stdout and stderr, turned into `tracing` events line by line under the span of the
+//! call the instance is serving. Output is bounded per call: past [`OUTPUT_BUDGET`] bytes of a
+//! stream the rest is dropped and counted.
 //! A Rust panic's report on stderr (`thread '…' panicked at file:line:col:`, the message, the
 //! backtrace note) becomes one ERROR event, and its message is kept for the call's error.
 
@@ -14,15 +15,88 @@ use tracing::Span;
 use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 use wasmtime_wasi::p2::{OutputStream, Pollable, StreamResult};
 
-/// Most bytes of stdout or stderr logged per instance.
+/// Most bytes of stdout or stderr logged per call.
 pub const OUTPUT_BUDGET: usize = 256 * 1024;
 /// A line longer than this is logged in pieces.
 const MAX_LINE: usize = 8 * 1024;
 
+/// Where an instance's output goes for the call it serves now: that call's span, and what is
+/// left of each stream's budget. A warm instance's is rebound for each call. Cheap to clone.
+#[derive(Clone)]
+pub struct CallOutput(Arc<Mutex<OutputState>>);
+
+struct OutputState {
+    span: Span,
+    /// Per [`Stream`]: bytes the call may still log, and bytes dropped past that.
+    budgets: [(usize, usize); 2],
+}
+
+/// One of an instance's output streams.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stream {
+    Stdout,
+    Stderr,
+}
+
+impl Stream {
+    fn name(self) -> &'static str {
+        match self {
+            Stream::Stdout => "stdout",
+            Stream::Stderr => "stderr",
+        }
+    }
+}
+
+impl CallOutput {
+    pub fn new(span: Span) -> Self {
+        Self(Arc::new(Mutex::new(OutputState { span, budgets: [(OUTPUT_BUDGET, 0); 2] })))
+    }
+
+    /// Sends what follows to the next call's `span`, each stream with its whole budget again.
+    pub fn rebind(&self, span: Span) {
+        let mut state = self.0.lock().expect("output state");
+        state.report_dropped();
+        *state = OutputState { span, budgets: [(OUTPUT_BUDGET, 0); 2] };
+    }
+
+    fn span(&self) -> Span {
+        self.0.lock().expect("output state").span.clone()
+    }
+
+    /// How many of `wanted` bytes of `stream` may still be logged in this call.
+    fn take(&self, stream: Stream, wanted: usize) -> usize {
+        let mut state = self.0.lock().expect("output state");
+        let (left, dropped) = &mut state.budgets[stream as usize];
+        let taken = wanted.min(*left);
+        *left -= taken;
+        *dropped += wanted - taken;
+        taken
+    }
+}
+
+impl OutputState {
+    fn report_dropped(&mut self) {
+        for (stream, (_, dropped)) in [Stream::Stdout, Stream::Stderr].into_iter().zip(&mut self.budgets) {
+            if *dropped > 0 {
+                let (stream, dropped) = (stream.name(), std::mem::take(dropped));
+                self.span.in_scope(
+                    || tracing::warn!(target: "autoflow::plugin", stream, dropped, "plugin output over budget was dropped"),
+                );
+            }
+        }
+    }
+}
+
+impl Drop for OutputState {
+    fn drop(&mut self) {
+        self.report_dropped();
+    }
+}
+
 /// Reads the panic report a plugin writes to stderr, whichever stream each line arrives on:
 /// logs it as one ERROR event under the call's span and keeps its message for the call's error.
 pub struct PanicReader {
-    span: Span,
+    output: CallOutput,
     state: Mutex<PanicState>,
 }
 
@@ -35,8 +109,8 @@ struct PanicState {
 }
 
 impl PanicReader {
-    pub fn new(span: Span) -> Arc<Self> {
-        Arc::new(Self { span, state: Mutex::default() })
+    pub fn new(output: CallOutput) -> Arc<Self> {
+        Arc::new(Self { output, state: Mutex::default() })
     }
 
     /// Whether `line` belongs to a panic report (and was taken as part of it).
@@ -66,7 +140,9 @@ impl PanicReader {
     fn finish(&self, state: &mut PanicState) {
         let Some((location, lines)) = state.reading.take() else { return };
         let message = lines.join("\n");
-        self.span.in_scope(|| tracing::error!(target: "autoflow::plugin", %location, "plugin panicked: {message}"));
+        self.output
+            .span()
+            .in_scope(|| tracing::error!(target: "autoflow::plugin", %location, "plugin panicked: {message}"));
         state.message = Some(message);
     }
 }
@@ -82,15 +158,15 @@ fn panic_location(line: &str) -> Option<&str> {
 /// Factory for a plugin's stdout or stderr.
 #[derive(Clone)]
 pub struct LogStream {
-    span: Span,
-    stream: &'static str,
+    output: CallOutput,
+    stream: Stream,
     /// Where panic reports go (stderr only).
     panics: Option<Arc<PanicReader>>,
 }
 
 impl LogStream {
-    pub fn new(span: Span, stream: &'static str) -> Self {
-        Self { span, stream, panics: None }
+    pub fn new(output: CallOutput, stream: Stream) -> Self {
+        Self { output, stream, panics: None }
     }
 
     /// A stream whose panic reports `reader` reads.
@@ -99,14 +175,7 @@ impl LogStream {
     }
 
     fn writer(&self) -> LineLogger {
-        LineLogger {
-            span: self.span.clone(),
-            stream: self.stream,
-            line: Vec::new(),
-            budget: OUTPUT_BUDGET,
-            dropped: 0,
-            panics: self.panics.clone(),
-        }
+        LineLogger { output: self.output.clone(), stream: self.stream, line: Vec::new(), panics: self.panics.clone() }
     }
 }
 
@@ -128,20 +197,15 @@ impl StdoutStream for LogStream {
 
 /// Buffers bytes until a newline, then logs the line.
 struct LineLogger {
-    span: Span,
-    stream: &'static str,
+    output: CallOutput,
+    stream: Stream,
     line: Vec<u8>,
-    budget: usize,
-    dropped: usize,
     panics: Option<Arc<PanicReader>>,
 }
 
 impl LineLogger {
     fn push(&mut self, mut data: &[u8]) {
-        let taken = data.len().min(self.budget);
-        self.dropped += data.len() - taken;
-        self.budget -= taken;
-        data = &data[..taken];
+        data = &data[..self.output.take(self.stream, data.len())];
         while let Some(newline) = data.iter().position(|&b| b == b'\n') {
             self.line.extend_from_slice(&data[..newline]);
             self.emit();
@@ -162,19 +226,14 @@ impl LineLogger {
         if self.panics.as_ref().is_some_and(|reader| reader.consume(&text)) {
             return;
         }
-        self.span.in_scope(|| tracing::info!(target: "autoflow::plugin", stream = self.stream, "{text}"));
+        let stream = self.stream.name();
+        self.output.span().in_scope(|| tracing::info!(target: "autoflow::plugin", stream, "{text}"));
     }
 }
 
 impl Drop for LineLogger {
     fn drop(&mut self) {
         self.emit();
-        if self.dropped > 0 {
-            let (stream, dropped) = (self.stream, self.dropped);
-            self.span.in_scope(
-                || tracing::warn!(target: "autoflow::plugin", stream, dropped, "plugin output over budget was dropped"),
-            );
-        }
     }
 }
 
@@ -220,8 +279,9 @@ mod tests {
 
     #[test]
     fn a_panic_report_becomes_its_message_whichever_stream_its_lines_use() {
-        let reader = PanicReader::new(Span::none());
-        let stderr = LogStream::new(Span::none(), "stderr").with_panics(reader.clone());
+        let output = CallOutput::new(Span::none());
+        let reader = PanicReader::new(output.clone());
+        let stderr = LogStream::new(output, Stream::Stderr).with_panics(reader.clone());
         stderr.writer().push(b"before\n\nthread '<unnamed>' (1) panicked at src/lib.rs:44:5:\n");
         stderr.writer().push(b"test-tasks traps on purpose\n");
         stderr.writer().push(b"note: run with `RUST_BACKTRACE=1` environment variable to display a backtrace\n");
@@ -232,5 +292,16 @@ mod tests {
         assert_eq!(reader.take_message().as_deref(), Some("first line\nsecond line"), "a report cut short counts");
         assert_eq!(panic_location("thread 'main' panicked at a.rs:1:1:"), Some("a.rs:1:1"));
         assert_eq!(panic_location("the thread panicked at"), None);
+    }
+
+    #[test]
+    fn each_call_has_the_whole_budget_again() {
+        let output = CallOutput::new(Span::none());
+        let stdout = LogStream::new(output.clone(), Stream::Stdout);
+        stdout.writer().push(&vec![b'x'; OUTPUT_BUDGET - 10]);
+        assert_eq!(output.take(Stream::Stdout, 100), 10, "the rest of this call's budget");
+        assert_eq!(output.take(Stream::Stderr, 100), 100, "each stream has its own");
+        output.rebind(Span::none());
+        assert_eq!(output.take(Stream::Stdout, 100), 100, "the next call starts afresh");
     }
 }

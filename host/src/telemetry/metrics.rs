@@ -213,6 +213,8 @@ struct Inner {
     call_duration: HistogramFamily<CallLabels>,
     refusals: Family<RefusalLabels, Counter>,
     instances: Family<PluginLabels, Gauge>,
+    reuses: Family<PluginLabels, Counter>,
+    parked: Family<PluginLabels, Gauge>,
     reloads: Family<OutcomeLabels, Counter>,
     tasks_scheduled: Family<TaskLabels, Counter>,
     tasks_started: Family<TaskLabels, Counter>,
@@ -268,6 +270,18 @@ impl Metrics {
         );
         let instances = Family::default();
         registry.register("plugin_instances_in_use", "Plugin instances running now", instances.clone());
+        let reuses = Family::default();
+        registry.register(
+            "plugin_instance_reuses",
+            "Requests served by a warm instance of the same caller (plugins with [limits] reuse)",
+            reuses.clone(),
+        );
+        let parked = Family::default();
+        registry.register(
+            "plugin_instances_warm",
+            "Warm instances waiting for their caller's next request",
+            parked.clone(),
+        );
         let reloads = Family::default();
         registry.register("plugin_reloads", "Plugin reloads, by outcome", reloads.clone());
         let tasks_scheduled = Family::default();
@@ -293,6 +307,8 @@ impl Metrics {
                 call_duration,
                 refusals,
                 instances,
+                reuses,
+                parked,
                 reloads,
                 tasks_scheduled,
                 tasks_started,
@@ -323,6 +339,8 @@ impl Metrics {
             calls: Arc::new(CallKind::ALL.map(call)),
             refusals: Arc::new(Refusal::ALL.map(refusal)),
             instances: inner.instances.get_or_create_owned(&PluginLabels { plugin: name.to_owned() }),
+            reuses: inner.reuses.get_or_create_owned(&PluginLabels { plugin: name.to_owned() }),
+            parked: inner.parked.get_or_create_owned(&PluginLabels { plugin: name.to_owned() }),
         }
     }
 
@@ -372,6 +390,8 @@ pub struct PluginMeters {
     calls: Arc<[(Counter, Histogram); 4]>,
     refusals: Arc<[Counter; 5]>,
     instances: Gauge,
+    reuses: Counter,
+    parked: Gauge,
 }
 
 impl std::fmt::Debug for PluginMeters {
@@ -384,6 +404,16 @@ impl PluginMeters {
     /// Counts a fresh instance made for a call of `kind`.
     pub fn instantiated(&self, kind: CallKind) {
         self.calls[kind as usize].0.inc();
+    }
+
+    /// Counts a request served by a warm instance.
+    pub fn reused(&self) {
+        self.reuses.inc();
+    }
+
+    /// Counts warm instances parked (positive) or taken, expired or dropped (negative).
+    pub fn warm_parked(&self, delta: i64) {
+        self.parked.inc_by(delta);
     }
 
     /// Records how long a call of `kind` took.

@@ -37,4 +37,5 @@ mod traces;
 mod uploads;
 mod upstream;
 mod users;
+mod warm;
 mod workers;
