@@ -14,7 +14,7 @@ use autoflow_host::startup::build_services;
 use axum::http::{HeaderMap, HeaderValue, header::AUTHORIZATION};
 use secrecy::SecretString;
 
-use common::{Backend, measure, on_each_backend, report};
+use common::{Backend, Measured, measure, on_each_backend, record, report};
 
 const ITERATIONS: usize = 5_000;
 
@@ -62,6 +62,14 @@ async fn bench_backend(Backend { label, database_url, redis_url }: Backend) {
     })
     .await;
     report("authenticate: verify + principal (user from cache)", authenticate);
+    record(
+        "auth",
+        label,
+        "authenticate a bearer token (RS256 verify, revocation, user)",
+        Measured::Latency(authenticate),
+        None,
+        None,
+    );
     db.close().await;
 }
 

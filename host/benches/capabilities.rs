@@ -13,7 +13,7 @@ use std::time::Duration;
 use autoflow_host::db::CollectionRef;
 use autoflow_host::startup::Application;
 
-use common::{Backend, BenchHost, measure, micros, on_each_backend, report};
+use common::{Backend, BenchHost, Measured, measure, micros, on_each_backend, record, report};
 
 /// Native calls timed per operation.
 const NATIVE_ITERATIONS: usize = 2_000;
@@ -75,6 +75,9 @@ async fn bench_backend(backend: Backend) {
         let (median, _) = through_plugin(op).await;
         let per_call = median.saturating_sub(noop.0) / CALLS;
         report(&format!("{what}: native"), native);
+        let median = |d: Duration| Measured::Amount { value: micros(d), unit: "µs (median)" };
+        let scenario = format!("{what}, one call from a plugin (baseline: the host's own service call)");
+        record("capabilities", backend.label, &scenario, median(per_call), Some(median(native.0)), None);
         println!(
             "{:<58} median {:>8.1} µs   native/plugin {:.2}",
             format!("{what}: from the plugin"),

@@ -47,7 +47,7 @@ const TEN_PLUGINS: [&str; 10] = [
     "test-cache",
 ];
 const BENCH: &str = "requests";
-const BACKEND: &str = "embedded";
+const BACKEND: &str = "SQLite + in-process cache";
 
 #[derive(serde::Deserialize)]
 struct Greeting {

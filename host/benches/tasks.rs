@@ -26,7 +26,7 @@ use autoflow_host::startup::Application;
 use autoflow_host::tasks::{NewTask, Scheduler};
 use chrono::Utc;
 
-use common::{Backend, BenchHost, on_each_backend};
+use common::{Backend, BenchHost, Measured, on_each_backend, record};
 
 const PLUGIN: &str = "test-tasks";
 /// Tasks per scheduling call.
@@ -254,6 +254,18 @@ async fn bench_backend(backend: Backend) {
     server.await.unwrap().unwrap();
 
     println!("-- {} ({tasks} tasks, concurrency {concurrency})", backend.label);
+    let per_second = |value| Measured::Rate { per_second: value, unit: "tasks/s", latency: None };
+    let scenario =
+        format!("{tasks} no-op tasks end to end, concurrency {concurrency} (baseline: the queue alone, no wasm)");
+    record("tasks", backend.label, &scenario, per_second(end_to_end), Some(per_second(floor)), None);
+    record(
+        "tasks",
+        backend.label,
+        "idle latency, scheduled → attempt started",
+        Measured::Latency((latency, latency_p99)),
+        None,
+        None,
+    );
     let line = |what: &str, value: f64| println!("{what:<64} {value:>8.0} tasks/s");
     line("queue floor: bulk insert + batched claim + batched finish, no wasm", floor);
     line("scheduling alone, in bulk (validate in wasm + multi-row insert)", scheduling);

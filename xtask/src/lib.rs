@@ -2,6 +2,7 @@
 //! code describes, and scaffolding a new plugin. `src/main.rs` is the `cargo xtask` command line;
 //! the testkit's tests use this library to build a scaffolded plugin the way an author would.
 
+pub mod bench;
 pub mod describe;
 pub mod plugins;
 pub mod scaffold;

@@ -1,7 +1,8 @@
 //! Project automation, run as `cargo xtask <task>`:
 //! `build-plugins` builds every plugin component and lays it out where the host looks,
 //! `run` builds plugins then serves them, `test` builds plugins then runs every test, `lint` checks
-//! formatting and clippy in both workspaces and builds every bench.
+//! formatting and clippy in both workspaces and builds every bench, `bench` runs the benches and
+//! writes `bench/report.md`.
 
 mod python;
 
@@ -10,7 +11,7 @@ use std::process::{Command, ExitCode};
 
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
-use xtask::{plugins, scaffold};
+use xtask::{bench, plugins, scaffold};
 
 #[derive(Parser)]
 #[command(name = "cargo xtask", about = "Autoflow project tasks")]
@@ -53,6 +54,14 @@ enum Task {
         #[arg(long)]
         task: bool,
     },
+    /// Build the plugins (release), run every bench in release and write bench/report.md,
+    /// bench/report.json and the README's performance table. PostgreSQL and Redis are measured too
+    /// when DATABASE_URL and REDIS_URL are set.
+    Bench {
+        /// Only write bench/report.md and the README's table again from bench/report.json.
+        #[arg(long)]
+        render_only: bool,
+    },
     /// Check formatting and `cargo clippy --all-targets -- -D warnings` in the host and plugins
     /// workspaces, and build every bench so none can rot.
     Lint,
@@ -67,6 +76,10 @@ fn main() -> ExitCode {
         Task::Test => test(),
         Task::NewPlugin { name, task } => new_plugin(&name, task),
         Task::Lint => lint(),
+        Task::Bench { render_only: true } => bench::render(&repo_root()),
+        Task::Bench { render_only: false } => {
+            plugins::build_all(&repo_root(), true).and_then(|()| bench::run(&repo_root(), &mut cargo))
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
