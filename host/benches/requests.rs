@@ -7,7 +7,9 @@
 //! with 1 KiB and 64 KiB JSON bodies beside a native echo. Latency over one keep-alive connection,
 //! then throughput and latency under load over `CONNECTIONS`; the client runs in the same process,
 //! so both sides pay for it alike. Then start-up to the first served request with ten plugins
-//! from cached artifacts. Needs the built plugins (`cargo xtask build-plugins`); run with `cargo
+//! from cached artifacts, and the memory a host takes on while 1,000 requests wait inside plugins
+//! at once (each plugin fetching from a slow server) against a native proxy doing the same, each in
+//! a process of its own. Needs the built plugins (`cargo xtask build-plugins`); run with `cargo
 //! bench -p autoflow-host --bench requests` (`AUTOFLOW_BENCH_TELEMETRY=logs|traces` to measure
 //! with logging or trace export on), or `cargo xtask bench` for the report.
 
@@ -46,6 +48,11 @@ const TEN_PLUGINS: [&str; 10] = [
     "test-records",
     "test-cache",
 ];
+/// Requests waiting at once in the memory scenario, and how long each waits.
+const SLOW_REQUESTS: usize = 1_000;
+const SLOW_WAIT: Duration = Duration::from_secs(2);
+/// Set in the child processes of the memory scenario: `host` or `native`.
+const MEMORY_PROBE: &str = "AUTOFLOW_BENCH_MEMORY_PROBE";
 const BENCH: &str = "requests";
 const BACKEND: &str = "SQLite + in-process cache";
 
@@ -262,6 +269,104 @@ async fn start_up() -> Duration {
     samples[samples.len() / 2]
 }
 
+/// This process's resident memory, in MiB.
+fn resident_mib() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let kib: f64 = status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or_default();
+    kib / 1024.0
+}
+
+/// A server whose one route answers after `SLOW_WAIT`; returns its address.
+async fn serve_slow() -> std::net::SocketAddr {
+    let slow = axum::Router::new().route(
+        "/slow",
+        axum::routing::get(|| async {
+            tokio::time::sleep(SLOW_WAIT).await;
+            "done"
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, slow).await.unwrap() });
+    address
+}
+
+/// In a child process: how much this process's memory grows while `SLOW_REQUESTS` requests wait
+/// at once, either in the `test-trap` plugin's outbound fetch through a host (`host`) or in a
+/// native axum route proxying the same fetch (`native`). Prints the growth in MiB.
+async fn memory_probe(side: &str) {
+    let slow = serve_slow().await;
+    let slow_url = format!("http://{slow}/slow");
+    let (url, _dirs) = if side == "host" {
+        let embedded = Backend { label: "SQLite + in-process cache", database_url: None, redis_url: None };
+        let mut host = BenchHost::new(&embedded, &["test-trap"]);
+        let manifest = host.config.plugins_dir.join("test-trap/plugin.toml");
+        let text = std::fs::read_to_string(&manifest).unwrap().replace("\"allowed.invalid\"", "\"127.0.0.1\"");
+        std::fs::write(&manifest, text).unwrap();
+        host.config.limits.plugin_concurrency = SLOW_REQUESTS as u32;
+        host.config.limits.max_instances = 2 * SLOW_REQUESTS as u32;
+        let app = Application::build(host.config.clone()).await.unwrap();
+        let url = format!("http://{}/api/trap/fetch?url={slow_url}", app.local_addr());
+        tokio::spawn(app.run_until_stopped(std::future::pending()));
+        (url, Some(host))
+    } else {
+        let client = reqwest::Client::new();
+        let proxy = axum::Router::new().route(
+            "/fetch",
+            axum::routing::get(move || async move {
+                let body = client.get(slow_url).send().await.unwrap().text().await.unwrap();
+                Json(json!({ "status": 200, "body": body }))
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/fetch", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, proxy).await.unwrap() });
+        (url, None)
+    };
+    let client = reqwest::Client::builder().pool_max_idle_per_host(SLOW_REQUESTS).build().unwrap();
+    // One request first, so what every run pays once (compiling, pools) is not counted.
+    client.get(&url).send().await.unwrap().error_for_status().unwrap();
+    let before = resident_mib();
+    let requests: Vec<_> = (0..SLOW_REQUESTS)
+        .map(|_| {
+            let (client, url) = (client.clone(), url.clone());
+            tokio::spawn(async move {
+                let answer: Value = client.get(url).send().await.unwrap().json().await.unwrap();
+                assert_eq!(answer["body"], "done", "{answer}");
+            })
+        })
+        .collect();
+    // Sampled while every request waits on the slow server, before the first can be answered.
+    let mut peak = before;
+    let sampled_until = Instant::now() + SLOW_WAIT * 3 / 4;
+    while Instant::now() < sampled_until {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        peak = peak.max(resident_mib());
+    }
+    let started = Instant::now();
+    for request in requests {
+        request.await.unwrap();
+    }
+    assert!(started.elapsed() < SLOW_WAIT, "the requests were not all waiting at once");
+    println!("{}", peak - before);
+}
+
+/// Runs this bench again as a child process probing `side`'s memory; its growth in MiB.
+fn probe_in_child(side: &str) -> f64 {
+    let output = std::process::Command::new(std::env::current_exe().unwrap())
+        .arg("--bench")
+        .env(MEMORY_PROBE, side)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "the {side} memory probe failed: {}", String::from_utf8_lossy(&output.stderr));
+    stdout.lines().last().and_then(|line| line.trim().parse().ok()).expect("the probe prints its growth in MiB")
+}
+
 async fn bench() {
     let exporter = telemetry().await;
     let (fresh, _fresh_dirs) = serve(&["hello"], |_, text| text).await;
@@ -305,6 +410,14 @@ async fn bench() {
         Some("≤ 200 ms"),
     );
 
+    let (ours, native) = (probe_in_child("host"), probe_in_child("native"));
+    println!(
+        "-- memory growth while {SLOW_REQUESTS} requests wait at once: host {ours:.1} MiB, native proxy {native:.1} MiB"
+    );
+    let mib = |value| Measured::Amount { value, unit: "MiB" };
+    let scenario = format!("memory growth with {SLOW_REQUESTS} requests waiting in plugins at once (outbound fetch)");
+    record(BENCH, BACKEND, &scenario, mib(ours), Some(mib(native)), None);
+
     if let Some(exporter) = exporter {
         let _ = tokio::task::spawn_blocking(move || exporter.shutdown()).await;
     }
@@ -312,5 +425,8 @@ async fn bench() {
 
 fn main() {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
-    runtime.block_on(bench());
+    match std::env::var(MEMORY_PROBE) {
+        Ok(side) => runtime.block_on(memory_probe(&side)),
+        Err(_) => runtime.block_on(bench()),
+    }
 }
