@@ -16,6 +16,7 @@
 mod common;
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use autoflow_host::http::Auth;
@@ -50,7 +51,7 @@ const TEN_PLUGINS: [&str; 10] = [
 ];
 /// Requests waiting at once in the memory scenario, and how long each waits.
 const SLOW_REQUESTS: usize = 1_000;
-const SLOW_WAIT: Duration = Duration::from_secs(2);
+const SLOW_WAIT: Duration = Duration::from_secs(5);
 /// Set in the child processes of the memory scenario: `host` or `native`.
 const MEMORY_PROBE: &str = "AUTOFLOW_BENCH_MEMORY_PROBE";
 const BENCH: &str = "requests";
@@ -280,26 +281,32 @@ fn resident_mib() -> f64 {
     kib / 1024.0
 }
 
-/// A server whose one route answers after `SLOW_WAIT`; returns its address.
-async fn serve_slow() -> std::net::SocketAddr {
+/// A server whose one route answers after `SLOW_WAIT`; returns its address and how many
+/// requests have reached it.
+async fn serve_slow() -> (std::net::SocketAddr, Arc<AtomicUsize>) {
+    let arrived = Arc::new(AtomicUsize::new(0));
+    let counter = arrived.clone();
     let slow = axum::Router::new().route(
         "/slow",
-        axum::routing::get(|| async {
-            tokio::time::sleep(SLOW_WAIT).await;
-            "done"
+        axum::routing::get(move || {
+            counter.fetch_add(1, Ordering::Relaxed);
+            async {
+                tokio::time::sleep(SLOW_WAIT).await;
+                "done"
+            }
         }),
     );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, slow).await.unwrap() });
-    address
+    (address, arrived)
 }
 
 /// In a child process: how much this process's memory grows while `SLOW_REQUESTS` requests wait
 /// at once, either in the `test-trap` plugin's outbound fetch through a host (`host`) or in a
 /// native axum route proxying the same fetch (`native`). Prints the growth in MiB.
 async fn memory_probe(side: &str) {
-    let slow = serve_slow().await;
+    let (slow, arrived) = serve_slow().await;
     let slow_url = format!("http://{slow}/slow");
     let (url, _dirs) = if side == "host" {
         let embedded = Backend { label: "SQLite + in-process cache", database_url: None, redis_url: None };
@@ -340,18 +347,22 @@ async fn memory_probe(side: &str) {
             })
         })
         .collect();
-    // Sampled while every request waits on the slow server, before the first can be answered.
+    // Sampled until every request waits on the slow server, and a little longer.
     let mut peak = before;
-    let sampled_until = Instant::now() + SLOW_WAIT * 3 / 4;
-    while Instant::now() < sampled_until {
+    let started = Instant::now();
+    while arrived.load(Ordering::Relaxed) < SLOW_REQUESTS + 1 {
+        let waiting = arrived.load(Ordering::Relaxed) - 1;
+        assert!(started.elapsed() < SLOW_WAIT, "only {waiting} of {SLOW_REQUESTS} requests were waiting at once");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        peak = peak.max(resident_mib());
+    }
+    for _ in 0..5 {
         tokio::time::sleep(Duration::from_millis(50)).await;
         peak = peak.max(resident_mib());
     }
-    let started = Instant::now();
     for request in requests {
         request.await.unwrap();
     }
-    assert!(started.elapsed() < SLOW_WAIT, "the requests were not all waiting at once");
     println!("{}", peak - before);
 }
 
