@@ -387,6 +387,16 @@ impl TestApp {
         (user, body["token"].as_str().unwrap().to_owned())
     }
 
+    /// `GET path`, with `token` as bearer token if given.
+    pub async fn get_as(&self, path: &str, token: Option<&str>) -> reqwest::Response {
+        let request = self.client.get(self.url(path));
+        let request = match token {
+            Some(token) => request.bearer_auth(token),
+            None => request,
+        };
+        request.send().await.expect("request failed")
+    }
+
     /// A request with a bearer token.
     pub fn request_as(&self, method: reqwest::Method, path: &str, token: &str) -> reqwest::RequestBuilder {
         self.client.request(method, self.url(path)).bearer_auth(token)

@@ -18,12 +18,7 @@ async fn spawn() -> TestApp {
 /// What `test-trap` got fetching `url`, as `token`'s user if given.
 async fn fetch(app: &TestApp, token: Option<&str>, url: &str) -> Value {
     let path = format!("/api/trap/fetch?url={}", urlencode(url));
-    let request = app.client.get(app.url(&path));
-    let request = match token {
-        Some(token) => request.bearer_auth(token),
-        None => request,
-    };
-    let response = request.send().await.unwrap();
+    let response = app.get_as(&path, token).await;
     assert_eq!(response.status(), 200);
     response.json().await.unwrap()
 }

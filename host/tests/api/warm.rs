@@ -25,12 +25,7 @@ async fn spawn_default() -> TestApp {
 /// What `GET /api/warm/count` answers: how many requests its instance has served, whom it served
 /// first and whom it serves now (user ids; `null` for anonymous).
 async fn count(app: &TestApp, token: Option<&str>) -> Value {
-    let request = app.client.get(app.url("/api/warm/count"));
-    let request = match token {
-        Some(token) => request.bearer_auth(token),
-        None => request,
-    };
-    let response = request.send().await.unwrap();
+    let response = app.get_as("/api/warm/count", token).await;
     assert_eq!(response.status(), 200);
     response.json().await.unwrap()
 }
