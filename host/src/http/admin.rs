@@ -1,7 +1,8 @@
 //! `/admin`: operating the plugin set of this host. Open to users with the `admin` permission and,
 //! if the operator opts in with `AUTOFLOW_ADMIN_TOKEN`, to that static bearer token.
 //!
-//! - `GET /admin/plugins` — every plugin: build, routes, status and the last failed reload.
+//! - `GET /admin/plugins` — every plugin: build, routes with their access, granted capabilities,
+//!   limits, status and the last failed reload.
 //! - `GET /admin/plugins/{name}` — one of them.
 //! - `POST /admin/plugins/{name}/reload` — reload it from the plugins directory now.
 //! - `PUT /admin/plugins/{name}` — upload a build (`multipart/form-data` with parts `manifest` and
@@ -9,6 +10,8 @@
 //! - `DELETE /admin/plugins/{name}` — delete an uploaded build everywhere.
 //! - `GET /admin/stats` — how this host's records reads were served and how many cache
 //!   operations degraded because Redis was unreachable.
+
+use std::collections::BTreeMap;
 
 use axum::extract::multipart::{Multipart, MultipartRejection};
 use axum::extract::{DefaultBodyLimit, Path, Request, State};
@@ -25,7 +28,7 @@ use serde::Serialize;
 use super::{ApiError, AppState};
 use crate::plugins::{InstallError, LoadedPlugin, ReloadFailure, ReloadOutcome};
 use crate::services::records::RecordStats;
-use crate::spec::PluginName;
+use crate::spec::{Access, Capabilities, CollectionScope, PluginKind, PluginLimits, PluginName, RouteSpec};
 
 /// The permission that opens the admin API.
 pub const ADMIN_PERMISSION: &str = "admin";
@@ -97,11 +100,19 @@ struct PluginView {
     /// build of it serves.
     status: &'static str,
     version: Option<String>,
+    /// `feature` or `task`.
+    kind: Option<&'static str>,
+    description: Option<String>,
     content_hash: Option<String>,
     loaded_at: Option<DateTime<Utc>>,
     /// `compiled` or `cached` (read from the precompiled-artifact cache).
     artifact: Option<&'static str>,
     routes: Vec<RouteView>,
+    /// The task names it handles.
+    tasks: Vec<String>,
+    /// What its manifest grants, as the manifest says it.
+    capabilities: Option<CapabilitiesView>,
+    limits: Option<LimitsView>,
     last_error: Option<ErrorView>,
 }
 
@@ -109,6 +120,72 @@ struct PluginView {
 struct RouteView {
     method: String,
     path: String,
+    /// `public`, `signed-in`, `internal`, or `any-of` the permissions listed.
+    access: &'static str,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    permissions: Vec<String>,
+}
+
+impl RouteView {
+    fn new(route: &RouteSpec) -> Self {
+        let (access, permissions) = match &route.access {
+            Access::Public => ("public", Vec::new()),
+            Access::Authenticated => ("signed-in", Vec::new()),
+            Access::AnyOf(permissions) => ("any-of", permissions.clone()),
+            Access::Internal => ("internal", Vec::new()),
+        };
+        Self { method: route.method.clone(), path: route.path.clone(), access, permissions }
+    }
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct CapabilitiesView {
+    outbound_hosts: Vec<String>,
+    identity: bool,
+    cache: bool,
+    crypto: bool,
+    /// Collection → `shared` or `user`.
+    records: BTreeMap<String, &'static str>,
+    queue: Vec<String>,
+}
+
+impl From<&Capabilities> for CapabilitiesView {
+    fn from(granted: &Capabilities) -> Self {
+        let scope = |scope: &CollectionScope| match scope {
+            CollectionScope::Shared => "shared",
+            CollectionScope::User => "user",
+        };
+        Self {
+            outbound_hosts: granted.outbound_hosts.clone(),
+            identity: granted.identity,
+            cache: granted.cache,
+            crypto: granted.crypto,
+            records: granted.records.iter().map(|(name, s)| (name.clone(), scope(s))).collect(),
+            queue: granted.queue.clone(),
+        }
+    }
+}
+
+/// The limits its calls run under (its manifest's, within the host's ceilings).
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct LimitsView {
+    memory_mb: usize,
+    timeout_ms: u128,
+    max_concurrency: u32,
+    reuse: u32,
+}
+
+impl From<&PluginLimits> for LimitsView {
+    fn from(limits: &PluginLimits) -> Self {
+        Self {
+            memory_mb: limits.memory_bytes / (1024 * 1024),
+            timeout_ms: limits.timeout.as_millis(),
+            max_concurrency: limits.max_concurrency,
+            reuse: limits.reuse,
+        }
+    }
 }
 
 #[derive(Debug, Serialize)]
@@ -128,14 +205,18 @@ impl PluginView {
             name: name.to_owned(),
             status,
             version: serving.map(|p| p.manifest.version.clone()),
+            kind: serving.map(|p| match p.manifest.kind {
+                PluginKind::Feature => "feature",
+                PluginKind::Task => "task",
+            }),
+            description: serving.and_then(|p| p.manifest.description.clone()),
             content_hash: serving.map(|p| p.content_hash.clone()),
             loaded_at: serving.map(|p| p.loaded_at),
             artifact: serving.map(|p| p.artifact.as_str()),
-            routes: serving
-                .map(|p| p.manifest.routes.iter().map(|r| RouteView { method: r.method.clone(), path: r.path.clone() }))
-                .into_iter()
-                .flatten()
-                .collect(),
+            routes: serving.map(|p| p.manifest.routes.iter().map(RouteView::new).collect()).unwrap_or_default(),
+            tasks: serving.map(|p| p.manifest.tasks.iter().map(|t| t.name.clone()).collect()).unwrap_or_default(),
+            capabilities: serving.map(|p| CapabilitiesView::from(&p.manifest.capabilities)),
+            limits: serving.map(|p| LimitsView::from(&p.limits)),
             last_error: failure.map(|f| ErrorView { message: f.message, at: f.at }),
         }
     }

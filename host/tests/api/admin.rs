@@ -3,7 +3,7 @@
 use reqwest::Method;
 use serde_json::Value;
 
-use crate::helpers::spawn_app;
+use crate::helpers::{spawn_app, spawn_app_with};
 
 #[tokio::test]
 async fn a_missing_or_wrong_token_is_a_401_with_www_authenticate() {
@@ -36,9 +36,36 @@ async fn the_listing_shows_each_plugins_build_routes_and_status() {
     assert_eq!(hello["status"], "serving");
     assert_eq!(hello["version"], "0.1.0");
     assert_eq!(hello["contentHash"].as_str().unwrap().len(), 64);
-    assert_eq!(hello["routes"][0], serde_json::json!({ "method": "GET", "path": "/api/hello/{name}" }));
+    assert_eq!(hello["kind"], "feature");
+    assert_eq!(
+        hello["routes"][0],
+        serde_json::json!({ "method": "GET", "path": "/api/hello/{name}", "access": "public" })
+    );
     assert_eq!(hello["lastError"], Value::Null);
     assert!(hello["loadedAt"].as_str().is_some());
+}
+
+#[tokio::test]
+async fn the_listing_shows_what_each_plugin_is_granted_and_the_limits_it_runs_under() {
+    let app = spawn_app_with(&["hello", "users", "notes"]).await;
+
+    let body: Value = app.admin(Method::GET, "/admin/plugins").send().await.unwrap().json().await.unwrap();
+
+    let plugin = |name: &str| body["items"].as_array().unwrap().iter().find(|p| p["name"] == name).unwrap().clone();
+    let users = plugin("users");
+    let listing =
+        users["routes"].as_array().unwrap().iter().find(|r| r["method"] == "GET" && r["path"] == "/api/users");
+    assert_eq!(listing.unwrap()["access"], "any-of");
+    assert_eq!(listing.unwrap()["permissions"], serde_json::json!(["admin", "read:users"]));
+    assert_eq!(users["capabilities"]["identity"], true);
+    assert_eq!(users["capabilities"]["queue"], serde_json::json!(["send-email"]));
+    assert_eq!(users["capabilities"]["crypto"], false);
+    let notes = plugin("notes");
+    assert!(notes["capabilities"]["records"].as_object().is_some_and(|records| !records.is_empty()), "{notes}");
+    let limits = &plugin("hello")["limits"];
+    assert!(limits["memoryMb"].as_u64().unwrap() > 0, "{limits}");
+    assert!(limits["timeoutMs"].as_u64().unwrap() > 0, "{limits}");
+    assert_eq!(limits["reuse"], 1);
 }
 
 #[tokio::test]
