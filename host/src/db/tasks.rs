@@ -62,6 +62,8 @@ pub struct TaskFilter {
     pub schedule_name: Option<String>,
     /// Only this user's tasks; `None` shows everyone's.
     pub user_id: Option<String>,
+    /// Newest first (pages continue with older tasks) instead of oldest first.
+    pub newest_first: bool,
 }
 
 /// Times a batch with unique keys is tried while the tasks holding its keys finish under it.
@@ -174,12 +176,23 @@ macro_rules! columns {
 }
 
 const BY_ID: &str = concat!("SELECT ", columns!(), " FROM tasks WHERE id = $1");
-const PAGE: &str = concat!(
+/// The filters of a page of tasks, after the cursor `$1`.
+macro_rules! page_filters {
+    () => {
+        "(CAST($2 AS TEXT) IS NULL OR status = $2) AND (CAST($3 AS TEXT) IS NULL OR name = $3) \
+         AND (CAST($4 AS TEXT) IS NULL OR correlation_id = $4) AND (CAST($5 AS TEXT) IS NULL OR user_id = $5) \
+         AND (CAST($7 AS TEXT) IS NULL OR schedule_name = $7)"
+    };
+}
+const PAGE: &str =
+    concat!("SELECT ", columns!(), " FROM tasks WHERE id > $1 AND ", page_filters!(), " ORDER BY id LIMIT $6");
+/// Newest first: ids are UUIDv7, ordered by creation; an empty cursor starts at the newest.
+const PAGE_NEWEST: &str = concat!(
     "SELECT ",
     columns!(),
-    " FROM tasks WHERE id > $1 AND (CAST($2 AS TEXT) IS NULL OR status = $2) AND (CAST($3 AS TEXT) IS NULL OR name = $3) \
-     AND (CAST($4 AS TEXT) IS NULL OR correlation_id = $4) AND (CAST($5 AS TEXT) IS NULL OR user_id = $5) \
-     AND (CAST($7 AS TEXT) IS NULL OR schedule_name = $7) ORDER BY id LIMIT $6"
+    " FROM tasks WHERE ($1 = '' OR id < $1) AND ",
+    page_filters!(),
+    " ORDER BY id DESC LIMIT $6"
 );
 
 /// Stores a batch of tasks given as one array per column.
@@ -401,6 +414,14 @@ const RELEASE_TASKS: &str = "UPDATE tasks SET status = 'pending', run_at = $2, l
 const OLDEST_DUE: &str = "SELECT priority, MIN(run_at), COUNT(*) FROM tasks \
      WHERE status IN ('pending', 'retrying') AND run_at <= $1 GROUP BY priority ORDER BY priority";
 const COUNT_BY_STATUS: &str = "SELECT COUNT(*) FROM tasks WHERE status = $1";
+/// Per minute since `$1` (minutes since the Unix epoch): the tasks that finished completed and
+/// dead, read through the index over finish times.
+const THROUGHPUT_POSTGRES: &str = "SELECT (floor(extract(epoch FROM finished_at) / 60))::int8 AS minute, \
+     COUNT(*) FILTER (WHERE status = 'completed'), COUNT(*) FILTER (WHERE status = 'dead') \
+     FROM tasks WHERE finished_at >= $1 GROUP BY minute ORDER BY minute";
+const THROUGHPUT_SQLITE: &str = "SELECT CAST(strftime('%s', finished_at) AS INTEGER) / 60 AS minute, \
+     SUM(status = 'completed'), SUM(status = 'dead') \
+     FROM tasks WHERE finished_at >= $1 GROUP BY minute ORDER BY minute";
 /// Removes up to `$2` of the tasks that finished before `$1` (their attempts go with them), oldest first.
 const DELETE_FINISHED: &str = "DELETE FROM tasks WHERE id IN \
      (SELECT id FROM tasks WHERE finished_at < $1 ORDER BY finished_at LIMIT $2)";
@@ -637,7 +658,7 @@ impl Database {
 
     /// Up to `limit` tasks matching `filter` with ids after `after`, in id (creation) order.
     pub async fn tasks_page(&self, filter: &TaskFilter, after: &str, limit: u32) -> Result<Vec<TaskRow>, DbError> {
-        let sql = PAGE;
+        let sql = if filter.newest_first { PAGE_NEWEST } else { PAGE };
         Ok(on_pool!(self, pool => sqlx::query_as(sql)
             .bind(after)
             .bind(filter.status)
@@ -852,6 +873,15 @@ impl Database {
     pub async fn oldest_due(&self, now: DateTime<Utc>) -> Result<Vec<(i16, DateTime<Utc>, i64)>, DbError> {
         let sql = OLDEST_DUE;
         Ok(on_pool!(self, pool => sqlx::query_as(sql).bind(now).fetch_all(pool).await)?)
+    }
+
+    /// Per minute since `since`, oldest first: the minute (since the Unix epoch), how many tasks
+    /// completed in it and how many died. Minutes when none finished are left out.
+    pub async fn task_throughput(&self, since: DateTime<Utc>) -> Result<Vec<(i64, i64, i64)>, DbError> {
+        Ok(match self {
+            Database::Postgres(pool) => sqlx::query_as(THROUGHPUT_POSTGRES).bind(since).fetch_all(pool).await?,
+            Database::Sqlite(pool) => sqlx::query_as(THROUGHPUT_SQLITE).bind(since).fetch_all(pool).await?,
+        })
     }
 
     /// Makes dead task `id` pending again with `attempts` more attempts; `None` if it is not dead.

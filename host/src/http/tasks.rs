@@ -6,13 +6,17 @@
 //!   unique key held by a waiting or running task of that name: `200` with that task instead
 //! - `POST /api/tasks/batch` `{"tasks": [<as above>, …]}` (1-1000) → `201` `{"items": [<task>, …]}`
 //!   in order; all or none: a refused task fails the batch with `400` naming `tasks[i]`
-//! - `GET /api/tasks?status=&name=&correlationId=&schedule=&limit=&cursor=`
+//! - `GET /api/tasks?status=&name=&correlationId=&schedule=&user=&order=&limit=&cursor=` (`user`:
+//!   the id of the user who scheduled them, only `admin` may name another; `order`: `oldest`, the
+//!   default, or `newest` first)
 //! - `GET /api/tasks/{id}` → the task with every attempt (and its progress while it runs)
 //! - `POST /api/tasks/{id}/retry` → a dead task runs again (`409` otherwise)
 //! - `DELETE /api/tasks/{id}` → cancels a waiting task, or stops a running one where it runs
 //!   (the plugin is not asked) and records it `cancelled`, never retried; `409` once finished
 //! - `GET /api/tasks/stats` (`admin`) → counts by status and by name and status, and per
 //!   priority the waiting tasks due and the age of the oldest
+//! - `GET /api/tasks/throughput` (`admin`) → `{"minutes": [{"minute", "completed", "dead"}, …]}`:
+//!   the tasks that finished in each of the last 60 minutes, oldest first
 //! - `GET /api/tasks/paused`, `PUT`/`DELETE /api/tasks/paused/{name}` (`admin`) → the task names
 //!   workers do not claim; pausing lets running tasks finish, and holds across restarts and hosts
 
@@ -47,6 +51,7 @@ pub fn router() -> Router<AppState> {
         .route("/api/tasks", get(list).post(schedule).fallback(method_not_allowed(&["GET", "POST"])))
         .route("/api/tasks/batch", post(schedule_batch).fallback(method_not_allowed(&["POST"])))
         .route("/api/tasks/stats", get(stats).fallback(method_not_allowed(&["GET"])))
+        .route("/api/tasks/throughput", get(throughput).fallback(method_not_allowed(&["GET"])))
         .route("/api/tasks/paused", get(paused).fallback(method_not_allowed(&["GET"])))
         .route("/api/tasks/paused/{name}", put(pause).delete(resume).fallback(method_not_allowed(&["PUT", "DELETE"])))
         .route("/api/tasks/{id}", get(show).delete(cancel).fallback(method_not_allowed(&["GET", "DELETE"])))
@@ -93,6 +98,10 @@ struct ListQuery {
     name: Option<String>,
     correlation_id: Option<String>,
     schedule: Option<String>,
+    /// The user who scheduled them (admin only: everyone else sees their own tasks anyway).
+    user: Option<String>,
+    /// `oldest` (the default) or `newest` first.
+    order: Option<String>,
     limit: Option<u32>,
     cursor: Option<String>,
 }
@@ -226,12 +235,25 @@ async fn list(
             ApiError::invalid_field("status", format!("must be one of {}", names.join(", ")))
         })?),
     };
+    let newest_first = match query.order.as_deref() {
+        None | Some("oldest") => false,
+        Some("newest") => true,
+        Some(_) => return Err(ApiError::invalid_field("order", "must be `oldest` or `newest`".into())),
+    };
+    let user_id = if caller.has(ADMIN_PERMISSION) {
+        query.user
+    } else if query.user.as_ref().is_some_and(|user| *user != caller.user.id) {
+        return Err(ApiError::Forbidden("only `admin` may list the tasks of another user".into()));
+    } else {
+        Some(caller.user.id.clone())
+    };
     let filter = TaskFilter {
         status,
         name: query.name,
         correlation_id: query.correlation_id,
         schedule_name: query.schedule,
-        user_id: (!caller.has(ADMIN_PERMISSION)).then(|| caller.user.id.clone()),
+        user_id,
+        newest_first,
     };
     let rows = state
         .db
@@ -317,6 +339,30 @@ async fn stats(State(state): State<AppState>, caller: Caller) -> Result<Json<Val
         })
         .collect();
     Ok(Json(serde_json::json!({ "byStatus": by_status, "byName": by_name, "waiting": waiting })))
+}
+
+/// Minutes `GET /api/tasks/throughput` covers.
+const THROUGHPUT_MINUTES: i64 = 60;
+
+/// Tasks completed and dead per minute over the last hour, oldest first, every minute listed.
+async fn throughput(State(state): State<AppState>, caller: Caller) -> Result<Json<Value>, ApiError> {
+    caller.require(&[], "reading task throughput")?;
+    let now = Utc::now();
+    let current = now.timestamp().div_euclid(60);
+    let first = current - (THROUGHPUT_MINUTES - 1);
+    let since = DateTime::from_timestamp(first * 60, 0).unwrap_or(now);
+    let counted = state.db.task_throughput(since).await.map_err(ApiError::DatabaseUnavailable)?;
+    let minutes: Vec<Value> = (first..=current)
+        .map(|minute| {
+            let (completed, dead) = counted
+                .iter()
+                .find(|(at, ..)| *at == minute)
+                .map_or((0, 0), |(_, completed, dead)| (*completed, *dead));
+            let start = DateTime::from_timestamp(minute * 60, 0).unwrap_or(now);
+            serde_json::json!({ "minute": start, "completed": completed, "dead": dead })
+        })
+        .collect();
+    Ok(Json(serde_json::json!({ "minutes": minutes })))
 }
 
 async fn paused(State(state): State<AppState>, caller: Caller) -> Result<Json<Value>, ApiError> {

@@ -445,3 +445,72 @@ async fn error_shapes_name_the_schedule() {
     assert_eq!((status, body["code"].as_str()), (404, Some("not_found")), "{body}");
     assert!(body["message"].as_str().unwrap().contains("none"), "{body}");
 }
+
+#[tokio::test]
+async fn throughput_counts_the_tasks_that_completed_and_died_in_each_of_the_last_sixty_minutes() {
+    let app = spawn_app_with(&["test-tasks"]).await;
+    let (_, admin) = app.user_with_token("throughput-admin@example.com", &["admin"]).await;
+    let (_, user) = app.user_with_token("throughput-user@example.com", &["write:tasks"]).await;
+    let mut ids = Vec::new();
+    for body in [
+        json!({ "name": "echo", "payload": { "n": 1 } }),
+        json!({ "name": "echo", "payload": { "n": 2 } }),
+        json!({ "name": "echo", "payload": { "n": 3 } }),
+        json!({ "name": "fail", "payload": {}, "maxAttempts": 1 }),
+    ] {
+        let (status, task) = send(&app, Method::POST, "/api/tasks", &admin, Some(body)).await;
+        assert_eq!(status, 201, "{task}");
+        ids.push(task["id"].as_str().unwrap().to_owned());
+    }
+    for (id, wanted) in ids.iter().zip(["completed", "completed", "completed", "dead"]) {
+        status_becomes(&app, &admin, id, wanted, Duration::from_secs(20)).await;
+    }
+
+    let (status, body) = send(&app, Method::GET, "/api/tasks/throughput", &admin, None).await;
+
+    assert_eq!(status, 200, "{body}");
+    let minutes = body["minutes"].as_array().unwrap();
+    assert_eq!(minutes.len(), 60, "{body}");
+    let starts: Vec<DateTime<Utc>> = minutes.iter().map(|m| m["minute"].as_str().unwrap().parse().unwrap()).collect();
+    assert!(starts.windows(2).all(|pair| (pair[1] - pair[0]).num_seconds() == 60), "one row per minute: {starts:?}");
+    assert!(Utc::now() - *starts.last().unwrap() < chrono::Duration::seconds(61), "the last row is this minute");
+    let total = |field: &str| minutes.iter().map(|m| m[field].as_i64().unwrap()).sum::<i64>();
+    assert_eq!((total("completed"), total("dead")), (3, 1), "{body}");
+    let (status, refused) = send(&app, Method::GET, "/api/tasks/throughput", &user, None).await;
+    assert_eq!(status, 403, "{refused}");
+}
+
+#[tokio::test]
+async fn an_admin_lists_tasks_newest_first_and_by_the_user_who_scheduled_them() {
+    let app = spawn_app_with(&["test-tasks"]).await;
+    let (_, admin) = app.user_with_token("lister-admin@example.com", &["admin"]).await;
+    let (ann, ann_token) = app.user_with_token("lister-ann@example.com", &["write:tasks"]).await;
+    let (bob, bob_token) = app.user_with_token("lister-bob@example.com", &["write:tasks"]).await;
+    let mut ids = Vec::new();
+    for (n, token) in [(1, &ann_token), (2, &bob_token), (3, &ann_token)] {
+        let body = json!({ "name": "echo", "payload": { "n": n }, "delayMs": 60000 });
+        let (status, task) = send(&app, Method::POST, "/api/tasks", token, Some(body)).await;
+        assert_eq!(status, 201, "{task}");
+        ids.push(task["id"].as_str().unwrap().to_owned());
+    }
+    let ids_of = |page: &Value| -> Vec<String> {
+        page["items"].as_array().unwrap().iter().map(|t| t["id"].as_str().unwrap().to_owned()).collect()
+    };
+
+    let (_, first) = send(&app, Method::GET, "/api/tasks?order=newest&limit=2", &admin, None).await;
+    assert_eq!(ids_of(&first), [ids[2].clone(), ids[1].clone()], "{first}");
+    let cursor = first["nextCursor"].as_str().unwrap();
+    let (_, rest) =
+        send(&app, Method::GET, &format!("/api/tasks?order=newest&limit=2&cursor={cursor}"), &admin, None).await;
+    assert_eq!(ids_of(&rest), [ids[0].clone()], "{rest}");
+    assert_eq!(rest["nextCursor"], Value::Null);
+
+    let (_, anns) = send(&app, Method::GET, &format!("/api/tasks?user={}", ann.id), &admin, None).await;
+    assert_eq!(ids_of(&anns), [ids[0].clone(), ids[2].clone()], "{anns}");
+    let (status, refused) = send(&app, Method::GET, &format!("/api/tasks?user={}", bob.id), &ann_token, None).await;
+    assert_eq!(status, 403, "{refused}");
+    let (status, own) = send(&app, Method::GET, &format!("/api/tasks?user={}", ann.id), &ann_token, None).await;
+    assert_eq!((status, ids_of(&own)), (200, vec![ids[0].clone(), ids[2].clone()]), "{own}");
+    let (status, bad) = send(&app, Method::GET, "/api/tasks?order=sideways", &admin, None).await;
+    assert_eq!(status, 400, "{bad}");
+}
