@@ -28,6 +28,7 @@ pub const RESERVED_PREFIXES: &[&str] = &[
     "/openapi.json",
     "/api/tasks",
     "/api/schedules",
+    "/console",
 ];
 
 /// Methods a route may declare.

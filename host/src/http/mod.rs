@@ -2,8 +2,10 @@
 //! middleware stack (request id → trace → propagate request id).
 
 mod admin;
+mod assets;
 mod auth;
 mod authn;
+mod console;
 mod dispatch;
 mod error;
 mod health;
@@ -102,6 +104,7 @@ pub fn router(state: AppState) -> Router {
         .route("/auth/logout", post(auth::logout).fallback(method_not_allowed(&["POST"])))
         .route("/auth/me", get(auth::me).fallback(method_not_allowed(&["GET"])))
         .nest("/admin", admin::router(state.clone()))
+        .merge(console::router())
         .merge(tasks::router())
         .merge(schedules::router())
         .fallback(dispatch::dispatch)

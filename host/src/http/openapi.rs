@@ -8,41 +8,32 @@ use std::sync::OnceLock;
 
 use axum::Json;
 use axum::extract::State;
-use axum::http::header::{CACHE_CONTROL, CONTENT_SECURITY_POLICY, CONTENT_TYPE};
-use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value, json};
 
 use super::AppState;
+use super::assets::Asset;
 use crate::plugins::Registry;
 use crate::spec::{Access, Manifest, RouteSpec};
 
 /// The rendered page: markup, script and style, served from the binary.
-const PAGE: &str = include_str!("openapi/page.html");
-const SCRIPT: &str = include_str!("openapi/page.js");
-const STYLE: &str = include_str!("openapi/page.css");
-/// The page loads only its own script and style, and reads only the document.
-const PAGE_POLICY: &str = "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; \
-     img-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
+const PAGE: Asset = Asset::Html(include_str!("openapi/page.html"));
+const SCRIPT: Asset = Asset::Script(include_str!("openapi/page.js"));
+const STYLE: Asset = Asset::Style(include_str!("openapi/page.css"));
 
 pub async fn document(State(state): State<AppState>) -> Json<Value> {
     Json(build(&state.plugins.registry()))
 }
 
-pub async fn page() -> Response {
-    asset("text/html; charset=utf-8", PAGE)
+pub async fn page() -> Asset {
+    PAGE
 }
 
-pub async fn script() -> Response {
-    asset("text/javascript; charset=utf-8", SCRIPT)
+pub async fn script() -> Asset {
+    SCRIPT
 }
 
-pub async fn style() -> Response {
-    asset("text/css; charset=utf-8", STYLE)
-}
-
-fn asset(content_type: &'static str, body: &'static str) -> Response {
-    let headers = [(CONTENT_TYPE, content_type), (CONTENT_SECURITY_POLICY, PAGE_POLICY), (CACHE_CONTROL, "no-cache")];
-    (headers, body).into_response()
+pub async fn style() -> Asset {
+    STYLE
 }
 
 /// Who may call a host endpoint.
@@ -124,6 +115,7 @@ const HOST_OPERATIONS: &[HostOperation] = &[
         201,
     ),
     op("get", "/api/tasks/stats", "tasks", "Counts by status and name; queue depth per priority", Admin),
+    op("get", "/api/tasks/throughput", "tasks", "Tasks completed and dead per minute, last hour", Admin),
     op("get", "/api/tasks/paused", "tasks", "Task names workers do not claim", Admin),
     op("put", "/api/tasks/paused/{name}", "tasks", "Pause a task name on every host", Admin),
     op("delete", "/api/tasks/paused/{name}", "tasks", "Resume a task name", Admin),
