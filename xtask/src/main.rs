@@ -4,6 +4,7 @@
 //! formatting and clippy in both workspaces and builds every bench, `bench` runs the benches and
 //! writes `bench/report.md`.
 
+mod browser;
 mod python;
 
 use std::path::PathBuf;
@@ -98,6 +99,11 @@ fn repo_root() -> PathBuf {
     manifest_dir.parent().expect("xtask lives one level below the repository root").to_owned()
 }
 
+/// Where cargo puts build output for this checkout.
+fn target_dir(root: &std::path::Path) -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from)
+}
+
 fn cargo() -> Command {
     Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
 }
@@ -131,6 +137,7 @@ fn test() -> Result<()> {
     }
     plugins::build_all(&root, false)?;
     let python = python::test_python(&root)?;
+    let browser = browser::test_browser(&root, under_ci())?;
 
     eprintln!("xtask: running the SDK's unit tests");
     let mut sdk = cargo();
@@ -141,6 +148,7 @@ fn test() -> Result<()> {
     let mut embedded = cargo();
     embedded.current_dir(&root).args(["test", "--workspace"]).env_remove("DATABASE_URL").env_remove("REDIS_URL");
     embedded.env("AUTOFLOW_TEST_PASS", "embedded").env("AUTOFLOW_TEST_PYTHON", &python);
+    browser.set_env(&mut embedded);
     status(&mut embedded, "tests on the embedded backend")?;
 
     if database.is_none() {
@@ -151,6 +159,7 @@ fn test() -> Result<()> {
     let mut postgres = cargo();
     postgres.current_dir(&root).args(["test", "--package", "autoflow-host", "--test", "api"]);
     postgres.env("AUTOFLOW_TEST_PASS", "production").env("AUTOFLOW_TEST_PYTHON", &python);
+    browser.set_env(&mut postgres);
     status(&mut postgres, "tests on PostgreSQL")
 }
 

@@ -6,7 +6,7 @@ use std::process::Command;
 
 use anyhow::{Context, Result};
 
-use crate::status;
+use crate::{status, target_dir};
 
 /// The virtualenv's interpreter with every requirement installed; reinstalls only when the
 /// requirements file changed since the last install.
@@ -30,9 +30,4 @@ pub fn test_python(root: &Path) -> Result<PathBuf> {
     status(Command::new(&python).args(install).arg(&requirements), "installing xtask/test-requirements.txt with pip")?;
     std::fs::write(&stamp, wanted).with_context(|| format!("cannot write {}", stamp.display()))?;
     Ok(python)
-}
-
-/// Where cargo puts build output for this checkout.
-fn target_dir(root: &Path) -> PathBuf {
-    std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from)
 }

@@ -65,6 +65,31 @@ pub fn needs_python() -> Option<std::path::PathBuf> {
     python.map(Into::into)
 }
 
+/// The browser tools (`host/tests/console/package.json` and Debian's Chromium), which `cargo xtask
+/// test` installs and names in `AUTOFLOW_TEST_NODE_MODULES` and `AUTOFLOW_TEST_CHROMIUM`.
+/// Without them a test says it skipped, but under `CI=true` it fails.
+pub struct BrowserTools {
+    pub node_modules: PathBuf,
+    pub chromium: PathBuf,
+}
+
+pub fn needs_browser() -> Option<BrowserTools> {
+    let path = |name| std::env::var_os(name).filter(|path| !path.is_empty()).map(PathBuf::from);
+    let tools = path("AUTOFLOW_TEST_NODE_MODULES")
+        .zip(path("AUTOFLOW_TEST_CHROMIUM"))
+        .map(|(node_modules, chromium)| BrowserTools { node_modules, chromium });
+    if tools.is_none() {
+        let ci = std::env::var("CI").is_ok_and(|ci| !ci.is_empty() && ci != "false" && ci != "0");
+        assert!(
+            !ci,
+            "AUTOFLOW_TEST_NODE_MODULES and AUTOFLOW_TEST_CHROMIUM are not set: under CI=true run the tests through \
+             `cargo xtask test`"
+        );
+        eprintln!("skipped: needs the browser tools (run the tests through `cargo xtask test`)");
+    }
+    tools
+}
+
 fn postgres_url() -> Option<String> {
     std::env::var("DATABASE_URL").ok().filter(|u| !u.is_empty())
 }

@@ -10,6 +10,7 @@ mod backends;
 mod cache;
 mod cli;
 mod config;
+mod console;
 mod database;
 mod faults;
 mod health;
