@@ -57,6 +57,8 @@ async fn an_admin_runs_the_host_from_the_console() {
     let (admin, second) = ("console-admin@example.com", "console-second@example.com");
     app.create_user(admin, &["admin"]).await;
     app.create_user(second, &["admin"]).await;
+    let plain = "console-user@example.com";
+    app.create_user(plain, &[]).await;
     let upload = tempfile::TempDir::new().unwrap();
     let (manifest, component) = built_files("test-hello-v2", "hello");
     std::fs::write(upload.path().join("plugin.toml"), manifest).unwrap();
@@ -69,6 +71,7 @@ async fn an_admin_runs_the_host_from_the_console() {
         .env("AUTOFLOW_CONSOLE_URL", app.url("").trim_end_matches('/'))
         .env("AUTOFLOW_CONSOLE_ADMIN", admin)
         .env("AUTOFLOW_CONSOLE_SECOND", second)
+        .env("AUTOFLOW_CONSOLE_USER", plain)
         .env("AUTOFLOW_CONSOLE_PASSWORD", PASSWORD)
         .env("AUTOFLOW_CONSOLE_MANIFEST", upload.path().join("plugin.toml"))
         .env("AUTOFLOW_CONSOLE_COMPONENT", upload.path().join("plugin.wasm"))

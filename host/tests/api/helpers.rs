@@ -41,11 +41,16 @@ pub fn needs_postgres() -> Option<String> {
     postgres_url().or_else(|| skip_or_fail("DATABASE_URL"))
 }
 
+/// Whether the suite runs under CI (`CI` set to anything but empty, `false` or `0`), where a
+/// missing service or tool fails a test instead of skipping it.
+fn under_ci() -> bool {
+    std::env::var("CI").is_ok_and(|ci| !ci.is_empty() && ci != "false" && ci != "0")
+}
+
 fn skip_or_fail<T>(service: &str) -> Option<T> {
     let embedded_pass = std::env::var("AUTOFLOW_TEST_PASS").is_ok_and(|pass| pass == "embedded");
-    let ci = std::env::var("CI").is_ok_and(|ci| !ci.is_empty() && ci != "false" && ci != "0");
     assert!(
-        embedded_pass || !ci,
+        embedded_pass || !under_ci(),
         "{service} is not set: under CI=true a test never skips because a service is missing"
     );
     eprintln!("skipped: needs {service} (runs in the PostgreSQL + Redis pass)");
@@ -58,8 +63,7 @@ fn skip_or_fail<T>(service: &str) -> Option<T> {
 pub fn needs_python() -> Option<std::path::PathBuf> {
     let python = std::env::var_os("AUTOFLOW_TEST_PYTHON").filter(|path| !path.is_empty());
     if python.is_none() {
-        let ci = std::env::var("CI").is_ok_and(|ci| !ci.is_empty() && ci != "false" && ci != "0");
-        assert!(!ci, "AUTOFLOW_TEST_PYTHON is not set: under CI=true run the tests through `cargo xtask test`");
+        assert!(!under_ci(), "AUTOFLOW_TEST_PYTHON is not set: under CI=true run the tests through `cargo xtask test`");
         eprintln!("skipped: needs AUTOFLOW_TEST_PYTHON (run the tests through `cargo xtask test`)");
     }
     python.map(Into::into)
@@ -79,9 +83,8 @@ pub fn needs_browser() -> Option<BrowserTools> {
         .zip(path("AUTOFLOW_TEST_CHROMIUM"))
         .map(|(node_modules, chromium)| BrowserTools { node_modules, chromium });
     if tools.is_none() {
-        let ci = std::env::var("CI").is_ok_and(|ci| !ci.is_empty() && ci != "false" && ci != "0");
         assert!(
-            !ci,
+            !under_ci(),
             "AUTOFLOW_TEST_NODE_MODULES and AUTOFLOW_TEST_CHROMIUM are not set: under CI=true run the tests through \
              `cargo xtask test`"
         );

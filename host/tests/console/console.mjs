@@ -1,7 +1,8 @@
 // The web console in a real browser: Debian's Chromium, driven by playwright-core, against a host
 // the Rust test `console::an_admin_runs_the_host_from_the_console` started. Every step is what an
 // admin does and sees; a step that does not happen in time fails the run with its name.
-// Env: AUTOFLOW_CONSOLE_URL, AUTOFLOW_CONSOLE_ADMIN, AUTOFLOW_CONSOLE_SECOND, AUTOFLOW_CONSOLE_PASSWORD,
+// Env: AUTOFLOW_CONSOLE_URL, AUTOFLOW_CONSOLE_ADMIN, AUTOFLOW_CONSOLE_SECOND (admins),
+// AUTOFLOW_CONSOLE_USER (no permissions), AUTOFLOW_CONSOLE_PASSWORD (theirs),
 // AUTOFLOW_CONSOLE_MANIFEST, AUTOFLOW_CONSOLE_COMPONENT (a build to upload as `hello`),
 // AUTOFLOW_CONSOLE_SCREENSHOTS (a directory), AUTOFLOW_TEST_CHROMIUM, AUTOFLOW_TEST_NODE_MODULES.
 
@@ -79,13 +80,17 @@ async function shot(page, name) {
   await page.screenshot({ path: path.join(screenshots, name + ".png"), fullPage: true });
 }
 
-/** Schedules a task from the signed-in page, as the console's own script would call the API. */
+/** POSTs `body` to `path` from the signed-in page, as the console's own script calls the API. */
+async function create(page, path, body) {
+  return page.evaluate(async ([path, body]) => {
+    const response = await fetch(path, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
+    if (response.status !== 201) throw new Error(`POST ${path} answered ${response.status}: ${await response.text()}`);
+    return response.json();
+  }, [path, body]);
+}
+
 async function schedule(page, task) {
-  return page.evaluate(async (body) => {
-    const response = await fetch("/api/tasks", { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
-    if (response.status !== 201) throw new Error(`scheduling answered ${response.status}: ${await response.text()}`);
-    return (await response.json()).id;
-  }, task);
+  return (await create(page, "/api/tasks", task)).id;
 }
 
 const admin = await openPage("admin");
@@ -141,6 +146,30 @@ try {
     await task.locator("tbody tr").nth(1).waitFor(WAIT);
   });
 
+  await step("a waiting task is cancelled after a confirmation", async () => {
+    const id = await schedule(admin, { name: "echo", payload: {}, delayMs: 600_000 });
+    await admin.goto(`${base}/console#/tasks/${id}`);
+    const task = admin.locator(`article[data-task="${id}"]`);
+    await task.getByRole("button", { name: "Cancel" }).click();
+    // Dismissing the confirmation changes nothing; confirming cancels.
+    await admin.getByRole("dialog").getByRole("button", { name: "Cancel" }).click();
+    assert.equal(await task.getAttribute("data-status"), "pending");
+    await task.getByRole("button", { name: "Cancel" }).click();
+    await admin.getByRole("dialog").getByRole("button", { name: "Confirm" }).click();
+    await task.and(admin.locator('[data-status="cancelled"]')).waitFor(WAIT);
+  });
+
+  await step("a schedule shows its next run and is paused and resumed", async () => {
+    await create(admin, "/api/schedules", { name: "console-nightly", task: "echo", cron: "0 3 * * *", payload: {} });
+    await admin.getByRole("link", { name: "Tasks", exact: true }).click();
+    const row = admin.locator('tr[data-schedule="console-nightly"]');
+    await row.locator("time").waitFor(WAIT);
+    await row.getByRole("button", { name: "Pause" }).click();
+    await row.getByText("paused").waitFor(WAIT);
+    await row.getByRole("button", { name: "Resume" }).click();
+    await row.locator("time").first().waitFor(WAIT);
+  });
+
   await step("the hour's throughput chart counts the task that completed", async () => {
     await admin.getByRole("link", { name: "Tasks", exact: true }).click();
     await admin.locator(".throughput figcaption").getByText(/Last hour: 1 completed/).waitFor(WAIT);
@@ -172,6 +201,24 @@ try {
   await step("signing out shows the sign-in form again", async () => {
     await admin.getByRole("button", { name: "Sign out" }).click();
     await admin.getByRole("heading", { name: "Sign in" }).waitFor(WAIT);
+  });
+
+  await step("signing in works from the keyboard alone", async () => {
+    await admin.keyboard.type(env("AUTOFLOW_CONSOLE_ADMIN"));
+    await admin.keyboard.press("Tab");
+    await admin.keyboard.type(password);
+    await admin.keyboard.press("Enter");
+    await admin.getByRole("heading", { name: "Plugins", level: 1 }).waitFor(WAIT);
+  });
+
+  await step("a user without the admin permission is told the console is not for them", async () => {
+    const user = await openPage("user");
+    await user.goto(base + "/console");
+    await user.getByLabel("Email").fill(env("AUTOFLOW_CONSOLE_USER"));
+    await user.getByLabel("Password").fill(password);
+    await user.getByRole("button", { name: "Sign in" }).click();
+    await user.getByRole("heading", { name: "Not allowed" }).waitFor(WAIT);
+    assert.equal(await user.locator("tr[data-plugin]").count(), 0);
   });
 
   assert.deepEqual(problems, [], "the pages reported errors or reached beyond the host");
