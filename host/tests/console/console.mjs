@@ -170,6 +170,20 @@ try {
     await row.locator("time").first().waitFor(WAIT);
   });
 
+  await step("a page of another site cannot use the admin's session to write", async () => {
+    // The same server under another name is another site to the browser. Its page posts the kind
+    // of request a form could send, with the admin's cookie if the browser would attach it.
+    const attacker = await admin.context().newPage();
+    await attacker.goto(base.replace("127.0.0.1", "localhost") + "/console/icon.svg");
+    await attacker.evaluate(async (target) => {
+      await fetch(target + "/api/schedules/console-nightly/pause", { method: "POST", mode: "no-cors", credentials: "include" })
+        .catch(() => {});
+    }, base);
+    await attacker.close();
+    const schedule = await admin.evaluate(async () => (await fetch("/api/schedules/console-nightly")).json());
+    assert.equal(schedule.paused, false, "the cross-site request paused the schedule");
+  });
+
   await step("the hour's throughput chart counts the task that completed", async () => {
     await admin.getByRole("link", { name: "Tasks", exact: true }).click();
     await admin.locator(".throughput figcaption").getByText(/Last hour: 1 completed/).waitFor(WAIT);
