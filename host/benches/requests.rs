@@ -9,7 +9,9 @@
 //! so both sides pay for it alike. Then start-up to the first served request with ten plugins
 //! from cached artifacts, and the memory a host takes on while 1,000 requests wait inside plugins
 //! at once (each plugin fetching from a slow server) against a native proxy doing the same, each in
-//! a process of its own. Needs the built plugins (`cargo xtask build-plugins`); run with `cargo
+//! a process of its own. With wrk installed, hello is also measured by wrk from a process of its
+//! own (native, fresh and warm servers each in a child process, alternating rounds). Needs the
+//! built plugins (`cargo xtask build-plugins`); run with `cargo
 //! bench -p autoflow-host --bench requests` (`AUTOFLOW_BENCH_TELEMETRY=logs|traces` to measure
 //! with logging or trace export on), or `cargo xtask bench` for the report.
 
@@ -54,6 +56,14 @@ const SLOW_REQUESTS: usize = 1_000;
 const SLOW_WAIT: Duration = Duration::from_secs(5);
 /// Set in the child processes of the memory scenario: `host` or `native`.
 const MEMORY_PROBE: &str = "AUTOFLOW_BENCH_MEMORY_PROBE";
+/// Set in the child processes the external load generator measures: one of `WRK_SIDES`.
+const SERVE: &str = "AUTOFLOW_BENCH_SERVE";
+/// What wrk measures, each in a process of its own: the native twin, then hello through a host
+/// with fresh and with warm instances.
+const WRK_SIDES: [&str; 3] = ["native", "fresh", "warm"];
+/// Rounds of wrk, alternating the sides; each side's median round by rate is reported.
+const WRK_ROUNDS: usize = 3;
+const WRK_DURATION: &str = "3s";
 const BENCH: &str = "requests";
 const BACKEND: &str = "SQLite + in-process cache";
 
@@ -378,6 +388,113 @@ fn probe_in_child(side: &str) -> f64 {
     stdout.lines().last().and_then(|line| line.trim().parse().ok()).expect("the probe prints its growth in MiB")
 }
 
+/// In a child process: serves `side`'s hello, prints its URL, and serves until it is killed.
+async fn serve_for_wrk(side: &str) {
+    let reuse = |_: &str, text: String| format!("{text}\n[limits]\nreuse = 1000\n");
+    let (app, _dirs) = serve(&["hello"], if side == "warm" { reuse } else { |_, text| text }).await;
+    let base = match side {
+        "native" => serve_native(app.auth().clone()).await,
+        _ => {
+            let base = format!("http://{}", app.local_addr());
+            tokio::spawn(app.run_until_stopped(std::future::pending()));
+            base
+        }
+    };
+    println!("{base}/api/hello/bench");
+    std::future::pending::<()>().await;
+}
+
+/// One wrk run: requests per second, and the median and 99th-percentile latency.
+struct WrkRun {
+    rate: f64,
+    latency: (Duration, Duration),
+}
+
+/// Runs wrk (one thread, `CONNECTIONS` connections) against `url` and reads its report.
+fn wrk(url: &str) -> WrkRun {
+    let connections = CONNECTIONS.to_string();
+    let output = std::process::Command::new("wrk")
+        .args(["--threads", "1", "--connections", &connections, "--duration", WRK_DURATION, "--latency", url])
+        .output()
+        .expect("running wrk");
+    let report = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success() && !report.contains("Non-2xx"), "wrk against {url} failed:\n{report}");
+    let value = |label: &str| {
+        let line = report.lines().find(|line| line.trim_start().starts_with(label)).expect(label);
+        line.trim_start()[label.len()..].trim().to_owned()
+    };
+    let duration = |text: String| {
+        let split = text.find(|c: char| c.is_ascii_alphabetic()).expect("a unit");
+        let (number, unit) = text.split_at(split);
+        let number: f64 = number.parse().expect("a latency");
+        let seconds = match unit {
+            "us" => number / 1e6,
+            "ms" => number / 1e3,
+            "s" => number,
+            other => panic!("wrk printed a latency in `{other}`"),
+        };
+        Duration::from_secs_f64(seconds)
+    };
+    WrkRun {
+        rate: value("Requests/sec:").parse().expect("a rate"),
+        latency: (duration(value("50%")), duration(value("99%"))),
+    }
+}
+
+/// hello measured by wrk, a load generator in a process of its own (as `wasmtime serve` and the
+/// other hosts are usually measured), beside the native twin in the same run: absolute rates
+/// without the in-process client's share of the cores. Skipped without wrk.
+fn external_client() {
+    if std::process::Command::new("wrk").arg("--version").output().is_err() {
+        println!("-- wrk is not installed: the external-client runs are skipped (`cargo xtask bench` installs it)");
+        return;
+    }
+    let mut servers: Vec<(std::process::Child, String)> = WRK_SIDES
+        .iter()
+        .map(|side| {
+            let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+                .arg("--bench")
+                .env(SERVE, side)
+                .stdout(std::process::Stdio::piped())
+                .spawn()
+                .unwrap();
+            let mut line = String::new();
+            std::io::BufRead::read_line(&mut std::io::BufReader::new(child.stdout.take().unwrap()), &mut line).unwrap();
+            (child, line.trim().to_owned())
+        })
+        .collect();
+    let mut runs: Vec<Vec<WrkRun>> = WRK_SIDES.iter().map(|_| Vec::new()).collect();
+    for _ in 0..WRK_ROUNDS {
+        for (side, (_, url)) in servers.iter().enumerate() {
+            runs[side].push(wrk(url));
+        }
+    }
+    for (child, _) in &mut servers {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    let median = |side: usize| {
+        let mut rounds: Vec<&WrkRun> = runs[side].iter().collect();
+        rounds.sort_by(|a, b| a.rate.total_cmp(&b.rate));
+        rounds[rounds.len() / 2]
+    };
+    let rate = |run: &WrkRun| Measured::Rate { per_second: run.rate, unit: "req/s", latency: Some(run.latency) };
+    let native = median(0);
+    println!(
+        "-- GET /api/hello/{{name}} under wrk ({CONNECTIONS} connections, a process of its own; median of {WRK_ROUNDS})"
+    );
+    report(&format!("native axum route: {:.0} req/s", native.rate), native.latency);
+    for (side, label, target) in
+        [(1, "fresh instance", None), (2, "warm instances", Some("≥ 60k req/s and ≥ 0.4 of native"))]
+    {
+        let ours = median(side);
+        report(&format!("through the host, {label}: {:.0} req/s", ours.rate), ours.latency);
+        println!("{:<58} wasm/native {:.2}", "", ours.rate / native.rate);
+        let scenario = format!("GET /api/hello/{{name}}, {label}, wrk {CONNECTIONS} connections");
+        record(BENCH, BACKEND, &scenario, rate(ours), Some(rate(native)), target);
+    }
+}
+
 async fn bench() {
     let exporter = telemetry().await;
     let (fresh, _fresh_dirs) = serve(&["hello"], |_, text| text).await;
@@ -405,6 +522,8 @@ async fn bench() {
         let echo = |base: &str| Call::Echo { url: format!("{base}/api/echo"), body: body.clone() };
         compare(&format!("POST /api/echo, {label} JSON"), echo(&fresh_url), echo(&native), [None, None]).await;
     }
+
+    tokio::task::spawn_blocking(external_client).await.unwrap();
 
     let took = start_up().await;
     println!(
@@ -436,6 +555,9 @@ async fn bench() {
 
 fn main() {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    if let Ok(side) = std::env::var(SERVE) {
+        return runtime.block_on(serve_for_wrk(&side));
+    }
     match std::env::var(MEMORY_PROBE) {
         Ok(side) => runtime.block_on(memory_probe(&side)),
         Err(_) => runtime.block_on(bench()),

@@ -21,6 +21,12 @@ pub const README_END: &str = "<!-- bench-report:end -->";
 pub fn run(root: &Path, cargo: &mut dyn FnMut() -> Command) -> Result<()> {
     let out_dir = root.join("bench");
     std::fs::create_dir_all(&out_dir)?;
+    // The requests bench measures hello under wrk too, a load generator in a process of its own.
+    if !crate::debian::has("wrk")
+        && let Err(error) = crate::debian::install("wrk")
+    {
+        eprintln!("xtask: the requests bench will skip its wrk runs: {error:#}");
+    }
     let lines = out_dir.join("report.jsonl");
     let _ = std::fs::remove_file(&lines);
     for bench in BENCHES {

@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 
 use crate::{status, target_dir};
 
@@ -48,23 +48,8 @@ fn chromium() -> Result<PathBuf> {
     if path.is_file() {
         return Ok(path);
     }
-    eprintln!("xtask: installing Debian's chromium for the console's browser test");
-    let install = || {
-        Command::new("apt-get")
-            .args(["install", "--yes", "--no-install-recommends", "chromium"])
-            .env("DEBIAN_FRONTEND", "noninteractive")
-            .status()
-            .is_ok_and(|status| status.success())
-    };
-    if !install() {
-        // A fresh machine may not have read the package lists yet.
-        status(Command::new("apt-get").arg("update"), "apt-get update")?;
-        if !install() {
-            bail!(
-                "`apt-get install chromium` failed: install Debian's chromium package, or name a Chromium in AUTOFLOW_CHROMIUM"
-            );
-        }
-    }
+    xtask::debian::install("chromium")
+        .context("the console's browser test needs Chromium; or name one in AUTOFLOW_CHROMIUM")?;
     Ok(path)
 }
 

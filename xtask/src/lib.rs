@@ -3,6 +3,7 @@
 //! the testkit's tests use this library to build a scaffolded plugin the way an author would.
 
 pub mod bench;
+pub mod debian;
 pub mod describe;
 pub mod plugins;
 pub mod scaffold;
