@@ -656,7 +656,8 @@ impl Database {
         Ok(on_pool!(self, pool => sqlx::query_as(sql).bind(id).fetch_optional(pool).await)?)
     }
 
-    /// Up to `limit` tasks matching `filter` with ids after `after`, in id (creation) order.
+    /// Up to `limit` tasks matching `filter` past the cursor `after`, in id (creation) order:
+    /// ids after it, or before it (an empty cursor: from the newest) when `filter.newest_first`.
     pub async fn tasks_page(&self, filter: &TaskFilter, after: &str, limit: u32) -> Result<Vec<TaskRow>, DbError> {
         let sql = if filter.newest_first { PAGE_NEWEST } else { PAGE };
         Ok(on_pool!(self, pool => sqlx::query_as(sql)
