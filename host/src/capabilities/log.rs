@@ -34,10 +34,10 @@ pub(super) fn add_to_linker(linker: &mut Linker<Instance>) -> wasmtime::Result<(
 impl wit::Host for PluginLog {
     fn log(&mut self, level: wit::Level, message: String, fields: Vec<(String, String)>) {
         let message = truncate(&message, MAX_MESSAGE);
-        let fields = fields_object(&fields);
+        // The fields are built only if the event is enabled: tracing evaluates them after its check.
         macro_rules! emit {
             ($level:expr) => {
-                tracing::event!(target: "autoflow::plugin", $level, fields = %fields, "{message}")
+                tracing::event!(target: "autoflow::plugin", $level, fields = %fields_object(&fields), "{message}")
             };
         }
         match level {
