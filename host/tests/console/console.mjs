@@ -218,6 +218,8 @@ try {
   });
 
   await step("signing in works from the keyboard alone", async () => {
+    // The form puts the cursor in its first field.
+    await admin.waitForFunction(() => document.activeElement && document.activeElement.type === "email", null, WAIT);
     await admin.keyboard.type(env("AUTOFLOW_CONSOLE_ADMIN"));
     await admin.keyboard.press("Tab");
     await admin.keyboard.type(password);

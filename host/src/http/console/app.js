@@ -178,7 +178,9 @@ async function signOut() {
     if (!(error instanceof ApiFailure) || error.status !== 401) notify(error.message, "error");
   }
   me = null;
-  location.hash = "#/sign-in";
+  // Replacing the address fires no hashchange: the form is drawn once, so nothing typed into it
+  // is lost to a second drawing.
+  history.replaceState(null, "", "#/sign-in");
   showSignIn();
   notify("Signed out.", "ok");
 }
@@ -536,16 +538,17 @@ function taskView(id) {
 
 const USER_PAGES = 10;
 
+/** The first USER_PAGES pages of users, and whether more follow. */
 async function allUsers() {
   const users = [];
   let cursor = "";
   for (let page = 0; page < USER_PAGES; page++) {
     const listing = await api("GET", "/api/users" + query({ limit: 100, cursor }));
     users.push(...listing.items);
-    if (!listing.nextCursor) break;
     cursor = listing.nextCursor;
+    if (!cursor) break;
   }
-  return users;
+  return { users, more: Boolean(cursor) };
 }
 
 function permissionsList(text) {
@@ -601,10 +604,11 @@ function usersView() {
   search.addEventListener("input", applySearch);
   show("Users", h("div", {}, createUserForm(), h("div", { role: "search" }, field("Search users", search))),
     allUsers,
-    (users) => {
+    ({ users, more }) => {
       const view = table("Users", ["Email", "Name", "Permissions", "Status", "Created", "Actions"], users.map(userRow));
       queueMicrotask(applySearch);
-      return view;
+      if (!more) return view;
+      return h("div", {}, h("p", { class: "more" }, `Showing the first ${users.length} users; search looks through these.`), view);
     });
 }
 
