@@ -148,6 +148,19 @@ pub enum Access {
     Internal,
 }
 
+impl Access {
+    /// The manifest's word for it (`access = "…"`): `public`, `authenticated`, `permissions` (the
+    /// `[access]` table's) or `internal`.
+    pub fn keyword(&self) -> &'static str {
+        match self {
+            Access::Public => "public",
+            Access::Authenticated => "authenticated",
+            Access::AnyOf(_) => "permissions",
+            Access::Internal => "internal",
+        }
+    }
+}
+
 impl Manifest {
     /// Whether the plugin handles tasks (a task plugin, or a feature declaring `[[tasks]]`).
     pub fn handles_tasks(&self) -> bool {

@@ -120,7 +120,8 @@ struct PluginView {
 struct RouteView {
     method: String,
     path: String,
-    /// `public`, `signed-in`, `internal`, or `any-of` the permissions listed.
+    /// As the manifest says it: `public`, `authenticated`, `internal`, or `permissions` (any of
+    /// those listed).
     access: &'static str,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     permissions: Vec<String>,
@@ -128,13 +129,11 @@ struct RouteView {
 
 impl RouteView {
     fn new(route: &RouteSpec) -> Self {
-        let (access, permissions) = match &route.access {
-            Access::Public => ("public", Vec::new()),
-            Access::Authenticated => ("signed-in", Vec::new()),
-            Access::AnyOf(permissions) => ("any-of", permissions.clone()),
-            Access::Internal => ("internal", Vec::new()),
+        let permissions = match &route.access {
+            Access::AnyOf(permissions) => permissions.clone(),
+            _ => Vec::new(),
         };
-        Self { method: route.method.clone(), path: route.path.clone(), access, permissions }
+        Self { method: route.method.clone(), path: route.path.clone(), access: route.access.keyword(), permissions }
     }
 }
 

@@ -271,7 +271,7 @@ fn plugin_operation(manifest: &Manifest, route: &RouteSpec) -> (String, Value) {
         "security": security,
         "responses": responses,
         "x-autoflow-plugin": manifest.name.as_str(),
-        "x-autoflow-access": access_name(&route.access),
+        "x-autoflow-access": route.access.keyword(),
     });
     if !description.is_empty() {
         value["description"] = json!(description);
@@ -293,15 +293,6 @@ fn plugin_operation(manifest: &Manifest, route: &RouteSpec) -> (String, Value) {
 
 fn tag_of(manifest: &Manifest) -> String {
     format!("plugin:{}", manifest.name)
-}
-
-fn access_name(access: &Access) -> &'static str {
-    match access {
-        Access::Public => "public",
-        Access::Authenticated => "authenticated",
-        Access::AnyOf(_) => "permissions",
-        Access::Internal => "internal",
-    }
 }
 
 /// A signed-in caller: a bearer token or the session cookie.

@@ -55,7 +55,7 @@ async fn the_listing_shows_what_each_plugin_is_granted_and_the_limits_it_runs_un
     let users = plugin("users");
     let listing =
         users["routes"].as_array().unwrap().iter().find(|r| r["method"] == "GET" && r["path"] == "/api/users");
-    assert_eq!(listing.unwrap()["access"], "any-of");
+    assert_eq!(listing.unwrap()["access"], "permissions");
     assert_eq!(listing.unwrap()["permissions"], serde_json::json!(["admin", "read:users"]));
     assert_eq!(users["capabilities"]["identity"], true);
     assert_eq!(users["capabilities"]["queue"], serde_json::json!(["send-email"]));

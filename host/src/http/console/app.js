@@ -268,7 +268,8 @@ async function route() {
 // Plugins
 
 function accessText(route) {
-  if (route.access === "any-of") return "any of: " + route.permissions.join(", ");
+  if (route.access === "permissions") return "any of: " + route.permissions.join(", ");
+  if (route.access === "authenticated") return "signed in";
   return route.access;
 }
 
